@@ -1,0 +1,148 @@
+"""Checkpoints: safetensors for tensors, JSON for everything else; atomic, verified, never pickled.
+
+One file holds the model, the optimizer state, every RNG state, the step counters and the resolved
+config. Loading executes nothing from the file: safetensors is a JSON header plus raw bytes.
+A SHA-256 over all tensor bytes, stored in the header, catches corruption that keeps the length.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save as st_save
+
+from .errors import UserError
+
+FORMAT = "mnistdiff-checkpoint-1"
+
+
+class CorruptCheckpoint(UserError):
+    """The file is truncated, altered, or not a mnistdiff checkpoint."""
+
+
+def _digest(tensors: dict[str, torch.Tensor]) -> str:
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name].detach().contiguous().reshape(-1)
+        h.update(name.encode())
+        h.update(str(t.dtype).encode())
+        h.update(t.view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def atomic_write_bytes(path: Path, payload: bytes) -> None:
+    """Write to a temporary file in the same directory, fsync, then rename over the target.
+
+    A reader (or a resumed run after kill -9) sees either the old file or the new one, never half.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as f:
+        f.write(payload)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)  # make the rename itself durable
+    finally:
+        os.close(dir_fd)
+
+
+def rng_state() -> dict:
+    """Global RNG states as JSON-able values (torch's goes in as a tensor, separately)."""
+    np_state = np.random.get_state()
+    return {
+        "numpy": [np_state[0], np_state[1].tolist(), int(np_state[2]), int(np_state[3]), float(np_state[4])],
+        "python": [random.getstate()[0], list(random.getstate()[1]), random.getstate()[2]],
+    }
+
+
+def set_rng_state(state: dict, torch_state: torch.Tensor | None) -> None:
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    if torch_state is not None:
+        torch.set_rng_state(torch_state)
+
+
+def optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+    """Split an optimizer state_dict into tensors (for safetensors) and JSON (the rest)."""
+    sd = opt.state_dict()
+    tensors, scalars = {}, {}
+    for idx, st in sd["state"].items():
+        for key, value in st.items():
+            if torch.is_tensor(value):
+                tensors[f"optim/{idx}/{key}"] = value
+            else:
+                scalars[f"{idx}/{key}"] = value
+    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
+
+
+def load_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+    state: dict[int, dict] = {}
+    for name, value in tensors.items():
+        if name.startswith("optim/"):
+            _, idx, key = name.split("/", 2)
+            state.setdefault(int(idx), {})[key] = value
+    for name, value in meta["scalars"].items():
+        idx, key = name.split("/", 1)
+        state.setdefault(int(idx), {})[key] = value
+    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+
+
+def save(path: Path, *, tensors: dict[str, torch.Tensor], config: dict, state: dict) -> None:
+    """Write one checkpoint atomically. `state` must be JSON-able (counters, RNG, optimizer groups)."""
+    tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    meta = {
+        "format": FORMAT,
+        "config": json.dumps(config, sort_keys=True),
+        "state": json.dumps(state, sort_keys=True),
+        "sha256": _digest(tensors),
+    }
+    atomic_write_bytes(Path(path), st_save(tensors, metadata=meta))
+
+
+def load(path: Path) -> tuple[dict[str, torch.Tensor], dict, dict]:
+    """-> (tensors, config dict, state dict); raises CorruptCheckpoint on any damage."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint {path} does not exist; train first or pass an existing --checkpoint")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise CorruptCheckpoint(f"checkpoint {path} is truncated or not a safetensors file ({e}); "
+                                "delete it or resume from another checkpoint") from None
+    if meta.get("format") != FORMAT:
+        raise CorruptCheckpoint(f"{path} is not a mnistdiff checkpoint (format {meta.get('format')!r})")
+    if _digest(tensors) != meta.get("sha256"):
+        raise CorruptCheckpoint(f"checkpoint {path} fails its SHA-256 check (the file was altered or "
+                                "damaged); delete it or resume from another checkpoint")
+    try:
+        return tensors, json.loads(meta["config"]), json.loads(meta["state"])
+    except (KeyError, ValueError) as e:
+        raise CorruptCheckpoint(f"checkpoint {path} has an unreadable header ({e})") from None
+
+
+def model_tensors(net: torch.nn.Module, prefix: str = "model/") -> dict[str, torch.Tensor]:
+    return {prefix + k: v for k, v in net.state_dict().items()}
+
+
+def load_model(net: torch.nn.Module, tensors: dict[str, torch.Tensor], prefix: str = "model/") -> None:
+    sd = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+    try:
+        net.load_state_dict(sd)
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()[0]
+        raise UserError(f"the checkpoint's weights do not fit the configured network ({first}); "
+                        "use the checkpoint's own config") from None

@@ -1,0 +1,150 @@
+"""The command line: each subcommand parses, calls the library, and returns an exit code."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+
+from . import config as C
+from .errors import UserError
+
+EXAMPLES = {
+    "train": """examples:
+  mnistdiff train --preset quick                       # ~6 min on 2 CPU cores, into runs/quick
+  mnistdiff train --preset ddpm-default --run runs/ddpm  # the report's Table 1.1, 100 epochs
+  mnistdiff train --preset ddpm-testing2 --subset 2000 --epochs 2 --run runs/try
+  mnistdiff train --config my.toml --lr 4e-4 --run runs/mine
+  mnistdiff train --resume runs/ddpm                   # continue an interrupted run
+  mnistdiff train --resume runs/ddpm --epochs 150      # ...or extend it
+""",
+    "sample": """examples:
+  mnistdiff sample runs/quick -n 64 --seed 1
+  mnistdiff sample runs/ddpm/checkpoints/best.safetensors -n 16 --out grid.png
+""",
+}
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2, no usage dump
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _add_config_flags(p: argparse.ArgumentParser) -> None:
+    defaults = C.Config()
+    for section, cls in C.SECTIONS.items():
+        group = p.add_argument_group(f"{section} config (defaults: the report's Table 1.1)")
+        for f in dataclasses.fields(cls):
+            value = getattr(getattr(defaults, section), f.name)
+            shown = ",".join(map(str, value)) if isinstance(value, tuple) else value
+            choices = f" {{{','.join(C.CHOICES[f.name])}}}" if f.name in C.CHOICES else ""
+            group.add_argument(f"--{f.name.replace('_', '-')}", dest=f"cfg_{f.name}", default=None,
+                               metavar=f.name.upper() if len(f.name) > 1 else f.name,
+                               help=f"{choices.strip()} (default: {shown})".strip())
+
+
+def _overrides(args) -> dict:
+    return {k[4:]: v for k, v in vars(args).items() if k.startswith("cfg_") and v is not None}
+
+
+def cmd_train(args) -> int:
+    from . import train as T
+
+    overrides = _overrides(args)
+    if args.resume:
+        run = Path(args.resume)
+        if not (run / "config.json").is_file():
+            raise UserError(f"{run} is not a run directory (no config.json); check the path given to --resume")
+        if args.preset or args.config or set(overrides) - {"epochs"}:
+            raise UserError("--resume takes the run's own config; only --epochs may be given with it")
+        cfg = C.apply(C.from_dict(C.load_file(run / "config.json")), overrides)
+    else:
+        cfg = C.preset(args.preset or "ddpm-default")
+        if args.config:
+            cfg = C.merge_file(cfg, C.load_file(args.config))
+        cfg = C.apply(cfg, overrides)
+        run = Path(args.run or f"runs/{args.preset or 'ddpm-default'}")
+    C.validate(cfg)
+    state = T.train(cfg, run, resume=bool(args.resume), data_dir=args.data_dir, progress=not args.quiet,
+                    sample_after=args.sample_after)
+    print(f"trained {run}: epoch {state.epoch}, step {state.step}", file=sys.stderr)
+    return 0
+
+
+def cmd_sample(args) -> int:
+    from .sample import sample_run
+
+    sample_run(args.run, n=args.n, seed=args.seed, which=args.checkpoint, sampler=args.sampler,
+               start=args.start, out=args.out, data_dir=args.data_dir, batch_size=args.batch_size)
+    return 0
+
+
+def cmd_presets(args) -> int:
+    base = C.Config().to_dict()
+    for name, (doc, _) in C.PRESETS.items():
+        cfg = C.preset(name).to_dict()
+        print(f"{name}\n  {doc}")
+        if args.verbose:
+            for section, values in cfg.items():
+                print("  " + section + ": " + ", ".join(f"{k}={v}" for k, v in values.items()))
+        else:
+            diff = {k: v for s in cfg for k, v in cfg[s].items() if base[s][k] != v}
+            print("  differs from Table 1.1: " + (", ".join(f"{k}={v}" for k, v in diff.items()) or "nothing"))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import priors, samplers
+
+    p = Parser(prog="mnistdiff", description="Train, sample, evaluate and report diffusion models on MNIST.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    t = sub.add_parser("train", help="train a model into a run directory", epilog=EXAMPLES["train"],
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    t.add_argument("--preset", choices=list(C.PRESETS), help="named configuration (default: ddpm-default)")
+    t.add_argument("--config", help="JSON or TOML config file applied over the preset")
+    t.add_argument("--run", help="run directory to create (default: runs/<preset>)")
+    t.add_argument("--resume", metavar="RUN", help="continue the run in this directory from its last checkpoint")
+    t.add_argument("--data-dir", help="MNIST directory (default: $MNISTDIFF_DATA, else ./data/mnist)")
+    t.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
+    t.add_argument("--sample-after", action="store_true", help="write 64 samples when training ends")
+    _add_config_flags(t)
+    t.set_defaults(fn=cmd_train)
+
+    s = sub.add_parser("sample", help="generate images from a trained run or checkpoint",
+                       epilog=EXAMPLES["sample"], formatter_class=argparse.RawDescriptionHelpFormatter)
+    s.add_argument("run", help="run directory or checkpoint file")
+    s.add_argument("-n", type=int, default=64, help="number of images (default: 64)")
+    s.add_argument("--seed", type=int, default=0, help="sampling seed (default: 0)")
+    s.add_argument("--checkpoint", default="last", choices=["last", "best", "prev"],
+                   help="which checkpoint of a run (default: last)")
+    s.add_argument("--sampler", choices=list(samplers.SAMPLERS), help="default: the process's own")
+    s.add_argument("--start", choices=list(priors.STARTS), help="starting point x_T (default: the process's own)")
+    s.add_argument("--out", help="PNG path (default: RUN/samples/sample-<sampler>-n<N>-seed<S>.png)")
+    s.add_argument("--batch-size", type=int, default=500, help="images per sampling batch (default: 500)")
+    s.add_argument("--data-dir", help="MNIST directory, for starts that use real images")
+    s.set_defaults(fn=cmd_sample)
+
+    pr = sub.add_parser("presets", help="list the named configurations")
+    pr.add_argument("-v", "--verbose", action="store_true", help="show every value")
+    pr.set_defaults(fn=cmd_presets)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.fn(args)
+    except UserError as e:
+        print(f"mnistdiff: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("mnistdiff: interrupted; a training run continues with `mnistdiff train --resume RUN`",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

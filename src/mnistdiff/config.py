@@ -1,0 +1,216 @@
+"""One typed config (model / process / train), named presets, validation, (de)serialisation.
+
+The resolved config is written to every run directory and every checkpoint, so `sample` and
+`evaluate` rebuild everything from a checkpoint alone. Unknown keys are errors, never ignored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import UserError
+
+
+@dataclass
+class ModelConfig:
+    net: str = "cnn"  # network architecture (nets.build)
+    hidden: tuple[int, ...] = (16, 32, 32, 16)  # channels of the CNN blocks
+    act: str = "gelu"  # activation: gelu, relu, elu, silu
+
+
+@dataclass
+class ProcessConfig:
+    degradation: str = "gaussian"  # gaussian (DDPM) or a cold degradation
+    T: int = 1000  # number of timesteps (cold averaging: set by the image size and group)
+    schedule: str = "linear"  # beta schedule for gaussian: linear (the report) or cosine
+    beta1: float = 1e-4  # first beta of the linear schedule
+    beta2: float = 0.02  # last beta of the linear schedule
+    prediction: str = "eps"  # what the net predicts: eps (DDPM) or x0 (cold diffusion)
+    loss: str = "mse"  # mse (the report) or l1 (Bansal et al.)
+    order: str = "random"  # cold averaging: random, outside-in, inside-out
+    group: int = 1  # cold averaging: rows/columns per step (must divide 28)
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 100
+    batch_size: int = 128
+    lr: float = 2e-4
+    seed: int = 0
+    subset: int = 0  # train on this many images (deterministic with the seed); 0 = all 60,000
+    sample_epochs: tuple[int, ...] = (1, 20, 40, 60)  # epochs whose 4x4 grid is saved (the last always)
+    checkpoint_every: int = 0  # also checkpoint every this many steps inside an epoch (0: epoch ends only)
+    precision: str = "fp32"  # fp32 or bf16 (autocast, fp32 master weights)
+    threads: int = 0  # torch CPU threads (0: torch's default)
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    process: ProcessConfig = field(default_factory=ProcessConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+
+SECTIONS = {"model": ModelConfig, "process": ProcessConfig, "train": TrainConfig}
+# Field name -> section; names are unique across sections, so CLI flags can be flat (--lr, --T).
+FIELD_SECTION = {f.name: s for s, cls in SECTIONS.items() for f in dataclasses.fields(cls)}
+CHOICES = {
+    "net": ("cnn",),
+    "act": ("gelu", "relu", "elu", "silu"),
+    "degradation": ("gaussian",),
+    "schedule": ("linear", "cosine"),
+    "prediction": ("eps", "x0"),
+    "loss": ("mse", "l1"),
+    "order": ("random", "outside-in", "inside-out"),
+    "precision": ("fp32", "bf16"),
+}
+
+
+def field_type(name: str):
+    cls = SECTIONS[FIELD_SECTION[name]]
+    return typing.get_type_hints(cls)[name]
+
+
+def parse_value(name: str, value):
+    """Coerce a CLI string or a JSON/TOML value to the field's type, with a one-line error."""
+    typ = field_type(name)
+    try:
+        if typ is tuple[int, ...]:
+            if isinstance(value, str):
+                value = [v for v in value.replace(" ", "").split(",") if v]
+            return tuple(int(v) for v in value)
+        if typ is bool:
+            if isinstance(value, str):
+                if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError
+                return value.lower() in ("true", "1", "yes")
+            return bool(value)
+        if typ is int and isinstance(value, float) and not value.is_integer():
+            raise ValueError
+        if typ is int and isinstance(value, str):
+            return int(float(value)) if "e" in value.lower() else int(value)
+        return typ(value)
+    except (TypeError, ValueError):
+        raise UserError(f"{name}={value!r} is not a valid {getattr(typ, '__name__', typ)}; "
+                        f"see `mnistdiff train --help`") from None
+
+
+def apply(cfg: Config, overrides: dict) -> Config:
+    """A copy of cfg with flat {field: value} overrides applied; unknown fields are errors."""
+    out = from_dict(cfg.to_dict())
+    for name, value in overrides.items():
+        if name not in FIELD_SECTION:
+            raise UserError(f"unknown config key {name!r}; valid keys: {', '.join(sorted(FIELD_SECTION))}")
+        setattr(getattr(out, FIELD_SECTION[name]), name, parse_value(name, value))
+    return out
+
+
+def from_dict(d: dict) -> Config:
+    """Nested {section: {field: value}} (as saved in config.json) -> Config; unknown keys are errors."""
+    if not isinstance(d, dict):
+        raise UserError("a config must be a mapping of sections (model, process, train)")
+    cfg = Config()
+    for section, values in d.items():
+        if section not in SECTIONS:
+            raise UserError(f"unknown config section {section!r}; valid sections: {', '.join(SECTIONS)}")
+        if not isinstance(values, dict):
+            raise UserError(f"config section {section!r} must be a table of keys")
+        for name, value in values.items():
+            if FIELD_SECTION.get(name) != section:
+                valid = ", ".join(f.name for f in dataclasses.fields(SECTIONS[section]))
+                raise UserError(f"unknown config key {section}.{name}; valid keys in {section}: {valid}")
+            setattr(getattr(cfg, section), name, parse_value(name, value))
+    return cfg
+
+
+def load_file(path: str | Path) -> dict:
+    """Read a config file (.json or .toml) as a nested dict; sections may also be given flat."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise UserError(f"cannot read config file {path}: {e.strerror}") from None
+    try:
+        d = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+    except (ValueError, tomllib.TOMLDecodeError) as e:
+        raise UserError(f"config file {path} is not valid {path.suffix.lstrip('.') or 'JSON'}: {e}") from None
+    return d
+
+
+def merge_file(cfg: Config, d: dict) -> Config:
+    """Apply a config file: nested sections, or flat keys, or both."""
+    flat = {}
+    for key, value in d.items():
+        if key in SECTIONS and isinstance(value, dict):
+            for name, v in value.items():
+                if FIELD_SECTION.get(name) != key:
+                    raise UserError(f"unknown config key {key}.{name} in config file")
+                flat[name] = v
+        else:
+            flat[key] = value
+    return apply(cfg, flat)
+
+
+def validate(cfg: Config) -> Config:
+    """Refuse impossible values with a message that says how to fix them."""
+    m, p, t = cfg.model, cfg.process, cfg.train
+    for name in CHOICES:
+        value = getattr(getattr(cfg, FIELD_SECTION[name]), name)
+        if value not in CHOICES[name]:
+            raise UserError(f"unknown {name} {value!r}; choose one of: {', '.join(CHOICES[name])}")
+    if not m.hidden or any(h <= 0 for h in m.hidden):
+        raise UserError(f"hidden={','.join(map(str, m.hidden)) or '(empty)'} must list positive channel "
+                        "counts, e.g. --hidden 16,32,32,16")
+    if p.T < 1:
+        raise UserError(f"T={p.T} must be at least 1 (the report uses --T 1000)")
+    if not (0 < p.beta1 < 1 and 0 < p.beta2 < 1):
+        raise UserError(f"betas ({p.beta1}, {p.beta2}) must lie in (0, 1), e.g. --beta1 1e-4 --beta2 0.02")
+    if p.beta1 >= p.beta2:
+        raise UserError(f"beta1={p.beta1} must be smaller than beta2={p.beta2}")
+    if p.group < 1 or 28 % p.group:
+        raise UserError(f"group={p.group} must divide 28 (1, 2, 4, 7, 14 or 28)")
+    if not t.lr > 0:
+        raise UserError(f"lr={t.lr} must be positive, e.g. --lr 2e-4")
+    if t.batch_size <= 0:
+        raise UserError(f"batch_size={t.batch_size} must be positive, e.g. --batch-size 128")
+    if t.epochs < 1:
+        raise UserError(f"epochs={t.epochs} must be at least 1")
+    if t.subset < 0:
+        raise UserError(f"subset={t.subset} must be 0 (all images) or a positive count")
+    if t.checkpoint_every < 0 or t.threads < 0:
+        raise UserError("checkpoint_every and threads must be >= 0")
+    return cfg
+
+
+# -- presets ---------------------------------------------------------------------------------------
+
+def _preset(doc: str, **overrides) -> tuple[str, dict]:
+    return doc, overrides
+
+
+PRESETS: dict[str, tuple[str, dict]] = {
+    "ddpm-default": _preset("The report's Table 1.1: DDPM, linear betas (1e-4, 0.02), T=1000, lr 2e-4, "
+                            "CNN (16,32,32,16), batch 128, GELU, 100 epochs"),
+    "ddpm-testing2": _preset("The report's Table 1.2 ('testing2'): as ddpm-default with T=1500 and lr 4e-4",
+                             T=1500, lr=4e-4),
+    "quick": _preset("The seed's DDPM and CNN sized for `make run`: 3 epochs on all 60k images "
+                     "at lr 1e-3 (about 6 minutes on 2 CPU cores)",
+                     epochs=3, lr=1e-3, sample_epochs=(1, 2)),
+}
+
+
+def preset(name: str) -> Config:
+    if name not in PRESETS:
+        raise UserError(f"unknown preset {name!r}; `mnistdiff presets` lists them: {', '.join(PRESETS)}")
+    return apply(Config(), PRESETS[name][1])

@@ -1,0 +1,9 @@
+"""The one exception type the CLI turns into a one-line message and exit code 2."""
+
+
+class UserError(Exception):
+    """Bad input from the user: the message says what is wrong and how to fix it.
+
+    The CLI prints it as one line and exits with code 2; library callers can catch it.
+    Raise it before anything is written, so a refused command never loses earlier work.
+    """

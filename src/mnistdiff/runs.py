@@ -1,0 +1,144 @@
+"""The run directory: creation without clobbering, a lock, the metrics log and checkpoint files.
+
+    RUN/config.json  metrics.jsonl  samples/  figures/  checkpoints/{last,prev,best}.safetensors
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+from contextlib import contextmanager
+from pathlib import Path
+
+from . import checkpoint
+from .errors import UserError
+
+CKPT_DIR = "checkpoints"
+
+
+def create(run: Path, config_json: str) -> None:
+    """Make a new run directory; refuse (before writing anything) if one is already there."""
+    if run.exists() and (not run.is_dir() or any(run.iterdir())):
+        raise UserError(f"run directory {run} already exists; continue it with `mnistdiff train --resume {run}` "
+                        "or choose another --run")
+    try:
+        run.mkdir(parents=True, exist_ok=True)
+        for sub in ("samples", "figures", CKPT_DIR):
+            (run / sub).mkdir(exist_ok=True)
+        checkpoint.atomic_write_bytes(run / "config.json", config_json.encode())
+    except OSError as e:
+        raise UserError(f"cannot write to {run} ({e.strerror}); choose a writable --run directory") from None
+
+
+def ensure_writable(directory: Path) -> None:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        probe = directory / f".write-probe-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise UserError(f"cannot write to {directory} ({e.strerror}); choose a writable directory") from None
+
+
+@contextmanager
+def locked(run: Path):
+    """Hold an exclusive lock on RUN/.lock for the life of a training process.
+
+    flock is released by the kernel when the process dies (even by SIGKILL), so a crashed
+    run never leaves a stale lock behind.
+    """
+    try:
+        fd = os.open(run / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise UserError(f"cannot write to {run} ({e.strerror}); choose a writable --run directory") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            if e.errno in (errno.EAGAIN, errno.EACCES):
+                holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+                raise UserError(f"run directory {run} is in use by another training process (pid {holder}); "
+                                "wait for it to finish or choose another --run") from None
+            raise
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)
+
+
+class MetricsLog:
+    """metrics.jsonl: one JSON object a line, each with a 'type' and the global 'step'.
+
+    On resume the log is cut back to the checkpoint's step, so rows written after the last
+    checkpoint (and redone after a kill) appear once: the log of a resumed run equals an
+    uninterrupted one.
+    """
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._f = None
+
+    def truncate_to(self, step: int) -> None:
+        if not self.path.exists():
+            return
+        keep = [line for line in self.path.read_text().splitlines(keepends=True)
+                if line.endswith("\n") and json.loads(line).get("step", 0) <= step]
+        checkpoint.atomic_write_bytes(self.path, "".join(keep).encode())
+
+    def write(self, **row) -> None:
+        if self._f is None:
+            self._f = open(self.path, "a")
+        self._f.write(json.dumps(row) + "\n")
+
+    def flush(self) -> None:
+        if self._f is not None:
+            self._f.flush()
+            os.fsync(self._f.fileno())
+
+    def close(self) -> None:
+        if self._f is not None:
+            self.flush()
+            self._f.close()
+            self._f = None
+
+
+def read_metrics(run: Path) -> list[dict]:
+    path = Path(run) / "metrics.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def checkpoint_path(run: Path, which: str = "last") -> Path:
+    return Path(run) / CKPT_DIR / f"{which}.safetensors"
+
+
+def load_latest(run: Path, *, warn=print):
+    """Newest good checkpoint of a run: last, else prev (after a kill mid-rotation or a corrupt last)."""
+    errors = []
+    for which in ("last", "prev"):
+        path = checkpoint_path(run, which)
+        if not path.exists():
+            continue
+        try:
+            return path, checkpoint.load(path)
+        except checkpoint.CorruptCheckpoint as e:
+            errors.append(str(e))
+            warn(f"warning: {e}; falling back to the previous checkpoint")
+    if errors:
+        raise UserError(f"no usable checkpoint in {run}: {errors[-1]}")
+    raise UserError(f"{run} has no checkpoint yet; start it anew with `mnistdiff train --run {run}` "
+                    "after removing the directory")
+
+
+def save_rotating(run: Path, **kwargs) -> None:
+    """Write last.safetensors, keeping the previous one as prev.safetensors."""
+    last, prev = checkpoint_path(run, "last"), checkpoint_path(run, "prev")
+    tmp = last.with_name("next.safetensors")
+    checkpoint.save(tmp, **kwargs)
+    if last.exists():
+        os.replace(last, prev)
+    os.replace(tmp, last)

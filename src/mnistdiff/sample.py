@@ -1,0 +1,83 @@
+"""Rebuild a trained model from a checkpoint alone and generate images from it."""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import checkpoint, config as C, data, degradations, nets, plots, priors, runs, samplers
+from .errors import UserError
+
+
+def load_trained(target: str | Path, which: str = "last"):
+    """(cfg, net in eval mode, degradation) from a run directory or a checkpoint file."""
+    target = Path(target)
+    if target.is_dir():
+        if not (target / runs.CKPT_DIR).is_dir():
+            raise UserError(f"{target} is not a mnistdiff run directory (no checkpoints/); pass a run "
+                            "made by `mnistdiff train` or a checkpoint file")
+        path = runs.checkpoint_path(target, which)
+        if which == "last" and not path.exists():
+            path, (tensors, cfg_dict, _) = runs.load_latest(target, warn=lambda m: print(m, file=sys.stderr))
+        else:
+            tensors, cfg_dict, _ = checkpoint.load(path)
+    else:
+        tensors, cfg_dict, _ = checkpoint.load(target)
+    cfg = C.validate(C.from_dict(cfg_dict))
+    net = nets.build(cfg.model)
+    checkpoint.load_model(net, tensors)
+    net.eval()
+    return cfg, net, degradations.build(cfg.process)
+
+
+def generate(net, degradation, cfg: C.Config, n: int, *, seed: int = 0, sampler: str | None = None,
+             start: str | None = None, batch_size: int = 500, run: Path | None = None, data_dir=None,
+             progress: bool = False) -> torch.Tensor:
+    """n images as uint8 (n, 28, 28); the same seed and batch size give the same images."""
+    if n <= 0:
+        raise UserError(f"sample count {n} must be positive, e.g. -n 64")
+    sampler = sampler or samplers.default_sampler(cfg)
+    start = start or priors.default_start(cfg)
+    if sampler not in samplers.SAMPLERS:
+        raise UserError(f"unknown sampler {sampler!r}; choose one of: {', '.join(samplers.SAMPLERS)}")
+    if start not in priors.STARTS:
+        raise UserError(f"unknown start {start!r}; choose one of: {', '.join(priors.STARTS)}")
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for i in range(0, n, batch_size):
+        m = min(batch_size, n - i)
+        x_T = priors.draw(start, degradation, m, generator=g, run=run, data_dir=data_dir)
+        out.append(data.to_uint8(samplers.SAMPLERS[sampler](net, degradation, x_T, generator=g)[:, 0]))
+        if progress:
+            print(f"sampled {i + m}/{n}", file=sys.stderr)
+    return torch.cat(out)
+
+
+def sample_run(run: str | Path, *, n: int = 64, seed: int = 0, which: str = "last", sampler: str | None = None,
+               start: str | None = None, out: str | Path | None = None, data_dir=None,
+               batch_size: int = 500) -> Path:
+    """Write N samples of a run as a PNG grid and a uint8 .npy array; returns the PNG path."""
+    if n <= 0:
+        raise UserError(f"sample count {n} must be positive, e.g. -n 64")
+    run = Path(run)
+    cfg, net, degradation = load_trained(run, which)
+    sampler = sampler or samplers.default_sampler(cfg)
+    run_dir = run if run.is_dir() else run.parent.parent
+    png = Path(out) if out else run_dir / "samples" / f"sample-{sampler}-n{n}-seed{seed}.png"
+    if png.suffix != ".png":
+        png = png.with_suffix(".png")
+    npy = png.with_suffix(".npy")
+    for p in (png, npy):
+        if p.exists():
+            raise UserError(f"{p} already exists; pass another --out or --seed (nothing was overwritten)")
+    runs.ensure_writable(png.parent)
+    images = generate(net, degradation, cfg, n, seed=seed, sampler=sampler, start=start, run=run_dir,
+                      data_dir=data_dir, batch_size=batch_size)
+    plots.save_grid(images, png, nrow=math.ceil(math.sqrt(n)))
+    np.save(npy, images.numpy())
+    print(f"wrote {png} and {npy} ({n} images, sampler {sampler}, seed {seed})", file=sys.stderr)
+    return png

@@ -1,0 +1,197 @@
+"""The training loop: one loop for every process (DDPM or cold), with exact resume.
+
+Determinism: the data order of epoch e is a function of (seed, e); timesteps and noise come from a
+generator reseeded at each epoch start and saved in mid-epoch checkpoints. So a run killed at any
+moment and resumed from its last checkpoint replays exactly what an uninterrupted run would do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from . import checkpoint, config as C, data, degradations, losses, nets, plots, priors, runs, samplers
+from .errors import UserError
+
+GRID_SEED_OFFSET = 12_345  # the grid's fixed noise: same images at every epoch for comparison
+
+
+class NonFiniteLoss(UserError):
+    pass
+
+
+@dataclass
+class State:
+    epoch: int = 0  # epochs completed
+    step: int = 0  # optimizer steps completed (global)
+    step_in_epoch: int = 0  # steps of the current, unfinished epoch
+    epoch_loss_sum: float = 0.0
+    best_loss: float = math.inf
+
+
+def set_threads(cfg: C.Config) -> None:
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+
+
+def build(cfg: C.Config):
+    """(net, degradation) from a config: the only place training and sampling construct them."""
+    torch.manual_seed(cfg.train.seed)
+    return nets.build(cfg.model), degradations.build(cfg.process)
+
+
+def autocast(cfg: C.Config):
+    if cfg.train.precision == "bf16":
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def training_images(cfg: C.Config, data_dir) -> torch.Tensor:
+    split = data.load_split("train", data_dir)
+    idx = data.subset_indices(len(split), cfg.train.subset, cfg.train.seed)
+    return split.images[idx]
+
+
+def _train_generator(seed: int, epoch: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed * 7_919 + epoch + 1)
+
+
+def save_checkpoint(run: Path, cfg: C.Config, net, opt, state: State, gen: torch.Generator) -> None:
+    opt_tensors, opt_meta = checkpoint.optimizer_tensors(opt)
+    tensors = {**checkpoint.model_tensors(net), **opt_tensors,
+               "rng/torch": torch.get_rng_state(), "rng/train": gen.get_state()}
+    meta = {**vars(state), "optimizer": opt_meta, "rng": checkpoint.rng_state()}
+    runs.save_rotating(run, tensors=tensors, config=cfg.to_dict(), state=meta)
+
+
+def _resumable_part(cfg: C.Config) -> dict:
+    """The config minus what a resume may change (only the number of epochs)."""
+    d = cfg.to_dict()
+    d["train"].pop("epochs")
+    return d
+
+
+def restore(run: Path, cfg: C.Config, net, opt) -> tuple[State, torch.Generator]:
+    path, (tensors, saved_cfg, meta) = runs.load_latest(run, warn=lambda m: print(m, file=sys.stderr))
+    if _resumable_part(C.from_dict(saved_cfg)) != _resumable_part(cfg):
+        raise UserError(f"checkpoint {path} was made with a different configuration than {run}/config.json; "
+                        "resume with the run's own config (only --epochs may change)")
+    checkpoint.load_model(net, tensors)
+    checkpoint.load_optimizer(opt, tensors, meta["optimizer"])
+    checkpoint.set_rng_state(meta["rng"], tensors["rng/torch"])
+    gen = torch.Generator()
+    gen.set_state(tensors["rng/train"])
+    state = State(**{k: meta[k] for k in vars(State())})
+    return state, gen
+
+
+def train(cfg: C.Config, run: Path, *, resume: bool = False, data_dir=None, progress: bool = True,
+          sample_after: bool = False, stop_after_steps: int | None = None) -> State:
+    """Train cfg into the run directory `run` (new, or resumed from its last checkpoint)."""
+    C.validate(cfg)
+    run = Path(run)
+    images = training_images(cfg, data_dir)  # data errors surface before anything is written
+    if not resume:
+        runs.create(run, cfg.to_json())
+    with runs.locked(run):
+        return _train_locked(cfg, run, images, resume, progress, sample_after, stop_after_steps)
+
+
+def _train_locked(cfg, run, images, resume, progress, sample_after, stop_after_steps) -> State:
+    set_threads(cfg)
+    tc = cfg.train
+    net, degradation = build(cfg)
+    opt = torch.optim.Adam(net.parameters(), lr=tc.lr)
+    log = runs.MetricsLog(run / "metrics.jsonl")
+    if resume:
+        state, gen = restore(run, cfg, net, opt)
+        log.truncate_to(state.step)
+        C.validate(cfg)
+        (run / "config.json").write_text(cfg.to_json())  # --epochs may have been extended
+    else:
+        state, gen = State(), _train_generator(tc.seed, 0)
+        log.write(type="start", step=0, n_train=int(images.shape[0]), parameters=nets.count_parameters(net))
+    n, bs = images.shape[0], tc.batch_size
+    steps_per_epoch = math.ceil(n / bs)
+    last_epoch_done = state.epoch
+    try:
+        for epoch in range(state.epoch + 1, tc.epochs + 1):
+            perm = data.epoch_permutation(n, tc.seed, epoch)
+            if state.step_in_epoch == 0:
+                gen = _train_generator(tc.seed, epoch)
+                state.epoch_loss_sum = 0.0
+            bar = tqdm(total=steps_per_epoch, initial=state.step_in_epoch, disable=not progress,
+                       desc=f"epoch {epoch}/{tc.epochs}", unit="step", file=sys.stderr, leave=False)
+            t0, seen = time.perf_counter(), 0
+            net.train()
+            for k in range(state.step_in_epoch, steps_per_epoch):
+                x0 = data.to_model_range(images[perm[k * bs:(k + 1) * bs]])
+                t = torch.randint(1, degradation.T + 1, (x0.shape[0],), generator=gen)
+                noise = torch.randn(x0.shape, generator=gen)
+                with autocast(cfg):
+                    loss = losses.diffusion_loss(net, degradation, x0, t, noise,
+                                                 prediction=cfg.process.prediction, norm=cfg.process.loss).mean()
+                value = loss.item()
+                if not math.isfinite(value):
+                    log.write(type="event", event="nonfinite_loss", epoch=epoch, step=state.step + 1, loss=str(value))
+                    log.flush()
+                    raise NonFiniteLoss(f"loss became {value} at epoch {epoch}, step {state.step + 1}; the last good "
+                                        f"checkpoint is kept in {run / 'checkpoints'}; lower --lr and resume")
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                state.step += 1
+                state.step_in_epoch = k + 1
+                state.epoch_loss_sum += value
+                seen += x0.shape[0]
+                log.write(type="iter", epoch=epoch, step=state.step, loss=value)
+                bar.update(1)
+                bar.set_postfix(loss=f"{value:.4f}", img_s=f"{seen / (time.perf_counter() - t0):.0f}")
+                if tc.checkpoint_every and state.step % tc.checkpoint_every == 0 and k + 1 < steps_per_epoch:
+                    log.flush()
+                    save_checkpoint(run, cfg, net, opt, state, gen)
+                if stop_after_steps is not None and state.step >= stop_after_steps:
+                    return state
+            bar.close()
+            elapsed = time.perf_counter() - t0
+            mean = state.epoch_loss_sum / steps_per_epoch
+            log.write(type="epoch", epoch=epoch, step=state.step, loss_mean=mean,
+                      time_s=elapsed, images_per_s=seen / max(elapsed, 1e-9))
+            if epoch in tc.sample_epochs or epoch == tc.epochs:
+                save_epoch_grid(cfg, net, degradation, run / "samples" / f"epoch_{epoch:04d}.png")
+            state.epoch, state.step_in_epoch = epoch, 0
+            is_best = mean < state.best_loss
+            state.best_loss = min(state.best_loss, mean)
+            log.flush()
+            save_checkpoint(run, cfg, net, opt, state, gen)
+            if is_best:
+                checkpoint.atomic_write_bytes(runs.checkpoint_path(run, "best"),
+                                              runs.checkpoint_path(run, "last").read_bytes())
+            plots.loss_figure(runs.read_metrics(run), run / "figures" / "loss.png")
+            last_epoch_done = epoch
+            if progress:
+                print(f"epoch {epoch}/{tc.epochs}: mean loss {mean:.5f}, {seen / elapsed:.0f} images/s, "
+                      f"{elapsed:.1f} s", file=sys.stderr)
+    finally:
+        log.close()
+    if sample_after and last_epoch_done == tc.epochs:
+        from .sample import sample_run
+        sample_run(run, n=64, seed=tc.seed)
+    return state
+
+
+def save_epoch_grid(cfg: C.Config, net, degradation, path: Path) -> None:
+    """A 4x4 grid from the same fixed noise at every epoch (the report's Figs 1.3, 1.8)."""
+    net.eval()
+    g = torch.Generator().manual_seed(cfg.train.seed + GRID_SEED_OFFSET)
+    x_T = priors.draw(priors.default_start(cfg), degradation, 16, generator=g, run=path.parent.parent)
+    x0 = samplers.SAMPLERS[samplers.default_sampler(cfg)](net, degradation, x_T, generator=g)
+    plots.save_grid(data.to_uint8(x0[:, 0]), path, nrow=4)
+    net.train()
