@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export MNISTDIFF_DATA ?= $(CURDIR)/../shared/data/mnist
 
-.PHONY: run test venv clean bench
+.PHONY: run test venv clean bench browser
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -20,7 +20,13 @@ venv: $(STAMP)
 run: $(STAMP)
 	$(BIN)/mnistdiff train --preset quick --run runs/quick --sample-after
 
-test: $(STAMP)
+# tests/test_report.py opens the HTML report in headless Chromium: Debian's package, installed when missing (as root).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+	  echo "warning: chromium is missing and could not be installed (as root: apt-get install chromium)"
+
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 bench: $(STAMP)

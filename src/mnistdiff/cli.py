@@ -23,6 +23,17 @@ EXAMPLES = {
   mnistdiff sample runs/quick -n 64 --seed 1
   mnistdiff sample runs/ddpm/checkpoints/best.safetensors -n 16 --out grid.png
 """,
+    "experiment": """examples:
+  mnistdiff experiment report-study-quick              # the report's runs, small: ~30 min on 2 CPU cores
+  mnistdiff experiment report-study --runs runs/full   # the report's runs at full length (days on a CPU)
+  mnistdiff experiment ddpm-default ddpm-testing2      # presets by name, one run each
+  mnistdiff experiment my-plan.toml --dry-run          # what would run, skip or resume
+  (re-running a plan skips finished runs and resumes interrupted ones)
+""",
+    "report": """examples:
+  mnistdiff report runs/* -o report                    # report/index.html and report/report.md
+  mnistdiff report runs/ddpm-default runs/ddpm-testing2 -o cmp --grid-epochs 1,20,40,60
+""",
 }
 
 
@@ -80,6 +91,24 @@ def cmd_sample(args) -> int:
     return 0
 
 
+def cmd_experiment(args) -> int:
+    from . import experiment as X
+
+    plan = X.resolve(args.plan)
+    done = X.run_plan(plan, args.runs, data_dir=args.data_dir, progress=not args.quiet, dry_run=args.dry_run)
+    for name, action, seconds in done:
+        print(f"{name}: {action}, {seconds:.0f} s", file=sys.stderr)
+    return 0
+
+
+def cmd_report(args) -> int:
+    from .report import write_report
+
+    epochs = list(C.parse_value("sample_epochs", args.grid_epochs)) if args.grid_epochs else None
+    print(f"wrote {write_report(args.runs, args.out, grid_epochs=epochs)}", file=sys.stderr)
+    return 0
+
+
 def cmd_presets(args) -> int:
     base = C.Config().to_dict()
     for name, (doc, _) in C.PRESETS.items():
@@ -125,6 +154,22 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--batch-size", type=int, default=500, help="images per sampling batch (default: 500)")
     s.add_argument("--data-dir", help="MNIST directory, for starts that use real images")
     s.set_defaults(fn=cmd_sample)
+
+    x = sub.add_parser("experiment", help="train (and evaluate) a plan of runs; skips finished, resumes interrupted",
+                       epilog=EXAMPLES["experiment"], formatter_class=argparse.RawDescriptionHelpFormatter)
+    x.add_argument("plan", nargs="+", help="plan file (.toml), shipped plan name, or preset name")
+    x.add_argument("--runs", default="runs", help="folder of the run directories (default: runs)")
+    x.add_argument("--data-dir", help="MNIST directory (default: $MNISTDIFF_DATA, else ./data/mnist)")
+    x.add_argument("--dry-run", action="store_true", help="only say what each run would do")
+    x.add_argument("--quiet", action="store_true", help="no progress bars")
+    x.set_defaults(fn=cmd_experiment)
+
+    r = sub.add_parser("report", help="build a self-contained HTML report (and Markdown twin) from run directories",
+                       epilog=EXAMPLES["report"], formatter_class=argparse.RawDescriptionHelpFormatter)
+    r.add_argument("runs", nargs="+", metavar="RUN", help="run directories")
+    r.add_argument("-o", "--out", default="report", help="output folder (default: report)")
+    r.add_argument("--grid-epochs", help="comma-separated epochs whose sample grids to show (default: all saved)")
+    r.set_defaults(fn=cmd_report)
 
     pr = sub.add_parser("presets", help="list the named configurations")
     pr.add_argument("-v", "--verbose", action="store_true", help="show every value")

@@ -1,0 +1,254 @@
+"""`mnistdiff report RUN... -o DIR`: the study as one self-contained HTML page plus a Markdown twin.
+
+Everything comes from the run directories (config.json, metrics.jsonl, samples/, figures/, eval/),
+so a report can be rebuilt at any time without re-running anything. Whatever a run lacks is shown
+as "not measured", never as an empty plot.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import __version__, config as C, report_figures as F, report_metrics as M, runs as R
+from .errors import UserError
+from .report_render import Gallery, Heading, Image, Missing, Table, Text, to_html, to_markdown
+
+MARKER = ".mnistdiff-report"  # written into every report folder: only those may be overwritten
+MAX_GRIDS = 6  # epoch grids shown side by side per run
+
+
+@dataclass
+class RunData:
+    name: str
+    path: Path
+    config: C.Config
+    rows: list[dict]
+    evals: dict[str, dict] = field(default_factory=dict)  # eval/<name>.json
+    record: dict | None = None  # experiment.json, when the run was made by `mnistdiff experiment`
+
+    def of_type(self, kind: str) -> list[dict]:
+        return [r for r in self.rows if r.get("type") == kind]
+
+    @property
+    def epochs_done(self) -> int:
+        return max((r["epoch"] for r in self.of_type("epoch")), default=0)
+
+    @property
+    def is_cold(self) -> bool:
+        return self.config.process.degradation != "gaussian"
+
+
+def load_run(path: str | Path) -> RunData:
+    path = Path(path)
+    if not (path / "config.json").is_file():
+        raise UserError(f"{path} is not a run directory (no config.json); pass directories made by "
+                        "`mnistdiff train` or `mnistdiff experiment`")
+    try:
+        cfg = C.from_dict(json.loads((path / "config.json").read_text()))
+        rows = R.read_metrics(path)
+        evals = {p.stem: json.loads(p.read_text()) for p in sorted((path / "eval").glob("*.json"))}
+        record = json.loads((path / "experiment.json").read_text()) if (path / "experiment.json").is_file() else None
+    except (ValueError, OSError) as e:
+        raise UserError(f"cannot read run {path}: {e}") from None
+    return RunData(path.name, path, cfg, rows, evals, record)
+
+
+def collect(paths: list[str | Path]) -> list[RunData]:
+    """Load every run before anything is written; runs sharing a folder name get their parent's too."""
+    if not paths:
+        raise UserError("give at least one run directory, e.g. `mnistdiff report runs/* -o report`")
+    data = [load_run(p) for p in paths]
+    names = [d.name for d in data]
+    for d in data:
+        if names.count(d.name) > 1:
+            d.name = f"{d.path.parent.name}/{d.name}"
+    if len({d.name for d in data}) < len(data):
+        raise UserError("the same run directory is given twice; list each run once")
+    return data
+
+
+# -- sections ---------------------------------------------------------------------------------------
+
+def _slug(*parts) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", "-".join(map(str, parts))).strip("-").lower()
+
+
+def overview(runs: list[RunData]) -> list:
+    rows = []
+    for r in runs:
+        start = (r.of_type("start") or [{}])[0]
+        ep = r.of_type("epoch")
+        secs = sum(e.get("time_s", 0) for e in ep)
+        speed = f"{sum(e.get('images_per_s', 0) for e in ep) / len(ep):.0f}" if ep else "not measured"
+        made = f"plan {r.record['plan']}" if r.record else "mnistdiff train"
+        rows.append([r.name, str(r.path), M.process_name(r.config), f"{r.epochs_done} of {r.config.train.epochs}",
+                     f"{start.get('n_train', 'not recorded')}", f"{secs / 60:.1f}" if ep else "not measured",
+                     speed, made])
+    return [Heading("Runs"),
+            Table("runs", ["Run", "Directory", "Process", "Epochs done", "Training images", "Training time (min)",
+                           "Training speed (images/s)", "Made by"], rows,
+                  "Training time and speed are the sums and means of the runs' per-epoch rows in metrics.jsonl "
+                  "(wall clock of the training loop, sampling of the epoch grids excluded).")]
+
+
+def hyperparameters(runs: list[RunData]) -> list:
+    header = ["Hyperparameter"] + [r.name for r in runs]
+    rows = [[label] + [fn(r.config) for r in runs] for label, fn in M.HYPERPARAMETERS]
+    rows.append(["Other settings (differ from Table 1.1)"] + [M.other_settings(r.config) for r in runs])
+    return [Heading("Hyperparameters"),
+            Table("hyperparameters", header, rows,
+                  "Tables 1.1, 1.2 and 2.1 of the report, one column per run, read from each run's config.json.")]
+
+
+def training_loss(runs: list[RunData]) -> list:
+    have = {r.name: r.rows for r in runs if r.of_type("iter")}
+    out = [Heading("Training loss")]
+    if have:
+        out.append(Image("loss", F.loss_overlay(have), "Figs 1.2, 1.7, 2.3 overlaid: loss at every iteration "
+                         "and the mean of each epoch, per run (log scale).", "training loss per iteration and epoch"))
+    missing = [r.name for r in runs if r.name not in have]
+    if missing:
+        out.append(Missing(f"training loss for {', '.join(missing)} (no iteration rows in metrics.jsonl)."))
+    return out
+
+
+def _grid_epochs(r: RunData, chosen: list[int] | None) -> list[int]:
+    saved = sorted(int(p.stem.split("_")[1]) for p in (r.path / "samples").glob("epoch_*.png"))
+    final = r.epochs_done
+    picked = [e for e in saved if e != final and (chosen is None or e in chosen)]
+    if len(picked) > MAX_GRIDS:  # keep the first and the last, spread the rest
+        step = (len(picked) - 1) / (MAX_GRIDS - 1)
+        picked = [picked[round(i * step)] for i in range(MAX_GRIDS)]
+    return picked
+
+
+def sample_grids(runs: list[RunData], chosen: list[int] | None) -> list:
+    out = [Heading("Samples during training"),
+           Text("Each grid holds 16 samples drawn from the same fixed starting point at every epoch "
+                "(seed + 12345), so grids of one run differ only by training (Figs 1.3, 1.8, 2.1).")]
+    finals, lacking = [], []
+    for r in runs:
+        epochs = _grid_epochs(r, chosen)
+        if epochs:
+            out.append(Gallery([Image(_slug(r.name, "epoch", e), (r.path / "samples" / f"epoch_{e:04d}.png").read_bytes(),
+                                      f"Epoch {e}", f"{r.name} samples at epoch {e}") for e in epochs],
+                               f"{r.name}: samples at epochs {', '.join(map(str, epochs))}."))
+        else:
+            out.append(Missing(f"{r.name}: no sample grids saved before the final epoch."))
+        final = r.path / "samples" / f"epoch_{r.epochs_done:04d}.png"
+        extra = sorted((r.path / "samples").glob("sample-*.png"))
+        if r.epochs_done and final.is_file():
+            finals.append(Image(_slug(r.name, "final"), final.read_bytes(), f"{r.name}: epoch {r.epochs_done}"))
+        else:
+            lacking.append(r.name)
+        finals += [Image(_slug(r.name, p.stem), p.read_bytes(), f"{r.name}: {p.stem}") for p in extra]
+    out += [Heading("Final samples"), Text("Samples of each run's last epoch (Figs 1.4, 1.9) and any grids written "
+                                           "later by `mnistdiff sample` (file name: sampler, count, seed).")]
+    out += [Gallery(finals)] if finals else []
+    return out + ([Missing(f"final samples of {', '.join(lacking)} (no epoch grid of the last finished epoch).")]
+                  if lacking else [])
+
+
+def metrics_by_epoch(runs: list[RunData]) -> list:
+    out = [Heading("Metrics during training")]
+    series = {r.name: M.epoch_series(r.rows) for r in runs}
+    for key in M.ordered_keys({k for s in series.values() for k in s}, required=M.REQUIRED_SERIES):
+        have = {n: s[key] for n, s in series.items() if s.get(key)}
+        label, unit = M.label(key)
+        if not have:
+            out.append(Missing(f"{label} against epoch: no run logged it (evaluation during training was off)."))
+            continue
+        out.append(Image(_slug("epoch", key), F.metric_vs_epoch(have, ylabel=f"{label} ({unit})",
+                                                               title=f"{label} against epoch"),
+                         f"{label} against epoch, runs overlaid; band: ± one std where logged. "
+                         f"Protocol: {M.series_protocol(runs, key)}", f"{label} against epoch"))
+        lacking = [r.name for r in runs if r.name not in have]
+        if lacking:
+            out.append(Missing(f"{label} for {', '.join(lacking)}."))
+    return out
+
+
+def final_metrics(runs: list[RunData]) -> list:
+    table = M.final_table(runs)
+    out = [Heading("Final metrics")]
+    out.append(Table("final-metrics", ["Metric"] + [r.name for r in runs] + ["Protocol"], table,
+                     "Tables 3.1-3.3 of the report, one column per run. 'not measured': the run has no such value."))
+    return out
+
+
+def class_histograms(runs: list[RunData]) -> list:
+    hists = {r.name: h for r in runs if (h := M.class_histogram(r)) is not None}
+    out = [Heading("Class histograms of generated digits")]
+    if hists:
+        out.append(Image("class-histograms", F.class_histograms(hists, title="Generated digits per class"),
+                         "Share of each digit among generated samples, as labelled by the MNIST classifier; "
+                         "a model without class bias sits on the dashed 10% line.", "class histogram"))
+    lacking = [r.name for r in runs if r.name not in hists]
+    if lacking:
+        out.append(Missing(f"class histogram for {', '.join(lacking)} (no classifier evaluation in the run)."))
+    return out
+
+
+def run_figures(runs: list[RunData]) -> list:
+    """Figures each run saved itself: cold-diffusion panels (Figs 2.2, 2.6, 3.1-3.3), strips, metrics."""
+    out = [Heading("Cold diffusion panels and other run figures")]
+    for r in runs:
+        pngs = [p for p in sorted((r.path / "figures").glob("*.png")) if p.name not in M.SUPERSEDED_FIGURES]
+        for p in pngs:
+            out.append(Image(_slug(r.name, "fig", p.stem), p.read_bytes(), f"{r.name}: {M.figure_caption(p.stem)}"))
+        if r.is_cold and not pngs:
+            out.append(Missing(f"{r.name}: no cold-diffusion panels in {r.path / 'figures'}."))
+    if len(out) == 1:
+        out.append(Text("None of these runs saved figures besides the training loss."))
+    return out
+
+
+def build(runs: list[RunData], grid_epochs: list[int] | None = None) -> list:
+    blocks = [Text(f"Built {time.strftime('%Y-%m-%d %H:%M')} by mnistdiff {__version__} from "
+                   f"{len(runs)} run director{'y' if len(runs) == 1 else 'ies'}: "
+                   + ", ".join(str(r.path) for r in runs) + ".")]
+    blocks += overview(runs)
+    blocks += [Heading("Activation functions"),
+               Image("activations", F.activation_figure(), "Fig 1.1: GELU, used by the CNN, compared to ReLU and ELU.",
+                     "GELU, ReLU and ELU")]
+    for section in (hyperparameters, training_loss, lambda rs: sample_grids(rs, grid_epochs), metrics_by_epoch,
+                    final_metrics, class_histograms, run_figures):
+        blocks += section(runs)
+    return blocks
+
+
+# -- output -----------------------------------------------------------------------------------------
+
+def _prepare(out: Path) -> None:
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MARKER).is_file())):
+        raise UserError(f"{out} exists and is not a mnistdiff report; choose another -o directory "
+                        "(only folders made by `mnistdiff report` are overwritten)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        if (out / "img").is_dir():
+            shutil.rmtree(out / "img")  # stale images of the previous report
+    except OSError as e:
+        raise UserError(f"cannot write to {out} ({e.strerror}); choose a writable -o directory") from None
+
+
+def write_report(paths: list[str | Path], out: str | Path, *, title: str = "MNIST diffusion study",
+                 grid_epochs: list[int] | None = None) -> Path:
+    """Build OUT/index.html and OUT/report.md (+ OUT/img/*.png); returns the HTML path."""
+    runs = collect(paths)
+    out = Path(out)
+    blocks = build(runs, grid_epochs)
+    _prepare(out)
+    (out / MARKER).write_text(json.dumps({"made_by": f"mnistdiff {__version__}",
+                                          "runs": [str(r.path) for r in runs]}) + "\n")
+    md, files = to_markdown(title, blocks)
+    for rel, png in files.items():
+        (out / rel).parent.mkdir(parents=True, exist_ok=True)
+        (out / rel).write_bytes(png)
+    (out / "report.md").write_text(md)
+    (out / "index.html").write_text(to_html(title, blocks))
+    return out / "index.html"

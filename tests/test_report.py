@@ -1,0 +1,141 @@
+"""The report: built from small real runs, opened in a real headless Chromium, checked like a reader would."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from mnistdiff import config as C, report, report_metrics as M
+from mnistdiff.cli import main
+from mnistdiff.errors import UserError
+from mnistdiff.train import train
+
+from .chromium import Chromium, find_chromium
+
+pytestmark = pytest.mark.slow  # the module's fixture trains four tiny runs: ~30 s on 2 busy cores
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+TINY = dict(subset=128, batch_size=32, epochs=2, sample_epochs=(1,), hidden=(8, 8), threads=1, seed=3)
+
+
+def _tiny(preset: str, **over) -> C.Config:
+    defaults = {"T": 10} if C.preset(preset).process.degradation == "gaussian" else {}
+    return C.apply(C.preset(preset), {**TINY, **defaults, **over})
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    """Real tiny runs: two DDPM runs, a cold one when cold diffusion exists, and one cut short."""
+    root = tmp_path_factory.mktemp("study")
+    plan = {"ddpm-default": _tiny("ddpm-default"), "ddpm-testing2": _tiny("ddpm-testing2", T=15)}
+    if "cold-row-random" in C.PRESETS:
+        plan["cold-row-random"] = _tiny("cold-row-random")
+    for name, cfg in plan.items():
+        train(cfg, root / name, progress=False)
+    train(_tiny("ddpm-default", checkpoint_every=1), root / "unfinished", progress=False, stop_after_steps=2)
+    return root, [root / n for n in plan] + [root / "unfinished"]
+
+
+def test_report_opens_in_chromium(study, tmp_path):
+    root, runs = study
+    html = report.write_report(runs, tmp_path / "report")
+    binary = find_chromium()
+    if binary is None:
+        message = "Chromium is not installed: run `make browser` (apt-get install chromium) to check the report"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    with Chromium(binary) as browser:
+        page = browser.open(html.resolve().as_uri())
+        seen = browser.evaluate(page, """(async () => {
+            const imgs = Array.from(document.images);
+            await Promise.all(imgs.map(i => i.decode().catch(() => null)));
+            const rows = id => document.getElementById(id).tBodies[0].rows.length;
+            return {images: imgs.map(i => ({ok: i.complete, w: i.naturalWidth, h: i.naturalHeight,
+                                            inline: i.src.startsWith("data:image/png;base64,")})),
+                    tables: {runs: rows("runs"), hyper: rows("hyperparameters"), metrics: rows("final-metrics")},
+                    headers: Array.from(document.querySelectorAll("#hyperparameters thead th")).map(t => t.textContent),
+                    external: document.querySelectorAll("script, link, iframe, object").length,
+                    missing: document.querySelectorAll(".missing").length};
+        })()""")
+        browser.screenshot(page, ARTIFACTS / "report.png")
+        errors = browser.console_errors()
+    assert errors == []
+    n_grids = sum(len(list((r / "samples").glob("*.png"))) for r in runs)
+    assert len(seen["images"]) >= 2 + n_grids  # activation + loss figures, every saved grid
+    assert all(i["ok"] and i["w"] > 0 and i["h"] > 0 and i["inline"] for i in seen["images"])
+    assert seen["tables"]["runs"] == len(runs)
+    assert seen["tables"]["hyper"] == len(M.HYPERPARAMETERS) + 1
+    assert seen["tables"]["metrics"] >= 1 + len(M.REQUIRED_SERIES)  # final loss, FID, IS at least
+    assert seen["headers"] == ["Hyperparameter"] + [r.name for r in runs]
+    assert seen["external"] == 0
+    assert seen["missing"] >= 2  # FID and IS against epoch were not measured in these runs
+    assert (ARTIFACTS / "report.png").stat().st_size > 10_000
+
+
+def test_markdown_twin_and_self_contained_html(study, tmp_path):
+    _, runs = study
+    out = tmp_path / "r"
+    report.write_report(runs, out)
+    md = (out / "report.md").read_text()
+    refs = re.findall(r"\]\((img/[^)]+\.png)\)", md)
+    assert refs and all((out / ref).is_file() for ref in refs)
+    html = (out / "index.html").read_text()
+    assert not re.search(r"""(src|href)=["'](?!data:|#)""", html)  # nothing loaded from outside the file
+    assert html.count("<img") == len(set(refs))
+    assert "Not measured" in html and "not measured" in md.lower()
+    # the unfinished run stopped inside epoch 1: its column says so instead of inventing a final loss
+    row = next(line for line in md.splitlines() if line.startswith("| Final loss"))
+    assert row.count("not measured") == 1
+
+
+def test_hyperparameter_table_reads_each_runs_config(study):
+    _, runs = study
+    data = report.collect(runs)
+    table = dict((row[0], row[1:]) for row in report.hyperparameters(data)[1].rows)
+    assert table["Number of timesteps"][:2] == ["10", "15"]
+    assert table["Learning rate"][:2] == ["0.0002", "0.0004"]  # Tables 1.1 and 1.2
+    assert table["Number of hidden layers & units"][0] == "(8, 8)"
+
+
+def test_refuses_to_overwrite_a_folder_it_did_not_make(study, tmp_path):
+    _, runs = study
+    precious = tmp_path / "docs"
+    precious.mkdir()
+    (precious / "notes.txt").write_text("keep me")
+    with pytest.raises(UserError, match="not a mnistdiff report"):
+        report.write_report(runs[:1], precious)
+    assert sorted(p.name for p in precious.iterdir()) == ["notes.txt"]
+    out = tmp_path / "again"
+    report.write_report(runs[:2], out)
+    report.write_report(runs[:1], out)  # a previous report is replaced, stale images removed
+    assert not any("testing2" in p.name for p in (out / "img").iterdir())
+
+
+def test_metric_series_are_plotted_and_missing_ones_named(study):
+    """Eval rows (as `mnistdiff train` logs them with evaluation on) become overlaid curves."""
+    _, runs = study
+    data = report.collect(runs[:2])
+    data[0].rows += [{"type": "eval", "epoch": e, "step": e, "fid": 300.0 / e, "is": 1 + e / 10, "is_std": 0.1}
+                     for e in (1, 2)]
+    blocks = report.metrics_by_epoch(data)
+    images = [b for b in blocks if isinstance(b, report.Image)]
+    missing = [b.text for b in blocks if isinstance(b, report.Missing)]
+    assert [i.name for i in images] == ["epoch-fid", "epoch-is"]
+    assert all(i.png.startswith(b"\x89PNG") for i in images)
+    assert any(data[1].name in m for m in missing)
+
+
+def test_cli_report_and_errors(study, tmp_path, capsys):
+    _, runs = study
+    assert main(["report", *map(str, runs[:1]), "-o", str(tmp_path / "c"), "--grid-epochs", "1"]) == 0
+    assert (tmp_path / "c" / "index.html").is_file()
+    assert main(["report", str(tmp_path), "-o", str(tmp_path / "d")]) == 2
+    err = capsys.readouterr().err
+    assert "is not a run directory" in err and len(err.strip().splitlines()) == 2  # "wrote ..." + the error
+    assert not (tmp_path / "d").exists()
+    assert main(["report", str(runs[0]), "-o", str(tmp_path / "e"), "--grid-epochs", "one"]) == 2
+    assert json.loads((tmp_path / "c" / report.MARKER).read_text())["made_by"].startswith("mnistdiff")
