@@ -137,3 +137,28 @@ def test_cli_dry_run_and_errors(plan_file, tmp_path, capsys):
     assert not (tmp_path / "r").exists()
     assert main(["experiment", "not-a-plan", "--runs", str(tmp_path / "r")]) == 2
     assert capsys.readouterr().err.startswith("mnistdiff: error: 'not-a-plan' is neither")
+
+
+def test_readme_results_section_is_generated_from_the_runs(plan_file, tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "readme_results.py"
+    spec = importlib.util.spec_from_file_location("readme_results", script)
+    rr = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(rr)
+    plan = X.resolve([str(plan_file)])
+    plan.runs = plan.runs[:1]
+    X.run_plan(plan, tmp_path / "runs", progress=False, log=lambda m: None)
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# mnistdiff\n\nintro\n\n{rr.START}\nold, typed by hand\n{rr.END}\n\n## After\n")
+    run = str(tmp_path / "runs" / "a")
+    assert rr.main([run, "--readme", str(readme), "--check"]) == 1  # stale
+    assert rr.main([run, "--readme", str(readme)]) == 0
+    text = readme.read_text()
+    assert "typed by hand" not in text and text.startswith("# mnistdiff\n\nintro") and text.endswith("## After\n")
+    section = text.split(rr.START)[1]
+    assert "| a | DDPM" in section and "plan: tiny" in section and "logical CPUs" in section
+    assert "| Final loss |" in section and "| FID | not measured |" in section
+    assert rr.main([run, "--readme", str(readme), "--check"]) == 0
+    assert rr.main([str(tmp_path), "--readme", str(readme)]) == 2

@@ -8,6 +8,8 @@ ones are still shown, under their own name, so new metrics need no change here.
 
 from __future__ import annotations
 
+import re
+
 from . import config as C
 
 NOT = "not measured"
@@ -28,7 +30,7 @@ def process_name(cfg: C.Config) -> str:
     return f"cold: {p.degradation}, {p.order} order" + (f", groups of {p.group}" if p.group > 1 else "")
 
 
-def _timesteps(cfg: C.Config) -> str:
+def timesteps(cfg: C.Config) -> str:
     T = _cold_T(cfg) if cfg.process.degradation != "gaussian" else cfg.process.T
     return str(T if T is not None else cfg.process.T)
 
@@ -39,7 +41,7 @@ HYPERPARAMETERS = [
     ("β's (linear schedule)", lambda c: f"({c.process.beta1:g}, {c.process.beta2:g})"
      if c.process.degradation == "gaussian" else "not used"),
     ("Row/Column schedule", lambda c: c.process.order if c.process.degradation != "gaussian" else "not used"),
-    ("Number of timesteps", _timesteps),
+    ("Number of timesteps", timesteps),
     ("Learning rate", lambda c: f"{c.train.lr:g}"),
     ("Number of hidden layers & units", lambda c: "(" + ", ".join(map(str, c.model.hidden)) + ")"),
     ("Batch size", lambda c: str(c.train.batch_size)),
@@ -166,5 +168,20 @@ def class_histogram(run) -> list[float] | None:
     return None
 
 
+_CAPTIONS = [  # file stems written by cold_figures.py -> what the report called them
+    (r"cold-conditional-(?P<s>.+)-seed(?P<seed>\d+)",
+     "Original | Degraded | Direct prediction | Algorithmic generation, from fully degraded test images "
+     "(conditional; sampler {s}, seed {seed}); the report's Figs 2.2, 3.1-3.3"),
+    (r"cold-(?P<start>gmm|uniform)-(?P<s>.+)-seed(?P<seed>\d+)",
+     "Degraded from a fitted distribution ({start}) | Algorithmic generation (unconditional; sampler {s}, "
+     "seed {seed}); the report's Fig 2.6"),
+    (r"cold-strip-seed(?P<seed>\d+)", "One test digit along t = 0..T: degraded (as stored and contrast-stretched), "
+     "then the reverse chain and its predictions (seed {seed})"),
+]
+
+
 def figure_caption(stem: str) -> str:
+    for pattern, text in _CAPTIONS:
+        if m := re.fullmatch(pattern, stem):
+            return text.format(**m.groupdict())
     return stem.replace("_", " ").replace("-", " ")
