@@ -25,27 +25,6 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
             + ["| " + " | ".join(map(cell, r)) + " |" for r in rows])
 
 
-def _machines(runs) -> list[str]:
-    seen = {}
-    for r in runs:
-        for s in (r.record or {}).get("sessions", []):
-            m = s.get("machine", {})
-            key = f"{m.get('cpu', '?')}, {m.get('cpu_count', '?')} logical CPUs, torch {m.get('torch', '?')} " \
-                  f"with {m.get('torch_threads', '?')} threads, Python {m.get('python', '?')}"
-            seen.setdefault(key, []).append(r.name)
-    return [f"- {k} ({', '.join(sorted(set(v)))})" for k, v in seen.items()] or \
-        ["- not recorded (these runs were not made by `mnistdiff experiment`)"]
-
-
-def _wall(r) -> str:
-    sessions = (r.record or {}).get("sessions", [])
-    if not sessions:
-        return "not recorded"
-    train = sum(s["wall_s"] for s in sessions if s["stage"] == "train")
-    other = sum(s["wall_s"] for s in sessions if s["stage"] != "train")
-    return f"{train / 60:.1f} + {other / 60:.1f}"
-
-
 def section(paths: list[str]) -> str:
     runs = report.collect(paths)
     plans = sorted({r.record["plan"] for r in runs if r.record}) or ["none (trained directly)"]
@@ -54,12 +33,13 @@ def section(paths: list[str]) -> str:
              f"(plan: {', '.join(plans)}); rebuild the full report with "
              f"`mnistdiff report {' '.join(str(r.path) for r in runs)} -o report`.", "",
              "**Runs**", ""]
-    lines += _table(["Run", "Process", "T", "lr", "Epochs done", "Training images", "Wall time (min): train + sample/eval"],
+    lines += _table(["Run", "Process", "T", "lr", "Epochs done", "Training images",
+                     "Wall time (min): train + sample/eval"],
                     [[r.name, M.process_name(r.config), M.timesteps(r.config), f"{r.config.train.lr:g}",
                       f"{r.epochs_done} of {r.config.train.epochs}",
-                      str(r.config.train.subset or 60000), _wall(r)] for r in runs])
+                      str(r.config.train.subset or 60000), M.wall_minutes(r)] for r in runs])
     lines += ["", "**Machine** (as recorded by `mnistdiff experiment` in each run's experiment.json)", ""]
-    lines += _machines(runs)
+    lines += [f"- {m}" for m in M.machines(runs)] or ["- not recorded (runs not made by `mnistdiff experiment`)"]
     lines += ["", "**Final metrics** (protocol in the last column; 'not measured' where a run has no value)", ""]
     lines += _table(["Metric"] + [r.name for r in runs] + ["Protocol"], M.final_table(runs))
     lines += ["", END]

@@ -87,13 +87,16 @@ def overview(runs: list[RunData]) -> list:
         speed = f"{sum(e.get('images_per_s', 0) for e in ep) / len(ep):.0f}" if ep else "not measured"
         made = f"plan {r.record['plan']}" if r.record else "mnistdiff train"
         rows.append([r.name, str(r.path), M.process_name(r.config), f"{r.epochs_done} of {r.config.train.epochs}",
-                     f"{start.get('n_train', 'not recorded')}", f"{secs / 60:.1f}" if ep else "not measured",
-                     speed, made])
+                     f"{start.get('n_train', 'not recorded')}", f"{secs / 60:.1f}" if ep else M.NOT,
+                     speed, M.wall_minutes(r), made])
+    machines = M.machines(runs)
     return [Heading("Runs"),
-            Table("runs", ["Run", "Directory", "Process", "Epochs done", "Training images", "Training time (min)",
-                           "Training speed (images/s)", "Made by"], rows,
-                  "Training time and speed are the sums and means of the runs' per-epoch rows in metrics.jsonl "
-                  "(wall clock of the training loop, sampling of the epoch grids excluded).")]
+            Table("runs", ["Run", "Directory", "Process", "Epochs done", "Training images", "Training loop (min)",
+                           "Training speed (images/s)", "Wall time (min): train + sample/eval", "Made by"], rows,
+                  "Training loop time and speed: sums and means of the per-epoch rows in metrics.jsonl (epoch "
+                  "grids excluded). Wall time: as recorded by `mnistdiff experiment` in experiment.json."),
+            Text("Machine: " + ("; ".join(machines) if machines
+                                else "not recorded (runs not made by `mnistdiff experiment`)."))]
 
 
 def hyperparameters(runs: list[RunData]) -> list:
@@ -135,8 +138,9 @@ def sample_grids(runs: list[RunData], chosen: list[int] | None) -> list:
     for r in runs:
         epochs = _grid_epochs(r, chosen)
         if epochs:
-            out.append(Gallery([Image(_slug(r.name, "epoch", e), (r.path / "samples" / f"epoch_{e:04d}.png").read_bytes(),
-                                      f"Epoch {e}", f"{r.name} samples at epoch {e}") for e in epochs],
+            grid = lambda e: (r.path / "samples" / f"epoch_{e:04d}.png").read_bytes()  # noqa: E731
+            out.append(Gallery([Image(_slug(r.name, "epoch", e), grid(e), f"Epoch {e}", f"{r.name} at epoch {e}")
+                                for e in epochs],
                                f"{r.name}: samples at epochs {', '.join(map(str, epochs))}."))
         else:
             out.append(Missing(f"{r.name}: no sample grids saved before the final epoch."))

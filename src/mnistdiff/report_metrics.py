@@ -185,3 +185,25 @@ def figure_caption(stem: str) -> str:
         if m := re.fullmatch(pattern, stem):
             return text.format(**m.groupdict())
     return stem.replace("_", " ").replace("-", " ")
+
+
+def machines(runs) -> list[str]:
+    """One line per machine that trained or evaluated these runs (from experiment.json), with its runs."""
+    seen: dict[str, set] = {}
+    for r in runs:
+        for s in (r.record or {}).get("sessions", []):
+            m = s.get("machine", {})
+            key = (f"{m.get('cpu', '?')}, {m.get('cpu_count', '?')} logical CPUs, torch {m.get('torch', '?')} "
+                   f"with {m.get('torch_threads', '?')} threads, Python {m.get('python', '?')}")
+            seen.setdefault(key, set()).add(r.name)
+    return [f"{k} ({', '.join(sorted(v))})" for k, v in seen.items()]
+
+
+def wall_minutes(run) -> str:
+    """Wall time recorded by `mnistdiff experiment`: training + the stages after it (sampling, evaluation)."""
+    sessions = (run.record or {}).get("sessions", [])
+    if not sessions:
+        return NOT
+    train = sum(s["wall_s"] for s in sessions if s["stage"] == "train")
+    return f"{train / 60:.1f} + {sum(s['wall_s'] for s in sessions) / 60 - train / 60:.1f}"
+
