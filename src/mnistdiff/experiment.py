@@ -240,7 +240,8 @@ def run_plan(plan: Plan, runs_dir: str | Path = "runs", *, data_dir=None, progre
                 t1 = time.perf_counter()
                 STAGES[kind](run, opts, data_dir)
                 _record(run, plan, key, "done", time.perf_counter() - t1)
-        done.append((planned.name, ", ".join(did) or "nothing to do", time.perf_counter() - t0))
+        summary = ", ".join(did) or "nothing to do"
+        done.append((planned.name, f"would do: {summary}" if dry_run and did else summary, time.perf_counter() - t0))
     return done
 
 
