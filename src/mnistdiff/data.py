@@ -98,12 +98,18 @@ def parse_idx(raw: bytes, *, magic: int, count: int, name: str = "IDX data") -> 
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
 
 
-def download(data_dir: Path, stems: list[str], mirrors: tuple[str, ...] = MIRRORS) -> None:
-    """Fetch missing files from the public mirrors, trying each in turn; keep only verified content."""
+def mirrors() -> tuple[str, ...]:
+    """$MNISTDIFF_MIRRORS (comma-separated base URLs, e.g. an institute's mirror), else the public ones."""
+    env = os.environ.get("MNISTDIFF_MIRRORS")
+    return tuple(m.strip().rstrip("/") + "/" for m in env.split(",") if m.strip()) if env else MIRRORS
+
+
+def download(data_dir: Path, stems: list[str]) -> None:
+    """Fetch missing files from the mirrors, trying each in turn; keep only verified content."""
     data_dir.mkdir(parents=True, exist_ok=True)
     for stem in stems:
         errors = []
-        for base in mirrors:
+        for base in mirrors():
             try:
                 print(f"downloading {base}{stem}.gz", file=sys.stderr)
                 with urllib.request.urlopen(base + stem + ".gz", timeout=30) as r:

@@ -1,0 +1,75 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+from mnistdiff import runs
+
+from .conftest import cli, tiny_flags
+
+
+def test_train_interrupt_resume_sample_end_to_end(tmp_path):
+    run = tmp_path / "run"
+    args = [sys.executable, "-m", "mnistdiff", "train", "--run", str(run), *tiny_flags(), "--epochs", "4"]
+    proc = subprocess.Popen(args, stderr=subprocess.PIPE, text=True)
+    # Interrupt as a user would (Ctrl-C) once the first epoch's checkpoint exists.
+    deadline = time.time() + 120
+    while not runs.checkpoint_path(run, "last").exists() and time.time() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    err = proc.communicate(timeout=60)[1]
+    assert proc.returncode in (0, 130), err
+    r = cli("train", "--resume", run, "--quiet")
+    assert r.returncode == 0, r.stderr
+    epochs = [row["epoch"] for row in runs.read_metrics(run) if row["type"] == "epoch"]
+    assert epochs == [1, 2, 3, 4]
+    r = cli("sample", run, "-n", "9", "--seed", "3")
+    assert r.returncode == 0, r.stderr
+    imgs = np.load(run / "samples/sample-ddpm-n9-seed3.npy")
+    assert imgs.shape == (9, 28, 28) and imgs.dtype == np.uint8
+    # The same seed reproduces the same images, from the checkpoint alone.
+    r = cli("sample", run / "checkpoints/last.safetensors", "-n", "9", "--seed", "3", "--out", tmp_path / "again.png")
+    assert r.returncode == 0, r.stderr
+    assert np.array_equal(np.load(tmp_path / "again.npy"), imgs)
+
+
+def test_existing_run_directory_is_never_overwritten(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "precious.txt").write_text("keep me")
+    r = cli("train", "--run", run, *tiny_flags())
+    assert r.returncode == 2 and "already exists" in r.stderr and r.stderr.count("\n") == 1
+    assert (run / "precious.txt").read_text() == "keep me" and len(list(run.iterdir())) == 1
+
+
+def test_sample_refuses_to_overwrite(tmp_path):
+    run = tmp_path / "run"
+    assert cli("train", "--run", run, *tiny_flags(), "--epochs", "1").returncode == 0
+    assert cli("sample", run, "-n", "4").returncode == 0
+    png = run / "samples/sample-ddpm-n4-seed0.png"
+    before = png.read_bytes()
+    r = cli("sample", run, "-n", "4")
+    assert r.returncode == 2 and "already exists" in r.stderr
+    assert png.read_bytes() == before
+
+
+def test_help_shows_defaults_and_examples():
+    r = cli("train", "--help")
+    assert r.returncode == 0 and "(default: 0.0002)" in r.stdout and "--resume runs/ddpm" in r.stdout
+    r = cli("presets", "-v")
+    assert "ddpm-testing2" in r.stdout and "T=1500" in r.stdout
+
+
+def test_preset_ddpm_default_is_table_1_1(tmp_path):
+    r = cli("train", "--preset", "ddpm-default", "--run", tmp_path / "r", "--subset", "64", "--epochs", "1",
+            "--T", "10", "--quiet", "--sample-epochs", "")
+    assert r.returncode == 0, r.stderr
+    cfg = json.loads((tmp_path / "r/config.json").read_text())
+    assert cfg["model"] == {"net": "cnn", "hidden": [16, 32, 32, 16], "act": "gelu"}
+    assert cfg["process"]["beta1"] == 1e-4 and cfg["process"]["beta2"] == 0.02
+    assert cfg["train"]["lr"] == 2e-4 and cfg["train"]["batch_size"] == 128
+    assert os.path.exists(tmp_path / "r/checkpoints/best.safetensors")
