@@ -47,6 +47,10 @@ class TrainConfig:
     checkpoint_every: int = 0  # also checkpoint every this many steps inside an epoch (0: epoch ends only)
     precision: str = "fp32"  # fp32 or bf16 (autocast, fp32 master weights)
     threads: int = 0  # torch CPU threads (0: torch's default)
+    # Speed levers (perf.py); defaults follow benchmarks/results.md: off where they did not pay.
+    channels_last: bool = False  # NHWC layout for the convolutions
+    adam: str = "foreach"  # Adam implementation: for-loop, foreach or fused
+    compile: bool = False  # torch.compile the net (needs a C++ compiler; first steps compile)
 
 
 @dataclass
@@ -74,6 +78,7 @@ CHOICES = {
     "loss": ("mse", "l1"),
     "order": ("random", "outside-in", "inside-out"),
     "precision": ("fp32", "bf16"),
+    "adam": ("for-loop", "foreach", "fused"),
 }
 
 

@@ -1,0 +1,46 @@
+"""Speed levers, each a TrainConfig field, applied in one place so training and sampling agree.
+
+Every lever changes how the same arithmetic runs, never what it computes (results agree to float
+rounding; tests/test_perf_levers.py checks each on and off). Which ones are on by default follows
+benchmarks/results.md, measured on the machine named there: a lever that does not pay stays off.
+
+- threads:       torch's intra-op threads (0 keeps torch's default, one per core)
+- channels_last: NHWC weights and activations for the oneDNN convolutions
+- adam:          torch's Adam implementation: for-loop, foreach (multi-tensor) or fused (one kernel)
+- compile:       torch.compile the net's forward (inductor, C++ codegen; the first steps pay the compile)
+- precision:     bf16 autocast with fp32 master weights (train.autocast; 10x slower without AVX512-BF16)
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+ADAM_IMPLEMENTATIONS = ("for-loop", "foreach", "fused")
+
+
+def set_threads(threads: int) -> None:
+    if threads:
+        torch.set_num_threads(threads)
+
+
+def prepare(net: nn.Module, tc) -> nn.Module:
+    """The net with the layout and compile levers of TrainConfig `tc` applied (in place)."""
+    if tc.channels_last:
+        net.to(memory_format=torch.channels_last)
+    if tc.compile:
+        # nn.Module.compile keeps the module and its state_dict keys, so checkpoints do not change.
+        net.compile(dynamic=False)
+    return net
+
+
+def optimizer(net: nn.Module, tc) -> torch.optim.Optimizer:
+    """Adam (the report's optimizer) with the implementation `tc.adam` names."""
+    kind = {"for-loop": {"foreach": False}, "foreach": {"foreach": True}, "fused": {"fused": True}}[tc.adam]
+    return torch.optim.Adam(net.parameters(), lr=tc.lr, **kind)
+
+
+def contiguous(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """safetensors stores row-major data only: channels_last weights and their Adam moments are
+    copied to the standard layout for saving (loading copies back into the live layout)."""
+    return {k: v.contiguous() for k, v in tensors.items()}
