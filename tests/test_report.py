@@ -12,6 +12,7 @@ import pytest
 from mnistdiff import config as C, report, report_metrics as M
 from mnistdiff.cli import main
 from mnistdiff.errors import UserError
+from mnistdiff.sample import sample_run
 from mnistdiff.train import train
 
 from .chromium import Chromium, find_chromium
@@ -35,6 +36,8 @@ def study(tmp_path_factory):
         plan["cold-row-random"] = _tiny("cold-row-random")
     for name, cfg in plan.items():
         train(cfg, root / name, progress=False)
+    if "cold-row-random" in plan:  # the cold panels of Figs 2.2 and 2.6 come from `mnistdiff sample`
+        sample_run(root / "cold-row-random", n=16, start="conditional")
     train(_tiny("ddpm-default", checkpoint_every=1), root / "unfinished", progress=False, stop_after_steps=2)
     return root, [root / n for n in plan] + [root / "unfinished"]
 
@@ -87,6 +90,8 @@ def test_markdown_twin_and_self_contained_html(study, tmp_path):
     assert not re.search(r"""(src|href)=["'](?!data:|#)""", html)  # nothing loaded from outside the file
     assert html.count("<img") == len(set(refs))
     assert "Not measured" in html and "not measured" in md.lower()
+    if "cold-row-random" in C.PRESETS:
+        assert "Original | Degraded | Direct prediction | Algorithmic generation" in md
     # the unfinished run stopped inside epoch 1: its column says so instead of inventing a final loss
     row = next(line for line in md.splitlines() if line.startswith("| Final loss"))
     assert row.count("not measured") == 1
