@@ -30,9 +30,8 @@ def data_dir() -> Path:
     return d
 
 
-@pytest.fixture(autouse=True)
-def _data_env(monkeypatch, data_dir):
-    monkeypatch.setenv("MNISTDIFF_DATA", str(data_dir))
+# The real MNIST beside the checkout (CI and developers); a user's own MNISTDIFF_DATA wins.
+os.environ.setdefault("MNISTDIFF_DATA", str(_data_dir()))
 
 
 TINY = dict(subset=256, epochs=2, T=20, batch_size=64, hidden=(8, 8), sample_epochs=(1,))

@@ -9,6 +9,7 @@ import errno
 import fcntl
 import json
 import os
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -116,29 +117,51 @@ def checkpoint_path(run: Path, which: str = "last") -> Path:
     return Path(run) / CKPT_DIR / f"{which}.safetensors"
 
 
+ROTATION = ("next", "last", "prev")  # next: fully written, not yet renamed (a kill mid-rotation)
+
+
 def load_latest(run: Path, *, warn=print):
-    """Newest good checkpoint of a run: last, else prev (after a kill mid-rotation or a corrupt last)."""
-    errors = []
-    for which in ("last", "prev"):
+    """The good checkpoint with the most steps among next/last/prev, or None if there is none at all.
+
+    A corrupt or truncated file is reported and skipped, so resume falls back to the previous one.
+    """
+    good, errors = [], []
+    for which in ROTATION:
         path = checkpoint_path(run, which)
         if not path.exists():
             continue
         try:
-            return path, checkpoint.load(path)
+            loaded = checkpoint.load(path)
         except checkpoint.CorruptCheckpoint as e:
             errors.append(str(e))
-            warn(f"warning: {e}; falling back to the previous checkpoint")
+            warn(f"warning: {e}; falling back to an older checkpoint")
+            continue
+        good.append((loaded[2].get("step", 0), path, loaded))
+    if good:
+        _, path, loaded = max(good, key=lambda g: g[0])
+        return path, loaded
     if errors:
         raise UserError(f"no usable checkpoint in {run}: {errors[-1]}")
-    raise UserError(f"{run} has no checkpoint yet; start it anew with `mnistdiff train --run {run}` "
-                    "after removing the directory")
+    return None
 
 
 def save_rotating(run: Path, **kwargs) -> None:
-    """Write last.safetensors, keeping the previous one as prev.safetensors."""
-    last, prev = checkpoint_path(run, "last"), checkpoint_path(run, "prev")
-    tmp = last.with_name("next.safetensors")
-    checkpoint.save(tmp, **kwargs)
+    """Write last.safetensors, keeping the previous one as prev.safetensors.
+
+    At every instant at least one complete checkpoint exists under next/last/prev.
+    """
+    nxt, last, prev = (checkpoint_path(run, w) for w in ROTATION)
+    checkpoint.save(nxt, **kwargs)
+    _fault_pause()
     if last.exists():
         os.replace(last, prev)
-    os.replace(tmp, last)
+    _fault_pause()
+    os.replace(nxt, last)
+
+
+def _fault_pause() -> None:
+    """Testing hook: MNISTDIFF_CHECKPOINT_PAUSE=seconds widens the rotation's windows so a test can
+    SIGKILL the process in the middle of a checkpoint write (tests/test_reliability.py)."""
+    pause = os.environ.get("MNISTDIFF_CHECKPOINT_PAUSE")
+    if pause:
+        time.sleep(float(pause))

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import checkpoint, config as C, data, degradations, nets, plots, priors, runs, samplers
+from . import checkpoint, config as C, data, degradations, nets, perf, plots, priors, runs, samplers
 from .errors import UserError
 
 
@@ -22,7 +22,10 @@ def load_trained(target: str | Path, which: str = "last"):
                             "made by `mnistdiff train` or a checkpoint file")
         path = runs.checkpoint_path(target, which)
         if which == "last" and not path.exists():
-            path, (tensors, cfg_dict, _) = runs.load_latest(target, warn=lambda m: print(m, file=sys.stderr))
+            found = runs.load_latest(target, warn=lambda m: print(m, file=sys.stderr))
+            if found is None:
+                raise UserError(f"{target} has no checkpoint yet; train it first (`mnistdiff train --resume {target}`)")
+            path, (tensors, cfg_dict, _) = found
         else:
             tensors, cfg_dict, _ = checkpoint.load(path)
     else:
@@ -31,13 +34,20 @@ def load_trained(target: str | Path, which: str = "last"):
     net = nets.build(cfg.model)
     checkpoint.load_model(net, tensors)
     net.eval()
+    perf.set_threads(cfg.train.threads)
+    perf.prepare(net, cfg.train)  # the run's speed levers apply to sampling too
     return cfg, net, degradations.build(cfg.process)
 
 
 def generate(net, degradation, cfg: C.Config, n: int, *, seed: int = 0, sampler: str | None = None,
              start: str | None = None, batch_size: int = 500, run: Path | None = None, data_dir=None,
-             progress: bool = False) -> torch.Tensor:
-    """n images as uint8 (n, 28, 28); the same seed and batch size give the same images."""
+             progress: bool = False, start_options: dict | None = None,
+             sampler_options: dict | None = None) -> torch.Tensor:
+    """n images as uint8 (n, 28, 28); the same seed and batch size give the same images.
+
+    All n starting points are drawn first, in one call, so a conditional start uses n distinct test
+    images (not a fresh draw per batch) and x_T does not depend on the batch size.
+    """
     if n <= 0:
         raise UserError(f"sample count {n} must be positive, e.g. -n 64")
     sampler = sampler or samplers.default_sampler(cfg)
@@ -46,12 +56,16 @@ def generate(net, degradation, cfg: C.Config, n: int, *, seed: int = 0, sampler:
         raise UserError(f"unknown sampler {sampler!r}; choose one of: {', '.join(samplers.SAMPLERS)}")
     if start not in priors.STARTS:
         raise UserError(f"unknown start {start!r}; choose one of: {', '.join(priors.STARTS)}")
+    samplers.check_compatible(sampler, degradation)
+    sampler_options = samplers.check_options(sampler, sampler_options, degradation.T)
     g = torch.Generator().manual_seed(seed)
+    x_T_all = priors.draw(start, degradation, n, generator=g, run=run, data_dir=data_dir, **(start_options or {}))
     out = []
     for i in range(0, n, batch_size):
         m = min(batch_size, n - i)
-        x_T = priors.draw(start, degradation, m, generator=g, run=run, data_dir=data_dir)
-        out.append(data.to_uint8(samplers.SAMPLERS[sampler](net, degradation, x_T, generator=g)[:, 0]))
+        x_T = x_T_all[i:i + m]
+        out.append(data.to_uint8(samplers.SAMPLERS[sampler](net, degradation, x_T, generator=g,
+                                                                **sampler_options)[:, 0]))
         if progress:
             print(f"sampled {i + m}/{n}", file=sys.stderr)
     return torch.cat(out)
@@ -59,15 +73,22 @@ def generate(net, degradation, cfg: C.Config, n: int, *, seed: int = 0, sampler:
 
 def sample_run(run: str | Path, *, n: int = 64, seed: int = 0, which: str = "last", sampler: str | None = None,
                start: str | None = None, out: str | Path | None = None, data_dir=None,
-               batch_size: int = 500) -> Path:
-    """Write N samples of a run as a PNG grid and a uint8 .npy array; returns the PNG path."""
+               batch_size: int = 500, start_options: dict | None = None,
+               sampler_options: dict | None = None) -> Path:
+    """Write N samples of a run as a PNG grid and a uint8 .npy array; returns the PNG path.
+
+    For a cold run, also the figures of the report's Section 2 (cold_figures.write_all) in RUN/figures/.
+    """
     if n <= 0:
         raise UserError(f"sample count {n} must be positive, e.g. -n 64")
     run = Path(run)
     cfg, net, degradation = load_trained(run, which)
     sampler = sampler or samplers.default_sampler(cfg)
     run_dir = run if run.is_dir() else run.parent.parent
-    png = Path(out) if out else run_dir / "samples" / f"sample-{sampler}-n{n}-seed{seed}.png"
+    start = start or priors.default_start(cfg)
+    start_tag = "" if start == "normal" else f"-{start}"  # cold runs have several starts; name them
+    sampler_tag = sampler + "".join(f"-{k}{v}" for k, v in (sampler_options or {}).items())
+    png = Path(out) if out else run_dir / "samples" / f"sample-{sampler_tag}{start_tag}-n{n}-seed{seed}.png"
     if png.suffix != ".png":
         png = png.with_suffix(".png")
     npy = png.with_suffix(".npy")
@@ -76,8 +97,16 @@ def sample_run(run: str | Path, *, n: int = 64, seed: int = 0, which: str = "las
             raise UserError(f"{p} already exists; pass another --out or --seed (nothing was overwritten)")
     runs.ensure_writable(png.parent)
     images = generate(net, degradation, cfg, n, seed=seed, sampler=sampler, start=start, run=run_dir,
-                      data_dir=data_dir, batch_size=batch_size)
+                      data_dir=data_dir, batch_size=batch_size, start_options=start_options,
+                      sampler_options=sampler_options)
     plots.save_grid(images, png, nrow=math.ceil(math.sqrt(n)))
     np.save(npy, images.numpy())
     print(f"wrote {png} and {npy} ({n} images, sampler {sampler}, seed {seed})", file=sys.stderr)
+    if not degradation.stochastic:
+        from . import cold_figures
+
+        for path in cold_figures.write_all(run_dir / "figures", net, degradation, sampler=sampler,
+                                           start=start, seed=seed, run=run_dir,
+                                           data_dir=data_dir, start_options=start_options):
+            print(f"wrote {path}", file=sys.stderr)
     return png

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from . import checkpoint, config as C, data, degradations, losses, nets, plots, priors, runs, samplers
+from . import checkpoint, config as C, data, degradations, losses, nets, perf, plots, priors, runs, samplers
 from .errors import UserError
 
 GRID_SEED_OFFSET = 12_345  # the grid's fixed noise: same images at every epoch for comparison
@@ -63,12 +63,17 @@ def _train_generator(seed: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 7_919 + epoch + 1)
 
 
-def save_checkpoint(run: Path, cfg: C.Config, net, opt, state: State, gen: torch.Generator) -> None:
+def save_checkpoint(run: Path, cfg: C.Config, net, opt, state: State, gen: torch.Generator,
+                    *, best: bool = False) -> None:
+    """Everything a bit-exact resume needs: weights, optimizer, every RNG, the counters, the config."""
     opt_tensors, opt_meta = checkpoint.optimizer_tensors(opt)
-    tensors = {**checkpoint.model_tensors(net), **opt_tensors,
-               "rng/torch": torch.get_rng_state(), "rng/train": gen.get_state()}
+    tensors = perf.contiguous({**checkpoint.model_tensors(net), **opt_tensors,
+                               "rng/torch": torch.get_rng_state(), "rng/train": gen.get_state()})
     meta = {**vars(state), "optimizer": opt_meta, "rng": checkpoint.rng_state()}
-    runs.save_rotating(run, tensors=tensors, config=cfg.to_dict(), state=meta)
+    if best:
+        checkpoint.save(runs.checkpoint_path(run, "best"), tensors=tensors, config=cfg.to_dict(), state=meta)
+    else:
+        runs.save_rotating(run, tensors=tensors, config=cfg.to_dict(), state=meta)
 
 
 def _resumable_part(cfg: C.Config) -> dict:
@@ -78,8 +83,12 @@ def _resumable_part(cfg: C.Config) -> dict:
     return d
 
 
-def restore(run: Path, cfg: C.Config, net, opt) -> tuple[State, torch.Generator]:
-    path, (tensors, saved_cfg, meta) = runs.load_latest(run, warn=lambda m: print(m, file=sys.stderr))
+def restore(run: Path, cfg: C.Config, net, opt) -> tuple[State, torch.Generator] | None:
+    """Load the newest good checkpoint into net and opt; None if the run was killed before its first."""
+    found = runs.load_latest(run, warn=lambda m: print(m, file=sys.stderr))
+    if found is None:
+        return None
+    path, (tensors, saved_cfg, meta) = found
     if _resumable_part(C.from_dict(saved_cfg)) != _resumable_part(cfg):
         raise UserError(f"checkpoint {path} was made with a different configuration than {run}/config.json; "
                         "resume with the run's own config (only --epochs may change)")
@@ -100,27 +109,30 @@ def train(cfg: C.Config, run: Path, *, resume: bool = False, data_dir=None, prog
     images = training_images(cfg, data_dir)  # data errors surface before anything is written
     if not resume:
         runs.create(run, cfg.to_json())
+        degradations.write_description(run / "degradation.json", degradations.build(cfg.process))
     with runs.locked(run):
-        return _train_locked(cfg, run, images, resume, progress, sample_after, stop_after_steps)
+        return _train_locked(cfg, run, images, resume, progress, sample_after, stop_after_steps, data_dir)
 
 
-def _train_locked(cfg, run, images, resume, progress, sample_after, stop_after_steps) -> State:
+def _train_locked(cfg, run, images, resume, progress, sample_after, stop_after_steps, data_dir=None) -> State:
     set_threads(cfg)
     tc = cfg.train
     net, degradation = build(cfg)
-    opt = torch.optim.Adam(net.parameters(), lr=tc.lr)
+    net = perf.prepare(net, tc)  # speed levers (perf.py): layout, compile
+    opt = perf.optimizer(net, tc)
     log = runs.MetricsLog(run / "metrics.jsonl")
-    if resume:
-        state, gen = restore(run, cfg, net, opt)
+    restored = restore(run, cfg, net, opt) if resume else None
+    if restored:
+        state, gen = restored
         log.truncate_to(state.step)
-        C.validate(cfg)
-        (run / "config.json").write_text(cfg.to_json())  # --epochs may have been extended
-    else:
+        checkpoint.atomic_write_bytes(run / "config.json", cfg.to_json().encode())  # --epochs may have grown
+    else:  # a new run, or one killed before its first checkpoint: start from scratch
         state, gen = State(), _train_generator(tc.seed, 0)
+        log.truncate_to(-1)
         log.write(type="start", step=0, n_train=int(images.shape[0]), parameters=nets.count_parameters(net))
     n, bs = images.shape[0], tc.batch_size
     steps_per_epoch = math.ceil(n / bs)
-    last_epoch_done = state.epoch
+    last_epoch_done, last_figure = state.epoch, time.perf_counter()
     try:
         for epoch in range(state.epoch + 1, tc.epochs + 1):
             perm = data.epoch_permutation(n, tc.seed, epoch)
@@ -165,16 +177,24 @@ def _train_locked(cfg, run, images, resume, progress, sample_after, stop_after_s
             log.write(type="epoch", epoch=epoch, step=state.step, loss_mean=mean,
                       time_s=elapsed, images_per_s=seen / max(elapsed, 1e-9))
             if epoch in tc.sample_epochs or epoch == tc.epochs:
-                save_epoch_grid(cfg, net, degradation, run / "samples" / f"epoch_{epoch:04d}.png")
+                save_epoch_grid(cfg, net, degradation, run / "samples" / f"epoch_{epoch:04d}.png", data_dir)
+            if tc.eval_every and (epoch % tc.eval_every == 0 or epoch == tc.epochs):
+                from .evaluate import log_epoch_eval  # Inception and torchmetrics load only when asked
+
+                log_epoch_eval(log, cfg, net, degradation, run, epoch, state.step, data_dir=data_dir,
+                               progress=progress)
             state.epoch, state.step_in_epoch = epoch, 0
             is_best = mean < state.best_loss
             state.best_loss = min(state.best_loss, mean)
             log.flush()
-            save_checkpoint(run, cfg, net, opt, state, gen)
+            # best before last: a kill in between redoes this epoch and rewrites the same best.
             if is_best:
-                checkpoint.atomic_write_bytes(runs.checkpoint_path(run, "best"),
-                                              runs.checkpoint_path(run, "last").read_bytes())
-            plots.loss_figure(runs.read_metrics(run), run / "figures" / "loss.png")
+                save_checkpoint(run, cfg, net, opt, state, gen, best=True)
+            save_checkpoint(run, cfg, net, opt, state, gen)
+            # Redrawing costs ~1 s: negligible per real epoch, dominant for tiny ones; so at most once a minute.
+            if epoch == tc.epochs or epoch in tc.sample_epochs or time.perf_counter() - last_figure > 60:
+                plots.loss_figure(runs.read_metrics(run), run / "figures" / "loss.png")
+                last_figure = time.perf_counter()
             last_epoch_done = epoch
             if progress:
                 print(f"epoch {epoch}/{tc.epochs}: mean loss {mean:.5f}, {seen / elapsed:.0f} images/s, "
@@ -183,15 +203,16 @@ def _train_locked(cfg, run, images, resume, progress, sample_after, stop_after_s
         log.close()
     if sample_after and last_epoch_done == tc.epochs:
         from .sample import sample_run
-        sample_run(run, n=64, seed=tc.seed)
+        sample_run(run, n=64, seed=tc.seed, data_dir=data_dir)
     return state
 
 
-def save_epoch_grid(cfg: C.Config, net, degradation, path: Path) -> None:
+def save_epoch_grid(cfg: C.Config, net, degradation, path: Path, data_dir=None) -> None:
     """A 4x4 grid from the same fixed noise at every epoch (the report's Figs 1.3, 1.8)."""
     net.eval()
     g = torch.Generator().manual_seed(cfg.train.seed + GRID_SEED_OFFSET)
-    x_T = priors.draw(priors.default_start(cfg), degradation, 16, generator=g, run=path.parent.parent)
+    x_T = priors.draw(priors.default_start(cfg), degradation, 16, generator=g, run=path.parent.parent,
+                      data_dir=data_dir)
     x0 = samplers.SAMPLERS[samplers.default_sampler(cfg)](net, degradation, x_T, generator=g)
     plots.save_grid(data.to_uint8(x0[:, 0]), path, nrow=4)
     net.train()
