@@ -52,6 +52,7 @@ def _steps(run):
     ("[[run]]\npreset = 'ddpm-default'\ncolour = 1\n", "unknown key 'colour'"),
     ("[[run]]\npreset = 'ddpm-default'\nsample = [{ start = 'moon' }]\n", "unknown start 'moon'"),
     ("[[run]]\npreset = 'ddpm-default'\nname = '../x'\n", "plain directory name"),
+    ("[[run]]\npreset = 'ddpm-default'\nevaluate = { samples = 5 }\n", "unknown evaluate option 'samples'"),
     ("runs = 1\n", "unknown key 'runs'"),
     ("[defaults]\nlr = 1e-3\n", "at least one [[run]]"),
     ("[[run]\n", "not valid TOML"),
@@ -78,7 +79,10 @@ def test_shipped_plans_hold_the_reports_runs():
     assert {"cold-row-random-g4", "cold-col-random-g4"} <= set(names)
     assert [r.name for r in quick.runs] == names
     for f, q in zip(full.runs, quick.runs):
-        assert f.config.to_dict() == C.preset(f.preset).to_dict()  # full length: the presets unchanged
+        full = {k: v for sec in f.config.to_dict().values() for k, v in sec.items()}
+        preset = {k: v for sec in C.preset(f.preset).to_dict().values() for k, v in sec.items()}
+        assert {k for k in full if full[k] != preset[k]} <= {"eval_every"}  # full length: only evaluation added
+        assert f.evaluate["n"] == 10_000  # the final evaluation on 10k samples, as the report's protocol
         assert q.config.process.degradation == f.config.process.degradation
         assert q.config.process.T == f.config.process.T  # same process: only data and epochs shrink
         assert q.config.train.lr == f.config.train.lr and q.config.model == f.config.model

@@ -120,18 +120,49 @@ def test_refuses_to_overwrite_a_folder_it_did_not_make(study, tmp_path):
     assert not any("testing2" in p.name for p in (out / "img").iterdir())
 
 
+# Rows and JSON as evaluate.py writes them (log_epoch_eval, evaluate_run): the readers are tested on that format.
+def _eval_row(epoch):
+    return {"type": "eval", "epoch": epoch, "step": 4 * epoch, "n": 100, "classifier_is": 2.0 + epoch,
+            "classifier_is_std": 0.1, "fd_classifier": 50.0 / epoch, "class_histogram": [10] * 10,
+            "class_imbalance": 0.0, "fid": 300.0 / epoch, "kid": 0.3 / epoch, "kid_std": 0.01,
+            "metrics_s": 1.0, "sampling_s": 2.0, "time_s": 3.0}
+
+
 def test_metric_series_are_plotted_and_missing_ones_named(study):
-    """Eval rows (as `mnistdiff train` logs them with evaluation on) become overlaid curves."""
     _, runs = study
     data = report.collect(runs[:2])
-    data[0].rows += [{"type": "eval", "epoch": e, "step": e, "fid": 300.0 / e, "is": 1 + e / 10, "is_std": 0.1}
-                     for e in (1, 2)]
+    data[0].rows += [_eval_row(e) for e in (1, 2)]
     blocks = report.metrics_by_epoch(data)
-    images = [b for b in blocks if isinstance(b, report.Image)]
+    names = [b.name for b in blocks if isinstance(b, report.Image)]
     missing = [b.text for b in blocks if isinstance(b, report.Missing)]
-    assert [i.name for i in images] == ["epoch-fid", "epoch-is"]
-    assert all(i.png.startswith(b"\x89PNG") for i in images)
+    assert names[:2] == ["epoch-fid", "epoch-kid"]
+    assert {"epoch-is-classifier", "epoch-fid-classifier", "epoch-class-imbalance"} <= set(names)
+    assert all(b.png.startswith(b"\x89PNG") for b in blocks if isinstance(b, report.Image))
+    assert any(m.startswith("Inception Score against epoch") for m in missing)  # never the classifier IS instead
     assert any(data[1].name in m for m in missing)
+    hist = report.class_histograms(data)
+    assert isinstance(hist[1], report.Image) and data[1].name in hist[2].text
+
+
+def test_final_metrics_table_from_eval_json(study):
+    _, runs = study
+    data = report.collect(runs[:2])
+    result = {k: v for k, v in _eval_row(4).items() if k not in ("type", "epoch", "step")}
+    result |= {"inception_is": 1.4, "inception_is_std": 0.12,
+               "real": {"train_count": 2000, "classifier_is": 9.8, "classifier_is_std": 0.05, "fid_floor": 1.5},
+               "samples": {"run": "x", "checkpoint": "last", "sampler": "ddpm", "start": "normal", "n": 100, "seed": 0},
+               "timing": {"total_s": 9.0},
+               "protocol": {"real": {"split": "test", "count": 2000}, "fid": "torchmetrics FID on pool3"}}
+    data[0].evals = {"ddpm-normal-n100-seed0-last": result,
+                     "cold": {**result, "samples": {**result["samples"], "sampler": "ddpm", "start": "conditional"}}}
+    rows = {r[0]: r[1:] for r in M.final_table(data)}
+    assert rows["FID"][:2] == ["75", "not measured"]
+    assert rows["FID"][2].startswith("n = 100 samples (ddpm, normal start, seed 0, last checkpoint) vs the first "
+                                     "2000 test digits: torchmetrics FID on pool3")
+    assert rows["Inception Score"][0] == "1.4 ± 0.12"
+    assert rows["real: Classifier IS"][0] == "9.8 ± 0.05"
+    assert rows["FID (ddpm, conditional start)"][0] == "75"
+    assert "KID" in rows and "Classifier IS" in rows and "n" not in rows and "total s" not in rows
 
 
 def test_cli_report_and_errors(study, tmp_path, capsys):

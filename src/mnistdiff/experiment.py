@@ -89,12 +89,7 @@ def _planned(name, preset, overrides: dict, evaluate, where: str, sample=()) -> 
         raise UserError(f"{where}: run name {name!r} must be a plain directory name, e.g. name = \"ddpm-default\"")
     if not isinstance(overrides, dict):
         raise UserError(f"{where}: overrides of run {name!r} must be a table of config keys")
-    if evaluate is True:
-        evaluate = {}
-    elif evaluate is False:
-        evaluate = None
-    if evaluate is not None and not isinstance(evaluate, dict):
-        raise UserError(f"{where}: evaluate of run {name!r} must be true or a table of options, e.g. {{ n = 1000 }}")
+    evaluate = _check_evaluate(evaluate, name, where)
     try:
         cfg = C.validate(C.apply(C.preset(preset), overrides))
     except UserError as e:
@@ -252,12 +247,30 @@ def _sample(run: Path, opts: dict, data_dir) -> None:
 
 
 def _evaluate(run: Path, opts: dict, data_dir) -> None:
-    try:
-        from . import evaluate as E
-    except ImportError:
-        raise UserError(f"{run} asks for evaluate, but this mnistdiff has no evaluation; "
-                        "remove `evaluate` from the plan") from None
-    raise NotImplementedError(E)
+    from . import evaluate as E
+
+    out, result = E.evaluate_run(run, data_dir=data_dir, **opts)
+    print("\n".join(E.report_lines(result)), file=sys.stderr)
+
+
+def _check_evaluate(evaluate, name: str, where: str) -> dict | None:
+    """Options of evaluate.evaluate_run, checked by name before anything trains."""
+    import inspect
+
+    if evaluate is True:
+        return {}
+    if evaluate is None or evaluate is False:
+        return None
+    from . import evaluate as E
+
+    if not isinstance(evaluate, dict):
+        raise UserError(f"{where}: evaluate of run {name!r} must be true or a table of options, e.g. {{ n = 1000 }}")
+    valid = set(inspect.signature(E.evaluate_run).parameters) - {"run", "data_dir"}
+    unknown = set(evaluate) - valid
+    if unknown:
+        raise UserError(f"{where}: run {name!r}: unknown evaluate option {sorted(unknown)[0]!r}; "
+                        f"valid: {', '.join(sorted(valid))}")
+    return evaluate
 
 
 STAGES = {"sample": _sample, "evaluate": _evaluate}

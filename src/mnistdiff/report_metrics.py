@@ -62,25 +62,46 @@ def other_settings(cfg: C.Config) -> str:
     return ", ".join(diff) or "none"
 
 
-# name -> (label, unit and direction, protocol when the run states none)
+# name -> (label, unit and direction, protocol when the run states none); keys as evaluate.py logs them
 KNOWN = {
-    "fid": ("FID", "lower is better", "Fréchet distance of Inception-v3 pool features (2048-d)"),
-    "kid": ("KID", "lower is better", "kernel inception distance on Inception-v3 pool features"),
-    "is": ("Inception Score", "higher is better", "exp E[KL(p(y|x) || p(y))] of Inception-v3 logits"),
-    "inception_is": ("Inception Score", "higher is better", "exp E[KL(p(y|x) || p(y))] of Inception-v3 logits"),
-    "classifier_is": ("Classifier IS", "higher is better, 10 at most",
-                      "Inception Score computed with the MNIST classifier's logits"),
-    "fd_classifier": ("Fréchet distance (classifier)", "lower is better",
-                      "Fréchet distance of the MNIST classifier's penultimate features"),
+    "fid": ("FID", "lower is better", "Fréchet distance of Inception-v3 pool3 features (2048-d) against "
+                                      "real MNIST test digits"),
+    "is_inception": ("Inception Score", "higher is better", "exp E KL(p(y|x) || p(y)) of Inception-v3 logits"),
+    "kid": ("KID", "lower is better", "kernel inception distance, Inception-v3 pool3 features, cubic kernel"),
+    "is_classifier": ("Classifier IS", "higher is better, 10 at most",
+                      "Inception Score with the MNIST classifier's 10-way softmax in place of Inception's"),
+    "fid_classifier": ("Fréchet distance (classifier features)", "lower is better",
+                       "Fréchet distance of the MNIST classifier's penultimate features against real test digits"),
+    "class_imbalance": ("Class imbalance", "0 balanced, 0.9 one digit only",
+                        "total variation distance of the predicted-class histogram from uniform"),
+    "fid_floor": ("FID floor (real test vs real train)", "lower is better", "FID between two sets of real digits"),
+    "kid_floor": ("KID floor (real test vs real train)", "lower is better", "KID between two sets of real digits"),
+    "fid_classifier_floor": ("Classifier-feature floor (real test vs train)", "lower is better",
+                             "classifier-feature Fréchet distance between two sets of real digits"),
 }
-REQUIRED_SERIES = ("fid", "is")  # the report plots these two against epoch: say so when they are missing
-_NOT_METRICS = {"type", "step", "epoch", "time_s", "n", "n_samples", "seed", "images_per_s"}
-SUPERSEDED_FIGURES = {"loss.png"}  # drawn again by the report, overlaid across runs
+# other spellings seen in run files -> the names above
+ALIASES = {"is": "is_inception", "inception_is": "is_inception", "classifier_is": "is_classifier",
+           "fd_classifier": "fid_classifier"}
+REQUIRED_SERIES = ("fid", "is_inception")  # the report plots these against epoch: say so when missing
+_NOT_METRICS = {"type", "step", "epoch", "time_s", "n", "n_samples", "seed", "images_per_s", "metrics_s",
+                "sampling_s", "train_count", "count"}
+# drawn again by the report, overlaid across runs (loss: plots.loss_figure; the rest: plots.eval_figures)
+SUPERSEDED_FIGURES = {"loss.png", "fid.png", "kid.png", "is.png", "classes.png"}
+
+
+def canonical(key: str) -> str:
+    if key.endswith("_std"):
+        return canonical(key[:-4]) + "_std"
+    return ALIASES.get(key, key)
 
 
 def label(key: str) -> tuple[str, str]:
     name, unit, _ = KNOWN.get(key, (key.replace("_", " "), "", ""))
     return name, ("dimensionless" + (f"; {unit}" if unit else ""))
+
+
+def _numeric(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 def epoch_series(rows: list[dict]) -> dict[str, list[tuple[int, float, float | None]]]:
@@ -89,11 +110,12 @@ def epoch_series(rows: list[dict]) -> dict[str, list[tuple[int, float, float | N
     for r in rows:
         if r.get("type") != "eval" or "epoch" not in r:
             continue
+        r = {canonical(k): v for k, v in r.items()}
         for k, v in r.items():
-            if k in _NOT_METRICS or k.endswith("_std") or isinstance(v, bool) or not isinstance(v, (int, float)):
+            if k in _NOT_METRICS or k.endswith("_std") or not _numeric(v):
                 continue
             std = r.get(f"{k}_std")
-            out.setdefault(k, []).append((int(r["epoch"]), float(v), float(std) if std is not None else None))
+            out.setdefault(k, []).append((int(r["epoch"]), float(v), float(std) if _numeric(std) else None))
     return out
 
 
@@ -103,40 +125,70 @@ def ordered_keys(keys: set[str], required=()) -> list[str]:
 
 
 def series_protocol(runs, key: str) -> str:
-    texts = {str(r.get("protocol", {}).get(key) if isinstance(r.get("protocol"), dict) else r.get("protocol"))
-             for run in runs for r in run.of_type("eval") if key in r and r.get("protocol")}
-    return "; ".join(sorted(texts)) or KNOWN.get(key, ("", "", "as logged by the run"))[2]
+    """How the per-epoch values were made, from each run's config (evaluate.py's per-epoch protocol)."""
+    texts = set()
+    for run in runs:
+        tc = run.config.train
+        if any(canonical(k) == key for r in run.of_type("eval") for k in r):
+            n = getattr(tc, "n_eval", None)
+            ref = getattr(tc, "eval_ref", None)
+            texts.add(f"{n} samples of the run's default sampler per evaluation, against the first {ref} "
+                      "MNIST test digits" if n and ref else "as logged by the run")
+    return KNOWN.get(key, ("", "", ""))[2] + ("; " if key in KNOWN else "") + "; ".join(sorted(texts))
 
 
-def _flatten(d, prefix="") -> dict[str, float]:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}."))
-        elif isinstance(v, (int, float)) and not isinstance(v, bool):
-            out[f"{prefix}{k}"] = float(v)
-    return out
+def _fmt(v: float, std=None) -> str:
+    return f"{v:.4g}" + (f" ± {std:.2g}" if _numeric(std) else "")
+
+
+def _setting(d: dict) -> tuple[str, str]:
+    """(sampler, start) of an eval JSON's samples."""
+    s = d.get("samples", {}) if isinstance(d.get("samples"), dict) else {}
+    return str(s.get("sampler", "?")), str(s.get("start", "?"))
+
+
+def _eval_protocol(d: dict, key: str) -> str:
+    """The protocol of one metric of an eval JSON: what was sampled, against what, and how it was computed."""
+    s, p = d.get("samples", {}), d.get("protocol", {})
+    p = p if isinstance(p, dict) else {"": str(p)}
+    real = p.get("real", {}) if isinstance(p.get("real"), dict) else {}
+    how = next((str(v) for k, v in p.items() if canonical(k) == key and isinstance(v, str)), None) \
+        or (p["classifier_fid"] if key == "fid_classifier" and isinstance(p.get("classifier_fid"), str) else None) \
+        or KNOWN.get(key, ("", "", "see the run's eval JSON"))[2]
+    what = (f"n = {s.get('n', '?')} samples ({s.get('sampler', '?')}, {s.get('start', '?')} start, seed "
+            f"{s.get('seed', '?')}, {s.get('checkpoint', '?')} checkpoint) vs the first {real.get('count', '?')} "
+            f"{real.get('split', '?')} digits")
+    return f"{what}: {how}"
 
 
 def final_values(run) -> tuple[dict[str, str], dict[str, str]]:
-    """{metric: formatted value} and {metric: protocol} for one run."""
+    """{metric: formatted value} and {metric: protocol} for one run (Tables 3.1-3.3)."""
     values, protocols = {}, {}
     ep = run.of_type("epoch")
     if ep:
         values["Final loss"] = f"{ep[-1]['loss_mean']:.4g}"
-        protocols["Final loss"] = (f"mean training {run.config.process.loss.upper()} over the iterations of the last "
-                                   "epoch (metrics.jsonl)")
-    for name, d in run.evals.items():
-        proto = d.get("protocol")
-        flat = _flatten({k: v for k, v in d.items() if k != "protocol"})
-        for k, v in flat.items():
-            if k.split(".")[-1] in _NOT_METRICS or k.endswith("_std"):
-                continue
-            std = flat.get(f"{k}_std")
-            metric = f"{name}: {label(k.split('.')[-1])[0]}" + (f" ({k.rsplit('.', 1)[0]})" if "." in k else "")
-            values[metric] = f"{v:.4g}" + (f" ± {std:.2g}" if std is not None else "")
-            protocols[metric] = str(proto.get(k, proto) if isinstance(proto, dict) else proto or KNOWN.get(
-                k.split(".")[-1], ("", "", "see " + f"eval/{name}.json"))[2])
+        protocols["Final loss"] = (f"mean training {run.config.process.loss.upper()} over the iterations of "
+                                   "the last epoch (metrics.jsonl)")
+    from . import priors, samplers
+
+    try:
+        main = (samplers.default_sampler(run.config), priors.default_start(run.config))
+    except Exception:  # a process this version cannot rebuild: every evaluation gets its setting named
+        main = None
+    for name, d in sorted(run.evals.items(), key=lambda kv: _setting(kv[1]) != main):
+        setting = _setting(d)
+        suffix = "" if setting == main else f" ({setting[0]}, {setting[1]} start)"
+        for group, prefix in ((d, ""), (d.get("real") if isinstance(d.get("real"), dict) else {}, "real: ")):
+            flat = {canonical(k): v for k, v in group.items()}
+            for k, v in flat.items():
+                if k in _NOT_METRICS or k.endswith("_std") or not _numeric(v):
+                    continue
+                metric = f"{prefix}{label(k)[0]}{suffix}"
+                if metric in values:  # a second evaluation of the same setting: keep the first, name the other
+                    metric = f"{metric} [{name}]"
+                values[metric] = _fmt(v, flat.get(f"{k}_std"))
+                protocols[metric] = _eval_protocol(d, k) if not prefix else \
+                    f"real digits, no model: {KNOWN.get(k, ('', '', 'see the eval JSON'))[2]}"
     return values, protocols
 
 
@@ -148,9 +200,9 @@ def final_table(runs) -> list[list[str]]:
     rows = []
     for m in metrics:
         protos = sorted({p[m] for _, p in per_run if m in p})
-        rows.append([m] + [v.get(m, NOT) for v, _ in per_run] + ["; ".join(protos)])
+        rows.append([m] + [v.get(m, NOT) for v, _ in per_run] + [" | ".join(protos)])
     for key in REQUIRED_SERIES:
-        if not any(label(key)[0] in m for m in metrics):
+        if label(key)[0] not in metrics:
             rows.append([label(key)[0]] + [NOT] * len(runs) + [KNOWN[key][2]])
     return rows
 
