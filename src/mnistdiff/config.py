@@ -34,6 +34,7 @@ class ProcessConfig:
     loss: str = "mse"  # mse (the report) or l1 (Bansal et al.)
     order: str = "random"  # cold averaging: random, outside-in, inside-out
     group: int = 1  # cold averaging: rows/columns per step (must divide 28)
+    order_seed: int = 0  # cold averaging: seed of the random order (saved in RUN/degradation.json)
 
 
 @dataclass
@@ -51,6 +52,11 @@ class TrainConfig:
     channels_last: bool = False  # NHWC layout for the convolutions
     adam: str = "foreach"  # Adam implementation: for-loop, foreach or fused
     compile: bool = False  # torch.compile the net (needs a C++ compiler; first steps compile)
+    # Per-epoch evaluation (evaluate.py): samples of the run's default sampler against real test digits.
+    eval_every: int = 0  # evaluate every this many epochs, and at the last (0: off)
+    n_eval: int = 1000  # generated digits per evaluation
+    eval_metrics: str = "all"  # all (Inception FID/KID + classifier) or classifier (about 100x cheaper)
+    eval_ref: int = 10000  # real test digits on the reference side (Inception features cached on disk)
 
 
 @dataclass
@@ -72,13 +78,14 @@ FIELD_SECTION = {f.name: s for s, cls in SECTIONS.items() for f in dataclasses.f
 CHOICES = {
     "net": ("cnn",),
     "act": ("gelu", "relu", "elu", "silu"),
-    "degradation": ("gaussian",),
+    "degradation": ("gaussian", "row-averaging", "column-averaging", "blur"),
     "schedule": ("linear", "cosine"),
     "prediction": ("eps", "x0"),
     "loss": ("mse", "l1"),
     "order": ("random", "outside-in", "inside-out"),
     "precision": ("fp32", "bf16"),
     "adam": ("for-loop", "foreach", "fused"),
+    "eval_metrics": ("all", "classifier"),
 }
 
 
@@ -91,7 +98,7 @@ def parse_value(name: str, value):
     """Coerce a CLI string or a JSON/TOML value to the field's type, with a one-line error."""
     typ = field_type(name)
     try:
-        if typ is tuple[int, ...]:
+        if typ == tuple[int, ...]:  # typing builds a new alias object each time: compare, not `is`
             if isinstance(value, str):
                 value = [v for v in value.replace(" ", "").split(",") if v]
             return tuple(int(v) for v in value)
@@ -106,7 +113,7 @@ def parse_value(name: str, value):
         if typ is int and isinstance(value, str):
             return int(float(value)) if "e" in value.lower() else int(value)
         return typ(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise UserError(f"{name}={value!r} is not a valid {getattr(typ, '__name__', typ)}; "
                         f"see `mnistdiff train --help`") from None
 
@@ -174,27 +181,38 @@ def validate(cfg: Config) -> Config:
         value = getattr(getattr(cfg, FIELD_SECTION[name]), name)
         if value not in CHOICES[name]:
             raise UserError(f"unknown {name} {value!r}; choose one of: {', '.join(CHOICES[name])}")
-    if not m.hidden or any(h <= 0 for h in m.hidden):
-        raise UserError(f"hidden={','.join(map(str, m.hidden)) or '(empty)'} must list positive channel "
-                        "counts, e.g. --hidden 16,32,32,16")
-    if p.T < 1:
-        raise UserError(f"T={p.T} must be at least 1 (the report uses --T 1000)")
+    if not m.hidden or any(not 0 < h <= 4096 for h in m.hidden):
+        raise UserError(f"hidden={','.join(map(str, m.hidden)) or '(empty)'} must list channel counts "
+                        "from 1 to 4096, e.g. --hidden 16,32,32,16")
+    if not 1 <= p.T <= 100_000:
+        raise UserError(f"T={p.T} must be between 1 and 100000 (the report uses --T 1000)")
     if not (0 < p.beta1 < 1 and 0 < p.beta2 < 1):
         raise UserError(f"betas ({p.beta1}, {p.beta2}) must lie in (0, 1), e.g. --beta1 1e-4 --beta2 0.02")
     if p.beta1 >= p.beta2:
         raise UserError(f"beta1={p.beta1} must be smaller than beta2={p.beta2}")
     if p.group < 1 or 28 % p.group:
         raise UserError(f"group={p.group} must divide 28 (1, 2, 4, 7, 14 or 28)")
+    from .degradations import DEGRADATIONS  # lazily: config stays importable without torch
+
+    cls = DEGRADATIONS[p.degradation]
+    if not cls.stochastic and p.prediction != "x0":
+        raise UserError(f"{p.degradation} is a cold (deterministic) degradation: the net must restore x0; "
+                        "pass --prediction x0")
+    if hasattr(cls, "check_config"):
+        cls.check_config(p)
     if not t.lr > 0:
         raise UserError(f"lr={t.lr} must be positive, e.g. --lr 2e-4")
-    if t.batch_size <= 0:
-        raise UserError(f"batch_size={t.batch_size} must be positive, e.g. --batch-size 128")
-    if t.epochs < 1:
-        raise UserError(f"epochs={t.epochs} must be at least 1")
+    if not 0 < t.batch_size <= 65_536:
+        raise UserError(f"batch_size={t.batch_size} must be between 1 and 65536, e.g. --batch-size 128")
+    if not 1 <= t.epochs <= 1_000_000:
+        raise UserError(f"epochs={t.epochs} must be between 1 and 1000000")
     if t.subset < 0:
         raise UserError(f"subset={t.subset} must be 0 (all images) or a positive count")
     if t.checkpoint_every < 0 or t.threads < 0:
         raise UserError("checkpoint_every and threads must be >= 0")
+    if t.eval_every < 0 or t.n_eval < 10 or not 10 <= t.eval_ref <= 10000:
+        raise UserError(f"eval_every={t.eval_every} must be >= 0, n_eval={t.n_eval} >= 10 and "
+                        f"eval_ref={t.eval_ref} in [2, 10000] (the MNIST test set), e.g. --eval-every 5")
     return cfg
 
 
@@ -209,9 +227,35 @@ PRESETS: dict[str, tuple[str, dict]] = {
                             "CNN (16,32,32,16), batch 128, GELU, 100 epochs"),
     "ddpm-testing2": _preset("The report's Table 1.2 ('testing2'): as ddpm-default with T=1500 and lr 4e-4",
                              T=1500, lr=4e-4),
-    "quick": _preset("The seed's DDPM and CNN sized for `make run`: 3 epochs on all 60k images "
-                     "at lr 1e-3 (about 6 minutes on 2 CPU cores)",
-                     epochs=3, lr=1e-3, sample_epochs=(1, 2)),
+    "quick": _preset("The seed's DDPM and CNN (T=1000) sized for `make run`: 2 epochs on a 25,000-image "
+                     "subset at lr 1e-3, about 8 minutes with sampling on a 2-core AVX2 CPU",
+                     epochs=2, lr=1e-3, subset=25000, sample_epochs=(1,)),
+    # Cold diffusion (the report's Chapter 2 and Appendix): the net restores x0; T = 28 / group.
+    "cold-row-random": _preset("The report's Table 2.1: row averaging, random order, T=28, lr 2e-4, "
+                               "CNN (16,32,32,16), batch 128, GELU, MSE, 80 epochs",
+                               degradation="row-averaging", T=28, prediction="x0", epochs=80),
+    "cold-col-random": _preset("Column averaging, random order, T=28, 60 epochs (the report's Fig 3.3)",
+                               degradation="column-averaging", T=28, prediction="x0", epochs=60),
+    "cold-row-random-g4": _preset("Row averaging in bands of 4 rows, random order, T=7, 80 epochs "
+                                  "(the report's Fig 3.2, Table 3.2)",
+                                  degradation="row-averaging", group=4, T=7, prediction="x0", epochs=80),
+    "cold-col-random-g4": _preset("Column averaging in bands of 4 columns, random order, T=7, 60 epochs "
+                                  "(the report's Fig 3.1, Table 3.1)",
+                                  degradation="column-averaging", group=4, T=7, prediction="x0", epochs=60),
+    "cold-row-outside-in": _preset("As cold-row-random with rows averaged edges first (1, 28, 2, 27, ...)",
+                                   degradation="row-averaging", order="outside-in", T=28, prediction="x0",
+                                   epochs=80),
+    "cold-row-inside-out": _preset("As cold-row-random with rows averaged centre first (14, 15, 13, 16, ...)",
+                                   degradation="row-averaging", order="inside-out", T=28, prediction="x0",
+                                   epochs=80),
+    "cold-col-outside-in": _preset("As cold-col-random with columns averaged edges first",
+                                   degradation="column-averaging", order="outside-in", T=28, prediction="x0",
+                                   epochs=60),
+    "cold-col-inside-out": _preset("As cold-col-random with columns averaged centre first",
+                                   degradation="column-averaging", order="inside-out", T=28, prediction="x0",
+                                   epochs=60),
+    "cold-blur": _preset("Bansal et al.'s Gaussian blur towards the mean image, T=20, L1 loss, 80 epochs",
+                         degradation="blur", T=20, prediction="x0", loss="l1", epochs=80),
 }
 
 
