@@ -106,6 +106,18 @@ def test_hyperparameter_table_reads_each_runs_config(study):
     assert table["Number of hidden layers & units"][0] == "(8, 8)"
 
 
+def test_a_run_still_training_is_read_up_to_its_last_whole_line(study, tmp_path):
+    import shutil
+
+    _, runs = study
+    live = tmp_path / "live"
+    shutil.copytree(runs[0], live)
+    n = len(report.load_run(live).rows)
+    with open(live / "metrics.jsonl", "a") as f:
+        f.write('{"type": "iter", "epoch": 3, "st')  # the training process is mid-write
+    assert len(report.load_run(live).rows) == n
+
+
 def test_refuses_to_overwrite_a_folder_it_did_not_make(study, tmp_path):
     _, runs = study
     precious = tmp_path / "docs"

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import __version__, config as C, report_figures as F, report_metrics as M, runs as R
+from . import __version__, config as C, report_figures as F, report_metrics as M
 from .errors import UserError
 from .report_render import Gallery, Heading, Image, Missing, Table, Text, to_html, to_markdown
 
@@ -43,6 +43,14 @@ class RunData:
         return self.config.process.degradation != "gaussian"
 
 
+def _read_rows(path: Path) -> list[dict]:
+    """metrics.jsonl rows; a run still training may end in a half-written line, which is left out."""
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines(keepends=True)
+            if line.endswith("\n") and line.strip()]
+
+
 def load_run(path: str | Path) -> RunData:
     path = Path(path)
     if not (path / "config.json").is_file():
@@ -50,7 +58,7 @@ def load_run(path: str | Path) -> RunData:
                         "`mnistdiff train` or `mnistdiff experiment`")
     try:
         cfg = C.from_dict(json.loads((path / "config.json").read_text()))
-        rows = R.read_metrics(path)
+        rows = _read_rows(path / "metrics.jsonl")
         evals = {p.stem: json.loads(p.read_text()) for p in sorted((path / "eval").glob("*.json"))}
         record = json.loads((path / "experiment.json").read_text()) if (path / "experiment.json").is_file() else None
     except (ValueError, OSError) as e:
