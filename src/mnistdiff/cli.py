@@ -22,6 +22,8 @@ EXAMPLES = {
     "sample": """examples:
   mnistdiff sample runs/quick -n 64 --seed 1
   mnistdiff sample runs/ddpm/checkpoints/best.safetensors -n 16 --out grid.png
+  mnistdiff sample runs/cold-row-random --start conditional --algorithm direct   # cold: + RUN/figures/cold-*.png
+  mnistdiff sample runs/cold-row-random --start gmm --components 20 --algorithm 2
 """,
     "experiment": """examples:
   mnistdiff experiment report-study-quick              # the report's runs, small: ~30 min on 2 CPU cores
@@ -86,8 +88,14 @@ def cmd_train(args) -> int:
 def cmd_sample(args) -> int:
     from .sample import sample_run
 
-    sample_run(args.run, n=args.n, seed=args.seed, which=args.checkpoint, sampler=args.sampler,
-               start=args.start, out=args.out, data_dir=args.data_dir, batch_size=args.batch_size)
+    from .samplers import cold_sampler
+
+    if args.algorithm and args.sampler:
+        raise UserError("give --algorithm (cold runs) or --sampler, not both")
+    sampler = cold_sampler(args.algorithm) if args.algorithm else args.sampler
+    sample_run(args.run, n=args.n, seed=args.seed, which=args.checkpoint, sampler=sampler,
+               start=args.start, out=args.out, data_dir=args.data_dir, batch_size=args.batch_size,
+               start_options={"components": args.components, "noise": args.start_noise})
     return 0
 
 
@@ -149,8 +157,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--checkpoint", default="last", choices=["last", "best", "prev"],
                    help="which checkpoint of a run (default: last)")
     s.add_argument("--sampler", choices=list(samplers.SAMPLERS), help="default: the process's own")
-    s.add_argument("--start", choices=list(priors.STARTS), help="starting point x_T (default: the process's own)")
-    s.add_argument("--out", help="PNG path (default: RUN/samples/sample-<sampler>-n<N>-seed<S>.png)")
+    s.add_argument("--start", choices=list(priors.STARTS), help="starting point x_T (default: the process's "
+                   "own: normal for gaussian, gmm for cold)")
+    s.add_argument("--algorithm", choices=list(samplers.COLD_ALGORITHMS),
+                   help="cold runs: direct prediction, or Algorithm 1 or 2 of Bansal et al. 2022 (default: 2)")
+    s.add_argument("--components", type=int, default=10, help="--start gmm: mixture components (default: 10)")
+    s.add_argument("--start-noise", type=float, default=0.0,
+                   help="--start gmm|uniform: std of pixel noise added to x_T to break symmetry (default: 0)")
+    s.add_argument("--out", help="PNG path (default: RUN/samples/sample-<sampler>[-<start>]-n<N>-seed<S>.png)")
     s.add_argument("--batch-size", type=int, default=500, help="images per sampling batch (default: 500)")
     s.add_argument("--data-dir", help="MNIST directory, for starts that use real images")
     s.set_defaults(fn=cmd_sample)

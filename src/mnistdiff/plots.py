@@ -58,3 +58,53 @@ def loss_figure(rows: list[dict], path: Path, title: str | None = None) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def contrast_stretch(x: torch.Tensor) -> torch.Tensor:
+    """Each image's own min..max -> 0..255, for display only (the report's degraded panels: averaged
+    MNIST rows are nearly black). Constant images stay mid-grey rather than dividing by zero."""
+    x = x.detach().float().flatten(-2)
+    lo, hi = x.min(-1, keepdim=True).values, x.max(-1, keepdim=True).values
+    span = hi - lo
+    y = torch.where(span > 1e-8, (x - lo) / span.clamp_min(1e-8), torch.full_like(x, 0.5))
+    return (y * 255).round().to(torch.uint8).unflatten(-1, (28, 28))
+
+
+def _save(fig, path: Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
+def panels_figure(panels: list[tuple[str, torch.Tensor]], path: Path, nrow: int = 4,
+                  title: str | None = None) -> None:
+    """Side-by-side grids of uint8 (N, 28, 28) images, one titled panel each (the report's Figs 2.2, 2.6)."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(2.8 * len(panels), 3.2))
+    for ax, (name, images) in zip(np.atleast_1d(axes), panels):
+        ax.imshow(grid_array(images, nrow), cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+        ax.set_title(name, fontsize=10)
+        ax.axis("off")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    _save(fig, path)
+
+
+def strip_figure(rows: list[tuple[str, list]], path: Path, labels: list[str], title: str | None = None) -> None:
+    """Rows of uint8 (28, 28) images along t, one labelled row each (a digit along a trajectory);
+    a None entry leaves its cell grey. One mosaic, one imshow: a subplot per cell is slow to draw."""
+    cells = []
+    for _, images in rows:
+        cells += [np.full((28, 28), 128, np.uint8) if im is None else np.asarray(im) for im in images]
+        cells += [np.full((28, 28), 128, np.uint8)] * (len(labels) - len(images))
+    mosaic = grid_array(np.stack(cells), nrow=len(labels))
+    fig, ax = plt.subplots(figsize=(0.5 * len(labels) + 1.2, 0.55 * len(rows) + 0.8))
+    ax.imshow(mosaic, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+    ax.set_yticks([2 + 30 * i + 14 for i in range(len(rows))], [name for name, _ in rows], fontsize=7)
+    ax.set_xticks([2 + 30 * j + 14 for j in range(len(labels))], labels, fontsize=6, rotation=90)
+    ax.tick_params(length=0)
+    for side in ax.spines.values():
+        side.set_visible(False)
+    if title:
+        ax.set_title(title, fontsize=9)
+    _save(fig, path)

@@ -64,3 +64,25 @@ def make(name: str, *, beta1: float, beta2: float, T: int) -> Schedule:
     if name == "cosine":
         return cosine(T)
     raise KeyError(name)
+
+
+# -- cold diffusion: the order in which rows (columns, bands) are averaged ---------------------------
+
+def order_random(n: int, seed: int) -> torch.Tensor:
+    """A seeded permutation of 0..n-1 (the report's 'Random' schedule), fixed for a run by its seed."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+
+
+def order_outside_in(n: int, seed: int = 0) -> torch.Tensor:
+    """Edges first: 0, n-1, 1, n-2, ... (the report's 1, 28, 2, 27, ... in 0-based indices)."""
+    centre = (n - 1) / 2
+    return torch.tensor(sorted(range(n), key=lambda i: (-abs(i - centre), i)))
+
+
+def order_inside_out(n: int, seed: int = 0) -> torch.Tensor:
+    """Centre first: n/2-1, n/2, n/2-2, ... (the report's 14, 15, 13, 16, ... in 0-based indices)."""
+    centre = (n - 1) / 2
+    return torch.tensor(sorted(range(n), key=lambda i: (abs(i - centre), i)))
+
+
+ORDERS = {"random": order_random, "outside-in": order_outside_in, "inside-out": order_inside_out}
