@@ -120,7 +120,11 @@ def training_loss(runs: list[RunData]) -> list:
     have = {r.name: r.rows for r in runs if r.of_type("iter")}
     out = [Heading("Training loss")]
     if have:
-        out.append(Image("loss", F.loss_overlay(have), "Figs 1.2, 1.7, 2.3 overlaid: loss at every iteration "
+        norms = {r.config.process.loss for r in runs if r.name in have}
+        ylabel = ("mean squared error per pixel" if norms == {"mse"} else "mean absolute error per pixel"
+                  if norms == {"l1"} else "per-pixel loss (MSE or L1: see the hyperparameters)")
+        out.append(Image("loss", F.loss_overlay(have, f"training loss: {ylabel}"),
+                         "Figs 1.2, 1.7, 2.3 overlaid: loss at every iteration "
                          "and the mean of each epoch, per run (log scale).", "training loss per iteration and epoch"))
     missing = [r.name for r in runs if r.name not in have]
     if missing:

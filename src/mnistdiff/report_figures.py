@@ -49,7 +49,7 @@ def activation_figure() -> bytes:
     return _png(fig)
 
 
-def loss_overlay(rows_by_run: dict[str, list[dict]]) -> bytes:
+def loss_overlay(rows_by_run: dict[str, list[dict]], ylabel: str = "training loss (per pixel)") -> bytes:
     """Figs 1.2, 1.7, 2.3 overlaid: per-iteration loss (thin) and each epoch's mean (dashed, markers)."""
     colors = _colors(rows_by_run)
     fig, ax = plt.subplots(figsize=(8, 4.5))
@@ -64,7 +64,7 @@ def loss_overlay(rows_by_run: dict[str, list[dict]]) -> bytes:
         else:
             ax.plot([], [], color=colors[name], label=f"{name} (iterations; no epoch finished)")
     ax.set_xlabel("epoch (iterations scaled by steps per epoch)")
-    ax.set_ylabel("training loss (mean squared error per pixel)")
+    ax.set_ylabel(ylabel)
     ax.set_yscale("log")
     ax.set_title("Training loss per iteration (thin) and per-epoch mean (dashed)")
     ax.legend(fontsize=8)

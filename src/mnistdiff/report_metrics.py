@@ -227,8 +227,8 @@ _CAPTIONS = [  # file stems written by cold_figures.py -> what the report called
     (r"cold-(?P<start>gmm|uniform)-(?P<s>.+)-seed(?P<seed>\d+)",
      "Degraded from a fitted distribution ({start}) | Algorithmic generation (unconditional; sampler {s}, "
      "seed {seed}); the report's Fig 2.6"),
-    (r"cold-strip-seed(?P<seed>\d+)", "One test digit along t = 0..T: degraded (as stored and contrast-stretched), "
-     "then the reverse chain and its predictions (seed {seed})"),
+    (r"cold-strip(?:-(?P<s>.+))?-seed(?P<seed>\d+)", "One test digit along t = 0..T: degraded (as stored and "
+     "contrast-stretched), then the reverse chain and its predictions (sampler {s}, seed {seed})"),
 ]
 
 
