@@ -88,6 +88,7 @@ def test_shipped_plans_hold_the_reports_runs():
         assert q.config.train.lr == f.config.train.lr and q.config.model == f.config.model
 
 
+@pytest.mark.slow  # three tiny trainings: ~10 s alone, ~20 s on a shared machine
 def test_runs_new_resumes_interrupted_and_skips_finished(plan_file, tmp_path):
     runs_dir = tmp_path / "runs"
     plan = X.resolve([str(plan_file)])
