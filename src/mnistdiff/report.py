@@ -61,7 +61,7 @@ def load_run(path: str | Path) -> RunData:
         rows = _read_rows(path / "metrics.jsonl")
         evals = {p.stem: json.loads(p.read_text()) for p in sorted((path / "eval").glob("*.json"))}
         record = json.loads((path / "experiment.json").read_text()) if (path / "experiment.json").is_file() else None
-    except (ValueError, OSError) as e:
+    except (ValueError, OSError, UserError) as e:
         raise UserError(f"cannot read run {path}: {e}") from None
     return RunData(path.name, path, cfg, rows, evals, record)
 
