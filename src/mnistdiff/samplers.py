@@ -46,6 +46,56 @@ def sample_ddpm(net, schedule: Schedule, x_T: torch.Tensor, *, generator: torch.
     return x
 
 
+def ddim_timesteps(T: int, steps: int) -> list[int]:
+    """`steps` timesteps from T down to 1, evenly spaced (Song et al. 2021's sub-sequence tau)."""
+    if not 1 <= steps <= T:
+        raise UserError(f"steps={steps} must lie in 1..{T} (the run's T); e.g. --steps 50")
+    return sorted({round(T - i * (T - 1) / max(steps - 1, 1)) for i in range(steps)}, reverse=True)
+
+
+def ddim_step(x_t: torch.Tensor, eps: torch.Tensor, alpha_bar_t: float, alpha_bar_s: float, eta: float,
+              z: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """One DDIM update x_t -> x_s (s < t), eq. 12 of Song et al. 2021; returns (x_s, x0_hat).
+
+    sigma = eta * sqrt((1 - a_s) / (1 - a_t)) * sqrt(1 - a_t / a_s): eta = 0 is deterministic, and
+    eta = 1 with s = t - 1 is DDPM's ancestral step with the posterior variance beta-tilde_t.
+    """
+    x0_hat = (x_t - (1 - alpha_bar_t) ** 0.5 * eps) / alpha_bar_t**0.5
+    sigma = eta * ((1 - alpha_bar_s) / (1 - alpha_bar_t) * (1 - alpha_bar_t / alpha_bar_s)) ** 0.5
+    x_s = alpha_bar_s**0.5 * x0_hat + max(1 - alpha_bar_s - sigma**2, 0.0) ** 0.5 * eps
+    if sigma > 0 and z is not None:
+        x_s = x_s + sigma * z
+    return x_s, x0_hat
+
+
+@torch.inference_mode()
+def sample_ddim(net, schedule: Schedule, x_T: torch.Tensor, *, steps: int = 50, eta: float = 0.0,
+                generator: torch.Generator | None = None, callback: Callback = None) -> torch.Tensor:
+    """DDIM sampling (Song et al. 2021) of an eps-prediction DDPM on `steps` of its T timesteps.
+
+    The last step goes to alpha_bar_0 = 1 (x0 itself), where sigma is 0: the output carries no noise.
+    """
+    if eta < 0:
+        raise UserError(f"eta={eta} must be >= 0 (0: deterministic DDIM, 1: DDPM-like noise)")
+    T = schedule.T
+    ab = schedule.alphas_cumprod.tolist()
+    taus = ddim_timesteps(T, steps)
+    x = x_T.clone()
+    n = x.shape[0]
+    for i, t in enumerate(taus):
+        s = taus[i + 1] if i + 1 < len(taus) else 0
+        eps = net(x, _time(t, n, T, x.device)).float()
+        alpha_bar_s = ab[s] if s > 0 else 1.0
+        z = None
+        if eta > 0 and s > 0:
+            z = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        x_next, x0_hat = ddim_step(x, eps, ab[t], alpha_bar_s, eta, z)
+        if callback is not None:
+            callback(t, x, x0_hat)
+        x = x_next
+    return x
+
+
 COLD_ALGORITHMS = ("direct", "1", "2")
 
 
@@ -91,9 +141,17 @@ def _ddpm(net, degradation, x_T, **kw):
     return sample_ddpm(net, degradation.schedule, x_T, **kw)
 
 
+def _ddim(net, degradation, x_T, **kw):
+    if not hasattr(degradation, "schedule"):
+        raise UserError("the ddim sampler needs a gaussian (noise) process; pick a cold sampler: "
+                        "--algorithm direct|1|2")
+    return sample_ddim(net, degradation.schedule, x_T, **kw)
+
+
 # name -> fn(net, degradation, x_T, *, generator, callback); feeds the CLI's --sampler choices.
 SAMPLERS: dict[str, Callable] = {
     "ddpm": _ddpm,
+    "ddim": _ddim,  # options: steps, eta (`mnistdiff sample RUN --sampler ddim --steps 50 --eta 0`)
     "cold-direct": partial(sample_cold, algorithm="direct"),
     "cold-alg1": partial(sample_cold, algorithm="1"),
     "cold-alg2": partial(sample_cold, algorithm="2"),
@@ -102,8 +160,27 @@ SAMPLERS: dict[str, Callable] = {
 # stochastic and Bansal et al.'s Algorithm 2 when it is cold (so a new degradation needs no entry).
 DEFAULT_SAMPLER = {"gaussian": "ddpm"}
 
+
 # Which processes a sampler serves: True for stochastic (noise) processes, False for cold ones.
-FOR_STOCHASTIC = {"ddpm": True, "cold-direct": False, "cold-alg1": False, "cold-alg2": False}
+FOR_STOCHASTIC = {"ddpm": True, "ddim": True, "cold-direct": False, "cold-alg1": False, "cold-alg2": False}
+
+# Options a sampler takes beyond the common signature (CLI flags --steps / --eta pass them through).
+OPTIONS = {"ddim": ("steps", "eta")}
+
+
+def check_options(name: str, options: dict | None, T: int) -> dict:
+    """The options given (None values dropped), refusing, before any work, any the sampler does not take."""
+    options = {k: v for k, v in (options or {}).items() if v is not None}
+    extra = sorted(set(options) - set(OPTIONS.get(name, ())))
+    if extra:
+        takes = ", ".join(f"--{o}" for o in OPTIONS.get(name, ())) or "no options"
+        raise UserError(f"the {name} sampler does not take --{extra[0]} (it takes {takes}); "
+                        "e.g. --sampler ddim --steps 50 --eta 0")
+    if name == "ddim":
+        ddim_timesteps(T, options.get("steps", 50))
+        if options.get("eta", 0.0) < 0:
+            raise UserError(f"eta={options['eta']} must be >= 0 (0: deterministic DDIM, 1: DDPM-like noise)")
+    return options
 
 
 def check_compatible(name: str, degradation) -> None:
