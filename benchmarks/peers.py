@@ -1,0 +1,104 @@
+"""The peers mnistdiff is measured against, written the way their users write them.
+
+- reference_training: the report's starter-code shape: a torch Dataset applying a per-item
+  to-tensor/normalise transform (PIL + numpy, no torchvision), a shuffling DataLoader, fp32, eager,
+  torch's default Adam, q_sample written inline with the schedule indexed per batch.
+- diffusers_ddpm: a loop over diffusers' DDPMScheduler driving the same net with the same schedule.
+- naive_inception: the same TorchScript Inception, NCHW, fp32, batch 32.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+
+
+class MNISTItems(Dataset):
+    """uint8 digits served one at a time through a PIL/numpy transform, as torchvision's
+    ToTensor + Normalize((0.5,), (1.0,)) would (the seed's [-0.5, 0.5] range)."""
+
+    def __init__(self, images_u8: torch.Tensor):
+        self.images = images_u8.numpy()
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i):
+        img = Image.fromarray(self.images[i], mode="L")
+        x = np.asarray(img, dtype=np.float32) / 255.0
+        return torch.from_numpy((x - 0.5)[None]), 0
+
+
+def reference_training(net, schedule, images_u8: torch.Tensor, *, steps: int, batch_size: int, lr: float,
+                       seed: int) -> tuple[list[float], float]:
+    """(per-step losses, seconds) of `steps` optimizer steps of the starter-code loop."""
+    T = schedule.T
+    alpha_bar = schedule.alphas_cumprod
+    loader = DataLoader(MNISTItems(images_u8), batch_size=batch_size, shuffle=True, drop_last=True,
+                        generator=torch.Generator().manual_seed(seed))
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    net.train()
+    out, t0 = [], time.perf_counter()
+    while len(out) < steps:
+        for x, _ in loader:
+            t = torch.randint(1, T + 1, (x.shape[0],))
+            eps = torch.randn_like(x)
+            ab = alpha_bar[t, None, None, None]
+            x_t = ab.sqrt() * x + (1 - ab).sqrt() * eps
+            loss = F.mse_loss(net(x_t, t / T), eps)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            out.append(loss.item())
+            if len(out) == steps:
+                break
+    return out, time.perf_counter() - t0
+
+
+def diffusers_scheduler(schedule):
+    """DDPMScheduler reproducing mnistdiff's schedule and sampler exactly.
+
+    mnistdiff indexes t = 0..T and its alpha_bar_t includes the factor (1 - beta_0) (the report's
+    code does the same); diffusers indexes k = t - 1 = 0..T-1. So: trained_betas = betas[1:],
+    alphas_cumprod = ours[1:], and the alpha_bar "before the first step" is ours at t = 0.
+    fixed_large variance is sigma_t^2 = beta_t, Ho et al.'s choice that mnistdiff samples with.
+    """
+    from diffusers import DDPMScheduler
+
+    sched = DDPMScheduler(num_train_timesteps=schedule.T, trained_betas=schedule.betas[1:].double().numpy(),
+                          variance_type="fixed_large", clip_sample=False, prediction_type="epsilon")
+    # In float64: diffusers re-derives beta_t = 1 - alpha_bar_t / alpha_bar_{t-1}, which float32 loses
+    # to cancellation near t = 1 (relative error 3e-4). 0-dim float64 factors keep the images float32.
+    alpha_bar = torch.cumprod(1 - schedule.betas.double(), 0)
+    sched.alphas_cumprod = alpha_bar[1:]
+    sched.one = alpha_bar[0]
+    sched.set_timesteps(schedule.T)
+    return sched
+
+
+@torch.inference_mode()
+def diffusers_ddpm(net, schedule, x_T: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    sched = diffusers_scheduler(schedule)
+    x = x_T.clone()
+    n, T = x.shape[0], schedule.T
+    for k in sched.timesteps:
+        eps = net(x, torch.full((n,), (int(k) + 1) / T))
+        x = sched.step(eps, k, x, generator=generator).prev_sample
+    return x
+
+
+def naive_inception(path, images_u8: torch.Tensor, batch_size: int = 32) -> torch.Tensor:
+    """pool3 features with the same TorchScript file and resize, left in NCHW, batch 32."""
+    net = torch.jit.load(str(path), map_location="cpu").eval()
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(images_u8), batch_size):
+            x = images_u8[i:i + batch_size].unsqueeze(1).float()
+            x = F.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False)
+            out.append(net(((x - 128.0) / 128.0).repeat(1, 3, 1, 1)).float())
+    return torch.cat(out)

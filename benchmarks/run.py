@@ -1,0 +1,296 @@
+"""mnistdiff against its peers, side by side in one run: training, sampling, evaluation, roofline,
+and each speed lever on and off. Writes benchmarks/results.json and benchmarks/results.md.
+
+    .venv/bin/pip install -r benchmarks/requirements.txt   # diffusers, for the sampling peer
+    MNISTDIFF_DATA=/work/shared/data/mnist .venv/bin/python benchmarks/run.py
+
+Only ratios measured within one run mean anything on a shared machine; the load average at each
+section's start is recorded beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import peers  # noqa: E402
+
+from mnistdiff import config as C, data, degradations, losses, metrics, nets, perf, runs, samplers  # noqa: E402
+from mnistdiff import train as training  # noqa: E402
+from mnistdiff.sample import load_trained  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+
+
+def load() -> float:
+    return os.getloadavg()[0]
+
+
+def machine() -> dict:
+    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), platform.processor())
+    flags = next((line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")), "")
+    return {"cpu": model, "cores": os.cpu_count(), "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "avx512_bf16": "avx512_bf16" in flags, "avx2": " avx2" in flags,
+            "date": datetime.datetime.now().isoformat(timespec="minutes"), "python": platform.python_version()}
+
+
+def matmul_gflops(n: int, dtype, seconds: float = 3.0) -> float:
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    a @ b
+    k, t0 = 0, time.perf_counter()
+    while k == 0 or time.perf_counter() - t0 < seconds:
+        a @ b
+        k += 1
+    return 2 * n**3 * k / (time.perf_counter() - t0) / 1e9
+
+
+def train_flops_per_image(cfg) -> float:
+    """FLOPs of one training step (forward + backward) per image, counted by FlopCounterMode."""
+    net, degradation = nets.build(cfg.model), degradations.build(cfg.process)
+    bs = 16
+    x0, t, noise = torch.rand(bs, 1, 28, 28) - 0.5, torch.randint(1, degradation.T + 1, (bs,)), torch.randn(bs, 1, 28, 28)
+    with FlopCounterMode(display=False) as counter:
+        losses.diffusion_loss(net, degradation, x0, t, noise).mean().backward()
+    return counter.get_total_flops() / bs
+
+
+def bench_training(cfg, args, work: Path) -> dict:
+    """mnistdiff's own train() against the starter-code loop: same net init, images, batch, steps."""
+    steps, bs = args.train_steps, cfg.train.batch_size
+    cfg = C.apply(cfg, {"subset": steps * bs, "epochs": 2, "sample_epochs": ()})
+    images = training.training_images(cfg, None)
+    # One untimed step first: oneDNN builds its kernels for these shapes once per process, and
+    # whichever loop ran first would otherwise pay for both.
+    warm, degradation = nets.build(cfg.model), degradations.build(cfg.process)
+    x0 = data.to_model_range(images[:bs])
+    losses.diffusion_loss(warm, degradation, x0, torch.randint(1, degradation.T + 1, (bs,)),
+                          torch.randn_like(x0)).mean().backward()
+    out = {"steps": steps, "batch_size": bs, "load_start": load()}
+    # Epoch 1 is exactly `steps` steps; train() times it itself and logs images_per_s in its epoch record.
+    training.train(cfg, work / "ours", progress=False, stop_after_steps=steps + 1)
+    records = runs.read_metrics(work / "ours")
+    epoch = next(r for r in records if r["type"] == "epoch")
+    ours_losses = [r["loss"] for r in records if r["type"] == "iter"][:steps]
+    torch.manual_seed(cfg.train.seed)
+    net = nets.build(cfg.model)
+    ref_losses, ref_s = peers.reference_training(net, degradations.build(cfg.process).schedule, images,
+                                                 steps=steps, batch_size=bs, lr=cfg.train.lr, seed=cfg.train.seed)
+    tail = max(1, steps // 2)
+    out.update(ours_images_per_s=epoch["images_per_s"], ref_images_per_s=steps * bs / ref_s,
+               ours_loss_tail=statistics.fmean(ours_losses[-tail:]), ref_loss_tail=statistics.fmean(ref_losses[-tail:]),
+               loss_tail_steps=tail, load_end=load())
+    out["ratio"] = out["ours_images_per_s"] / out["ref_images_per_s"]
+    return out
+
+
+LEVERS = [  # (label, TrainConfig overrides); the first is the reference every ratio divides by
+    ("torch defaults (for-loop Adam, NCHW, fp32)", {"adam": "for-loop"}),
+    ("adam=foreach", {"adam": "foreach"}),
+    ("adam=fused", {"adam": "fused"}),
+    ("channels_last", {"adam": "for-loop", "channels_last": True}),
+    ("threads=1", {"adam": "for-loop", "threads": 1}),
+    ("precision=bf16", {"adam": "for-loop", "precision": "bf16"}),
+]
+
+
+def bench_levers(cfg, args) -> list[dict]:
+    """Step time of the training step with each lever, round-robin so all see the same load."""
+    levers = LEVERS + ([("compile", {"adam": "for-loop", "compile": True})] if args.compile else [])
+    default_threads = torch.get_num_threads()
+    bs = cfg.train.batch_size
+    x0 = data.to_model_range(data.load_split("train").images[:bs])
+    steppers, times, extra = [], {label: [] for label, _ in levers}, {}
+    for label, over in levers:
+        lc = C.apply(cfg, over)
+        torch.manual_seed(0)
+        net = perf.prepare(nets.build(lc.model), lc.train)
+        opt, degradation = perf.optimizer(net, lc.train), degradations.build(lc.process)
+        g = torch.Generator().manual_seed(0)
+
+        def step(net=net, opt=opt, degradation=degradation, g=g, lc=lc):
+            perf.set_threads(lc.train.threads or default_threads)
+            t = torch.randint(1, degradation.T + 1, (bs,), generator=g)
+            with training.autocast(lc):
+                loss = losses.diffusion_loss(net, degradation, x0, t, torch.randn(x0.shape, generator=g)).mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            return loss.item()
+
+        t0 = time.perf_counter()
+        step()  # warm-up (and, for compile, the compilation)
+        extra[label] = time.perf_counter() - t0
+        steppers.append((label, step))
+    for _ in range(args.lever_rounds):
+        for label, step in steppers:
+            n = 1 if "bf16" in label else args.lever_steps  # bf16 is ~10x slower without AVX512-BF16
+            for _ in range(n):
+                t0 = time.perf_counter()
+                step()
+                times[label].append(time.perf_counter() - t0)
+    torch.set_num_threads(default_threads)
+    base = statistics.median(times[levers[0][0]])
+    return [{"lever": label, "images_per_s": bs / statistics.median(times[label]),
+             "ratio": base / statistics.median(times[label]), "first_step_s": extra[label],
+             "steps_timed": len(times[label])} for label, _ in levers]
+
+
+def bench_sampling(net, schedule, args) -> dict:
+    """1000-step ancestral sampling, mnistdiff vs diffusers, interleaved step by step: each of
+    mnistdiff's steps is followed (in its callback, timed apart) by one diffusers step."""
+    n = args.sample_n
+    x_T = torch.randn(n, 1, 28, 28, generator=torch.Generator().manual_seed(7))
+    sched = peers.diffusers_scheduler(schedule)
+    state = {"x": x_T.clone(), "i": 0, "peer_s": 0.0, "g": torch.Generator().manual_seed(8)}
+    T = schedule.T
+
+    def peer_step(t, x, x0_hat):
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            k = sched.timesteps[state["i"]]
+            eps = net(state["x"], torch.full((n,), (int(k) + 1) / T))
+            state["x"] = sched.step(eps, k, state["x"], generator=state["g"]).prev_sample
+        state["i"] += 1
+        state["peer_s"] += time.perf_counter() - t0
+
+    load0 = load()
+    t0 = time.perf_counter()
+    ours = samplers.sample_ddpm(net, schedule, x_T, generator=torch.Generator().manual_seed(8), callback=peer_step)
+    ours_s = time.perf_counter() - t0 - state["peer_s"]
+    diff = (ours - state["x"]).abs().max().item()
+    mean_diff = (ours - state["x"]).abs().mean().item()
+    same_u8 = (data.to_uint8(ours) == data.to_uint8(state["x"])).float().mean().item()
+    # Equal to float32 rounding carried through 1000 steps; a different sampler would differ by ~0.5.
+    assert diff < 1e-3, \
+        f"mnistdiff and diffusers disagree (max {diff}, mean {mean_diff} in model range): not the same sampler"
+    t0 = time.perf_counter()
+    samplers.sample_ddim(net, schedule, x_T, steps=50)
+    ddim_s = time.perf_counter() - t0
+    return {"n": n, "T": T, "ours_images_per_s": n / ours_s, "diffusers_images_per_s": n / state["peer_s"],
+            "ratio": state["peer_s"] / ours_s, "max_abs_diff": diff, "mean_abs_diff": mean_diff, "same_uint8_pixels": same_u8,
+            "ddim50_images_per_s": n / ddim_s, "load_start": load0, "load_end": load()}
+
+
+def bench_eval(args) -> dict:
+    """Inception pool3 features: mnistdiff's extractor vs the naive one, alternating halves."""
+    imgs = data.load_split("test").images[:args.eval_n]
+    extractor = metrics.InceptionFeatures()
+    half = args.eval_n // 2
+    ours_s = naive_s = 0.0
+    feats_ours, feats_naive = [], []
+    load0 = load()
+    for part in (imgs[:half], imgs[half:]):
+        t0 = time.perf_counter()
+        feats_ours.append(metrics.extract(extractor, part, batch_size=args.eval_batch, progress=False))
+        ours_s += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        feats_naive.append(peers.naive_inception(extractor.path, part, batch_size=32))
+        naive_s += time.perf_counter() - t0
+    a, b = torch.cat(feats_ours), torch.cat(feats_naive)
+    rel = ((a - b).norm() / b.norm()).item()
+    return {"n": args.eval_n, "ours_batch": args.eval_batch, "ours_images_per_s": args.eval_n / ours_s,
+            "naive_images_per_s": args.eval_n / naive_s, "ratio": naive_s / ours_s,
+            "feature_rel_diff": rel, "load_start": load0, "load_end": load()}
+
+
+def markdown(res: dict) -> str:
+    m, tr, sa, ev, rf = res["machine"], res["training"], res["sampling"], res["evaluation"], res["roofline"]
+    lines = [
+        f"Measured {m['date']} on {m['cpu']}, {m['cores']} cores (AVX2 {m['avx2']}, AVX512-BF16 "
+        f"{m['avx512_bf16']}), torch {m['torch']}, {m['threads']} threads, by `python benchmarks/run.py` "
+        f"in {res['wall_s'] / 60:.1f} min. The machine was shared (1-min load average {res['load_start']:.1f} "
+        f"at the start, {res['load_end']:.1f} at the end): compare within a row, not across runs.",
+        "",
+        "| comparison | mnistdiff | peer | ratio | target | check |",
+        "| --- | ---: | ---: | ---: | ---: | --- |",
+        f"| training, images/s (batch {tr['batch_size']}, {tr['steps']} steps each) | {tr['ours_images_per_s']:.1f} "
+        f"| {tr['ref_images_per_s']:.1f} (starter-code Dataset + DataLoader) | {tr['ratio']:.2f}x | 2.0x "
+        f"| mean loss of the last {tr['loss_tail_steps']} steps: {tr['ours_loss_tail']:.4f} vs {tr['ref_loss_tail']:.4f} |",
+        f"| sampling, images/s ({sa['T']}-step ancestral, {sa['n']} images) | {sa['ours_images_per_s']:.2f} "
+        f"| {sa['diffusers_images_per_s']:.2f} (diffusers DDPMScheduler loop) | {sa['ratio']:.2f}x | 1.2x "
+        f"| same images: abs diff max {sa['max_abs_diff']:.1e}, mean {sa['mean_abs_diff']:.1e} (range 1); "
+        f"{100 * sa['same_uint8_pixels']:.2f}% equal uint8 pixels |",
+        f"| evaluation, Inception images/s ({ev['n']} images) | {ev['ours_images_per_s']:.2f} (batch {ev['ours_batch']}, "
+        f"channels_last) | {ev['naive_images_per_s']:.2f} (NCHW, batch 32) | {ev['ratio']:.2f}x | - "
+        f"| features agree: relative diff {ev['feature_rel_diff']:.1e} |",
+        f"| DDIM, 50 steps, images/s | {sa['ddim50_images_per_s']:.2f} | {sa['ours_images_per_s']:.2f} (DDPM, 1000 steps) "
+        f"| {sa['ddim50_images_per_s'] / sa['ours_images_per_s']:.1f}x | - | quality: benchmarks/ddim_steps.md |",
+        "",
+        f"Roofline: a training step costs {rf['flops_per_image'] / 1e6:.0f} MFLOP per image (FlopCounterMode, forward "
+        f"+ backward), so {tr['ours_images_per_s']:.1f} images/s is {rf['achieved_gflops']:.1f} GFLOP/s: "
+        f"{100 * rf['fraction_fp32']:.0f}% of this machine's fp32 matmul ({rf['fp32_gflops']:.1f} GFLOP/s, "
+        f"{rf['fp32_size']}x{rf['fp32_size']}) and {100 * rf['fraction_bf16']:.0f}% of its bf16 matmul "
+        f"({rf['bf16_gflops']:.2f} GFLOP/s, {rf['bf16_size']}x{rf['bf16_size']}; target 60%).",
+        "",
+        "Speed levers (TrainConfig fields), training step round-robin, median step time:",
+        "",
+        "| lever | images/s | vs torch defaults | first step (s) |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for lv in res["levers"]:
+        lines.append(f"| {lv['lever']} | {lv['images_per_s']:.1f} | {lv['ratio']:.2f}x | {lv['first_step_s']:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--train-steps", type=int, default=60, help="optimizer steps of each training loop")
+    p.add_argument("--lever-steps", type=int, default=3, help="timed steps per lever per round")
+    p.add_argument("--lever-rounds", type=int, default=2)
+    p.add_argument("--sample-n", type=int, default=4, help="images sampled by each sampler (1000 steps)")
+    p.add_argument("--eval-n", type=int, default=64, help="images through each Inception extractor")
+    p.add_argument("--eval-batch", type=int, default=64, help="mnistdiff's Inception batch")
+    p.add_argument("--fp32-size", type=int, default=2048)
+    p.add_argument("--bf16-size", type=int, default=1024,
+                   help="bf16 matmul size (one 2048^3 bf16 matmul takes minutes without AVX512-BF16)")
+    p.add_argument("--compile", action="store_true", help="also time torch.compile (compiles for minutes here)")
+    p.add_argument("--out", default=str(HERE), help="folder for results.json and results.md")
+    args = p.parse_args(argv)
+    t_start, load0 = time.perf_counter(), load()
+    cfg = C.preset("ddpm-default")
+    res = {"machine": machine(), "args": vars(args), "load_start": load0}
+
+    def section(name, fn, *a):
+        t0 = time.perf_counter()
+        print(f"[{time.perf_counter() - t_start:6.0f} s] {name} ...", file=sys.stderr, flush=True)
+        res[name] = fn(*a)
+        print(f"         {name}: {time.perf_counter() - t0:.0f} s: {json.dumps(res[name], default=str)[:400]}",
+              file=sys.stderr, flush=True)
+
+    fp32 = matmul_gflops(args.fp32_size, torch.float32)
+    bf16 = matmul_gflops(args.bf16_size, torch.bfloat16, seconds=1.0)
+    with tempfile.TemporaryDirectory() as tmp:
+        section("training", bench_training, cfg, args, Path(tmp))
+        _, net, degradation = load_trained(Path(tmp) / "ours")
+        section("sampling", bench_sampling, net, degradation.schedule, args)
+    section("evaluation", bench_eval, args)
+    section("levers", bench_levers, cfg, args)
+    flops = train_flops_per_image(cfg)
+    achieved = flops * res["training"]["ours_images_per_s"] / 1e9
+    res["roofline"] = {"flops_per_image": flops, "achieved_gflops": achieved, "fp32_gflops": fp32,
+                       "bf16_gflops": bf16, "fp32_size": args.fp32_size, "bf16_size": args.bf16_size,
+                       "fraction_fp32": achieved / fp32, "fraction_bf16": achieved / bf16}
+    res["wall_s"], res["load_end"] = time.perf_counter() - t_start, load()
+    out = Path(args.out)
+    (out / "results.json").write_text(json.dumps(res, indent=2, default=str) + "\n")
+    md = markdown(res)
+    (out / "results.md").write_text("# Performance\n\n" + md)
+    print(md)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
