@@ -159,7 +159,10 @@ def sample_grids(runs: list[RunData], chosen: list[int] | None) -> list:
         final = r.path / "samples" / f"epoch_{r.epochs_done:04d}.png"
         extra = sorted((r.path / "samples").glob("sample-*.png"))
         if r.epochs_done and final.is_file():
-            finals.append(Image(_slug(r.name, "final"), final.read_bytes(), f"{r.name}: epoch {r.epochs_done}"))
+            unfinished = "" if r.epochs_done >= r.config.train.epochs else \
+                f" (latest; {r.config.train.epochs} planned)"
+            finals.append(Image(_slug(r.name, "final"), final.read_bytes(), f"{r.name}: epoch {r.epochs_done}"
+                                + unfinished))
         else:
             lacking.append(r.name)
         finals += [Image(_slug(r.name, p.stem), p.read_bytes(), f"{r.name}: {p.stem}") for p in extra]
@@ -176,16 +179,16 @@ def metrics_by_epoch(runs: list[RunData]) -> list:
     for key in M.ordered_keys({k for s in series.values() for k in s}, required=M.REQUIRED_SERIES):
         have = {n: s[key] for n, s in series.items() if s.get(key)}
         label, unit = M.label(key)
+        reasons = "; ".join(f"{r.name}: {M.why_missing(r, key)}" for r in runs if not series[r.name].get(key))
         if not have:
-            out.append(Missing(f"{label} against epoch: no run logged it (evaluation during training was off)."))
+            out.append(Missing(f"{label} against epoch ({reasons})."))
             continue
         out.append(Image(_slug("epoch", key), F.metric_vs_epoch(have, ylabel=f"{label} ({unit})",
                                                                title=f"{label} against epoch"),
                          f"{label} against epoch, runs overlaid; band: ± one std where logged. "
                          f"Protocol: {M.series_protocol(runs, key)}", f"{label} against epoch"))
-        lacking = [r.name for r in runs if r.name not in have]
-        if lacking:
-            out.append(Missing(f"{label} for {', '.join(lacking)}."))
+        if len(have) < len(runs):
+            out.append(Missing(f"{label} against epoch ({reasons})."))
     return out
 
 

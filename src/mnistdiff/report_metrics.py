@@ -259,3 +259,20 @@ def wall_minutes(run) -> str:
     train = sum(s["wall_s"] for s in sessions if s["stage"] == "train")
     return f"{train / 60:.1f} + {sum(s['wall_s'] for s in sessions) / 60 - train / 60:.1f}"
 
+
+INCEPTION_KEYS = {"fid", "kid", "is_inception"}
+
+
+def why_missing(run, key: str) -> str:
+    """Why a run has no per-epoch values of a metric, read from its config and rows."""
+    tc = run.config.train
+    if not getattr(tc, "eval_every", 0):
+        return "evaluation during training off"
+    if key in INCEPTION_KEYS and getattr(tc, "eval_metrics", "all") == "classifier":
+        return "classifier metrics only"
+    if not run.of_type("eval"):
+        return "no evaluation reached yet"
+    if key == "is_inception":
+        return "Inception logit weights (torch-fidelity) absent: see the classifier IS"
+    return "not logged"
+
