@@ -137,7 +137,7 @@ def _eval_row(epoch):
     return {"type": "eval", "epoch": epoch, "step": 4 * epoch, "n": 100, "classifier_is": 2.0 + epoch,
             "classifier_is_std": 0.1, "fd_classifier": 50.0 / epoch, "class_histogram": [10] * 10,
             "class_imbalance": 0.0, "fid": 300.0 / epoch, "kid": 0.3 / epoch, "kid_std": 0.01,
-            "metrics_s": 1.0, "sampling_s": 2.0, "time_s": 3.0}
+            "timing": {"metrics_s": 1.0, "sampling_s": 2.0}, "time_s": 3.0}
 
 
 def test_metric_series_are_plotted_and_missing_ones_named(study):
@@ -161,7 +161,8 @@ def test_final_metrics_table_from_eval_json(study):
     data = report.collect(runs[:2])
     result = {k: v for k, v in _eval_row(4).items() if k not in ("type", "epoch", "step")}
     result |= {"inception_is": 1.4, "inception_is_std": 0.12,
-               "real": {"train_count": 2000, "classifier_is": 9.8, "classifier_is_std": 0.05, "fid_floor": 1.5},
+               "real": {"floor_split": "train", "floor_count": 2000, "classifier_is": 9.8, "classifier_is_std": 0.05,
+                        "fd_classifier_floor": 2.5, "fid_floor": 1.5, "floor_reference_cache": {"reused": True}},
                "samples": {"run": "x", "checkpoint": "last", "sampler": "ddpm", "start": "normal", "n": 100, "seed": 0},
                "timing": {"total_s": 9.0},
                "protocol": {"real": {"split": "test", "count": 2000}, "fid": "torchmetrics FID on pool3"}}
@@ -174,7 +175,9 @@ def test_final_metrics_table_from_eval_json(study):
     assert rows["Inception Score"][0] == "1.4 ± 0.12"
     assert rows["real: Classifier IS"][0] == "9.8 ± 0.05"
     assert rows["FID (ddpm, conditional start)"][0] == "75"
-    assert "KID" in rows and "Classifier IS" in rows and "n" not in rows and "total s" not in rows
+    assert rows["real: Classifier-feature floor (real test vs train)"][0] == "2.5"
+    assert "KID" in rows and "Classifier IS" in rows
+    assert not {"n", "real: floor count", "total s", "metrics s"} & set(rows)
 
 
 def test_cli_report_and_errors(study, tmp_path, capsys):

@@ -81,10 +81,10 @@ KNOWN = {
 }
 # other spellings seen in run files -> the names above
 ALIASES = {"is": "is_inception", "inception_is": "is_inception", "classifier_is": "is_classifier",
-           "fd_classifier": "fid_classifier"}
+           "fd_classifier": "fid_classifier", "fd_classifier_floor": "fid_classifier_floor"}
 REQUIRED_SERIES = ("fid", "is_inception")  # the report plots these against epoch: say so when missing
 _NOT_METRICS = {"type", "step", "epoch", "time_s", "n", "n_samples", "seed", "images_per_s", "metrics_s",
-                "sampling_s", "train_count", "count"}
+                "sampling_s", "train_count", "count", "floor_count"}
 # drawn again by the report, overlaid across runs (loss: plots.loss_figure; the rest: plots.eval_figures)
 SUPERSEDED_FIGURES = {"loss.png", "fid.png", "kid.png", "is.png", "classes.png"}
 
