@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 from pathlib import Path
 
@@ -82,7 +83,8 @@ def cmd_train(args) -> int:
     C.validate(cfg)
     state = T.train(cfg, run, resume=bool(args.resume), data_dir=args.data_dir, progress=not args.quiet,
                     sample_after=args.sample_after)
-    print(f"trained {run}: epoch {state.epoch}, step {state.step}", file=sys.stderr)
+    if os.environ.get("RANK", "0") == "0":  # under torchrun: once, not once per process
+        print(f"trained {run}: epoch {state.epoch}, step {state.step}", file=sys.stderr)
     return 0
 
 
@@ -202,7 +204,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.fn(args)
     except UserError as e:
-        print(f"mnistdiff: error: {e}", file=sys.stderr)
+        # An error every rank of a multi-process run raises alike is printed by rank 0 only.
+        if not (getattr(e, "every_rank", False) and os.environ.get("RANK", "0") != "0"):
+            print(f"mnistdiff: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("mnistdiff: interrupted; a training run continues with `mnistdiff train --resume RUN`",

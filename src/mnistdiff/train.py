@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from . import checkpoint, config as C, data, degradations, losses, nets, perf, plots, priors, runs, samplers
+from . import checkpoint, config as C, data, degradations, dist, losses, nets, perf, plots, priors, runs, samplers
 from .errors import UserError
 
 GRID_SEED_OFFSET = 12_345  # the grid's fixed noise: same images at every epoch for comparison
@@ -85,7 +85,7 @@ def _resumable_part(cfg: C.Config) -> dict:
 
 def restore(run: Path, cfg: C.Config, net, opt) -> tuple[State, torch.Generator] | None:
     """Load the newest good checkpoint into net and opt; None if the run was killed before its first."""
-    found = runs.load_latest(run, warn=lambda m: print(m, file=sys.stderr))
+    found = runs.load_latest(run, warn=lambda m: dist.is_main() and print(m, file=sys.stderr))
     if found is None:
         return None
     path, (tensors, saved_cfg, meta) = found
@@ -105,27 +105,33 @@ def train(cfg: C.Config, run: Path, *, resume: bool = False, data_dir=None, prog
           sample_after: bool = False, stop_after_steps: int | None = None) -> State:
     """Train cfg into the run directory `run` (new, or resumed from its last checkpoint)."""
     C.validate(cfg)
+    dist.local_batch(cfg.train.batch_size, dist.launched_world())  # before waiting for the other ranks
+    ctx = dist.init()  # under torchrun / accelerate launch: this process's rank (dist.py)
+    progress = progress and ctx.is_main
     run = Path(run)
     images = training_images(cfg, data_dir)  # data errors surface before anything is written
     if not resume:
-        runs.create(run, cfg.to_json())
-        degradations.write_description(run / "degradation.json", degradations.build(cfg.process))
-    with runs.locked(run):
+        dist.on_main(lambda: (runs.create(run, cfg.to_json()), degradations.write_description(
+            run / "degradation.json", degradations.build(cfg.process))), ctx)
+    with dist.held_by_main(runs.locked(run), ctx):
         return _train_locked(cfg, run, images, resume, progress, sample_after, stop_after_steps, data_dir)
 
 
 def _train_locked(cfg, run, images, resume, progress, sample_after, stop_after_steps, data_dir=None) -> State:
     set_threads(cfg)
     tc = cfg.train
-    net, degradation = build(cfg)
-    net = perf.prepare(net, tc)  # speed levers (perf.py): layout, compile
+    ctx = dist.context()
+    net, degradation = build(cfg)  # the same seed on every rank: the same initial weights
+    net = perf.prepare(net.to(ctx.device), tc)  # speed levers (perf.py): layout, compile
     opt = perf.optimizer(net, tc)
-    log = runs.MetricsLog(run / "metrics.jsonl")
-    restored = restore(run, cfg, net, opt) if resume else None
+    log = dist.main_only(runs.MetricsLog(run / "metrics.jsonl"), ctx)  # only rank 0 writes files
+    restored = restore(run, cfg, net, opt) if resume else None  # every rank loads the same checkpoint
+    model = dist.wrap(net, ctx)  # forward/backward through DDP; net itself is saved and sampled
     if restored:
         state, gen = restored
         log.truncate_to(state.step)
-        checkpoint.atomic_write_bytes(run / "config.json", cfg.to_json().encode())  # --epochs may have grown
+        if ctx.is_main:  # --epochs may have grown
+            checkpoint.atomic_write_bytes(run / "config.json", cfg.to_json().encode())
     else:  # a new run, or one killed before its first checkpoint: start from scratch
         state, gen = State(), _train_generator(tc.seed, 0)
         log.truncate_to(-1)
@@ -144,13 +150,18 @@ def _train_locked(cfg, run, images, resume, progress, sample_after, stop_after_s
             t0, seen = time.perf_counter(), 0
             net.train()
             for k in range(state.step_in_epoch, steps_per_epoch):
-                x0 = data.to_model_range(images[perm[k * bs:(k + 1) * bs]])
-                t = torch.randint(1, degradation.T + 1, (x0.shape[0],), generator=gen)
-                noise = torch.randn(x0.shape, generator=gen)
+                batch = perm[k * bs:(k + 1) * bs]  # the global batch; this rank trains on its shard
+                # Every rank draws the whole global batch's t and noise, then keeps its shard's: each
+                # image gets what a single process would give it, whatever the number of ranks.
+                t = torch.randint(1, degradation.T + 1, (batch.shape[0],), generator=gen)
+                noise = torch.randn((batch.shape[0], 1, *images.shape[1:]), generator=gen)
+                mine = dist.shard(batch.shape[0], ctx)
+                x0 = data.to_model_range(images[batch[mine]]).to(ctx.device)
+                t, noise = t[mine].to(ctx.device), noise[mine].to(ctx.device)
                 with autocast(cfg):
-                    loss = losses.diffusion_loss(net, degradation, x0, t, noise,
-                                                 prediction=cfg.process.prediction, norm=cfg.process.loss).mean()
-                value = loss.item()
+                    per_sample = losses.diffusion_loss(model, degradation, x0, t, noise,
+                                                       prediction=cfg.process.prediction, norm=cfg.process.loss)
+                loss, value = dist.global_mean(per_sample, batch.shape[0], ctx)  # value: the global batch's
                 if not math.isfinite(value):
                     log.write(type="event", event="nonfinite_loss", epoch=epoch, step=state.step + 1, loss=str(value))
                     log.flush()
@@ -162,13 +173,14 @@ def _train_locked(cfg, run, images, resume, progress, sample_after, stop_after_s
                 state.step += 1
                 state.step_in_epoch = k + 1
                 state.epoch_loss_sum += value
-                seen += x0.shape[0]
+                seen += batch.shape[0]
                 log.write(type="iter", epoch=epoch, step=state.step, loss=value)
                 bar.update(1)
                 bar.set_postfix(loss=f"{value:.4f}", img_s=f"{seen / (time.perf_counter() - t0):.0f}")
                 if tc.checkpoint_every and state.step % tc.checkpoint_every == 0 and k + 1 < steps_per_epoch:
                     log.flush()
-                    save_checkpoint(run, cfg, net, opt, state, gen)
+                    if ctx.is_main:
+                        save_checkpoint(run, cfg, net, opt, state, gen)
                 if stop_after_steps is not None and state.step >= stop_after_steps:
                     return state
             bar.close()
@@ -176,23 +188,26 @@ def _train_locked(cfg, run, images, resume, progress, sample_after, stop_after_s
             mean = state.epoch_loss_sum / steps_per_epoch
             log.write(type="epoch", epoch=epoch, step=state.step, loss_mean=mean,
                       time_s=elapsed, images_per_s=seen / max(elapsed, 1e-9))
-            if epoch in tc.sample_epochs or epoch == tc.epochs:
-                save_epoch_grid(cfg, net, degradation, run / "samples" / f"epoch_{epoch:04d}.png", data_dir)
+            if ctx.is_main and (epoch in tc.sample_epochs or epoch == tc.epochs):
+                save_epoch_grid(cfg, dist.on_cpu(net), degradation, run / "samples" / f"epoch_{epoch:04d}.png",
+                                data_dir)
             if tc.eval_every and (epoch % tc.eval_every == 0 or epoch == tc.epochs):
                 from .evaluate import log_epoch_eval  # Inception and torchmetrics load only when asked
 
-                log_epoch_eval(log, cfg, net, degradation, run, epoch, state.step, data_dir=data_dir,
-                               progress=progress)
+                log_epoch_eval(log, cfg, dist.on_cpu(net), degradation, run, epoch, state.step,
+                               data_dir=data_dir, progress=progress)
             state.epoch, state.step_in_epoch = epoch, 0
             is_best = mean < state.best_loss
             state.best_loss = min(state.best_loss, mean)
             log.flush()
             # best before last: a kill in between redoes this epoch and rewrites the same best.
-            if is_best:
+            if is_best and ctx.is_main:
                 save_checkpoint(run, cfg, net, opt, state, gen, best=True)
-            save_checkpoint(run, cfg, net, opt, state, gen)
+            if ctx.is_main:
+                save_checkpoint(run, cfg, net, opt, state, gen)
             # Redrawing costs ~1 s: negligible per real epoch, dominant for tiny ones; so at most once a minute.
-            if epoch == tc.epochs or epoch in tc.sample_epochs or time.perf_counter() - last_figure > 60:
+            if ctx.is_main and (epoch == tc.epochs or epoch in tc.sample_epochs
+                                or time.perf_counter() - last_figure > 60):
                 plots.loss_figure(runs.read_metrics(run), run / "figures" / "loss.png")
                 last_figure = time.perf_counter()
             last_epoch_done = epoch
@@ -201,9 +216,10 @@ def _train_locked(cfg, run, images, resume, progress, sample_after, stop_after_s
                       f"{elapsed:.1f} s", file=sys.stderr)
     finally:
         log.close()
-    if sample_after and last_epoch_done == tc.epochs:
+    if sample_after and last_epoch_done == tc.epochs and ctx.is_main:
         from .sample import sample_run
         sample_run(run, n=64, seed=tc.seed, data_dir=data_dir)
+    dist.barrier(ctx)  # every rank returns once rank 0's files are all written
     return state
 
 
