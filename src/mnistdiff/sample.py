@@ -81,6 +81,8 @@ def sample_run(run: str | Path, *, n: int = 64, seed: int = 0, which: str = "las
     """
     if n <= 0:
         raise UserError(f"sample count {n} must be positive, e.g. -n 64")
+    # Options left unset (None) keep the sampler's defaults and stay out of the file name.
+    sampler_options = {k: v for k, v in (sampler_options or {}).items() if v is not None} or None
     run = Path(run)
     cfg, net, degradation = load_trained(run, which)
     sampler = sampler or samplers.default_sampler(cfg)
