@@ -19,6 +19,8 @@ EXAMPLES = {
   mnistdiff train --config my.toml --lr 4e-4 --run runs/mine
   mnistdiff train --resume runs/ddpm                   # continue an interrupted run
   mnistdiff train --resume runs/ddpm --epochs 150      # ...or extend it
+  OMP_NUM_THREADS=1 torchrun --standalone --nproc_per_node 2 -m mnistdiff -- train --preset quick --run runs/q2
+                                                       # 2 processes share each global batch (README)
 """,
     "sample": """examples:
   mnistdiff sample runs/quick -n 64 --seed 1
