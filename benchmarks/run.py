@@ -101,15 +101,16 @@ LEVERS = [  # (label, TrainConfig overrides); the first is the reference every r
     ("adam=foreach", {"adam": "foreach"}),
     ("adam=fused", {"adam": "fused"}),
     ("channels_last", {"adam": "for-loop", "channels_last": True}),
-    ("threads=1", {"adam": "for-loop", "threads": 1}),
     ("precision=bf16", {"adam": "for-loop", "precision": "bf16"}),
 ]
 
 
 def bench_levers(cfg, args) -> list[dict]:
     """Step time of the training step with each lever, round-robin so all see the same load."""
-    levers = LEVERS + ([("compile", {"adam": "for-loop", "compile": True})] if args.compile else [])
     default_threads = torch.get_num_threads()
+    other = 1 if default_threads != 1 else os.cpu_count()  # the thread count this run does not use
+    levers = LEVERS + [(f"threads={other}", {"adam": "for-loop", "threads": other})]
+    levers += [("compile", {"adam": "for-loop", "compile": True})] if args.compile else []
     bs = cfg.train.batch_size
     x0 = data.to_model_range(data.load_split("train").images[:bs])
     steppers, times, extra = [], {label: [] for label, _ in levers}, {}
@@ -173,8 +174,9 @@ def bench_sampling(net, schedule, args) -> dict:
     diff = (ours - state["x"]).abs().max().item()
     mean_diff = (ours - state["x"]).abs().mean().item()
     same_u8 = (data.to_uint8(ours) == data.to_uint8(state["x"])).float().mean().item()
-    # Equal to float32 rounding carried through 1000 steps; a different sampler would differ by ~0.5.
-    assert diff < 1e-3, \
+    # Equal up to float32 rounding carried through 1000 steps (mnistdiff keeps alpha_bar in float32, whose
+    # 1 - alpha_bar_t is good to ~3e-4 near t = 1); a different variance or schedule differs by ~0.1-0.5.
+    assert diff < 1e-2 and mean_diff < 1e-3, \
         f"mnistdiff and diffusers disagree (max {diff}, mean {mean_diff} in model range): not the same sampler"
     t0 = time.perf_counter()
     samplers.sample_ddim(net, schedule, x_T, steps=50)
@@ -257,8 +259,11 @@ def main(argv=None) -> int:
     p.add_argument("--bf16-size", type=int, default=1024,
                    help="bf16 matmul size (one 2048^3 bf16 matmul takes minutes without AVX512-BF16)")
     p.add_argument("--compile", action="store_true", help="also time torch.compile (compiles for minutes here)")
+    p.add_argument("--threads", type=int, default=0,
+                   help="torch threads for every section, both sides (0: torch's default, one per core)")
     p.add_argument("--out", default=str(HERE), help="folder for results.json and results.md")
     args = p.parse_args(argv)
+    perf.set_threads(args.threads)
     t_start, load0 = time.perf_counter(), load()
     cfg = C.preset("ddpm-default")
     res = {"machine": machine(), "args": vars(args), "load_start": load0}

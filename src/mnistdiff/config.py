@@ -50,7 +50,7 @@ class TrainConfig:
     threads: int = 0  # torch CPU threads (0: torch's default)
     # Speed levers (perf.py); defaults follow benchmarks/results.md: off where they did not pay.
     channels_last: bool = False  # NHWC layout for the convolutions
-    adam: str = "foreach"  # Adam implementation: for-loop, foreach or fused
+    adam: str = "for-loop"  # Adam implementation: for-loop (torch's CPU default), foreach or fused
     compile: bool = False  # torch.compile the net (needs a C++ compiler; first steps compile)
     # Per-epoch evaluation (evaluate.py): samples of the run's default sampler against real test digits.
     eval_every: int = 0  # evaluate every this many epochs, and at the last (0: off)
