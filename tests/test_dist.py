@@ -158,6 +158,23 @@ def test_local_batch_is_the_global_batch_over_the_ranks():
         dist.local_batch(128, 3)
 
 
+def test_without_a_launcher_one_process_and_no_group(monkeypatch):
+    for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(dist, "_CTX", None)
+    ctx = dist.init()
+    assert (ctx.rank, ctx.world, ctx.is_main) == (0, 1, True) and not tdist.is_initialized()
+    assert ctx.device == (torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu"))
+
+
+def test_a_world_without_a_rendezvous_address_is_one_line(monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.delenv("MASTER_ADDR", raising=False)
+    monkeypatch.setattr(dist, "_CTX", None)
+    with pytest.raises(UserError, match="MASTER_ADDR/MASTER_PORT are not set; start the processes with `torchrun"):
+        dist.init()
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -73,8 +73,8 @@ def init() -> Context:
     if _CTX is not None:
         return _CTX
     world, rank, local_rank = launched_world(), _env_int("RANK", 0), _env_int("LOCAL_RANK", 0)
-    if world <= 1:
-        _CTX = Context()
+    if world <= 1:  # no group to join; still a GPU when there is one, as under a launcher
+        _CTX = Context(local_rank=local_rank, device=device_for(local_rank))
         return _CTX
     if not (os.environ.get("MASTER_ADDR") and os.environ.get("MASTER_PORT")):
         raise UserError(f"WORLD_SIZE={world} but MASTER_ADDR/MASTER_PORT are not set; start the processes "
