@@ -184,9 +184,12 @@ def test_cli_report_and_errors(study, tmp_path, capsys):
     _, runs = study
     assert main(["report", *map(str, runs[:1]), "-o", str(tmp_path / "c"), "--grid-epochs", "1"]) == 0
     assert (tmp_path / "c" / "index.html").is_file()
+    (tmp_path / "train.log").write_text("a log next to the runs")
+    assert main(["report", str(runs[0]), str(tmp_path / "train.log"), "-o", str(tmp_path / "f")]) == 0
+    assert "skipping" in capsys.readouterr().err
     assert main(["report", str(tmp_path), "-o", str(tmp_path / "d")]) == 2
     err = capsys.readouterr().err
-    assert "is not a run directory" in err and len(err.strip().splitlines()) == 2  # "wrote ..." + the error
+    assert err.startswith("mnistdiff: error: ") and "is not a run directory" in err and err.count("\n") == 1
     assert not (tmp_path / "d").exists()
     assert main(["report", str(runs[0]), "-o", str(tmp_path / "e"), "--grid-epochs", "one"]) == 2
     assert json.loads((tmp_path / "c" / report.MARKER).read_text())["made_by"].startswith("mnistdiff")

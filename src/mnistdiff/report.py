@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,6 +69,10 @@ def load_run(path: str | Path) -> RunData:
 
 def collect(paths: list[str | Path]) -> list[RunData]:
     """Load every run before anything is written; runs sharing a folder name get their parent's too."""
+    files = [p for p in paths if Path(p).is_file()]
+    for p in files:  # `runs/*` may catch a log file next to the runs: not worth stopping for
+        print(f"skipping {p}: a file, not a run directory", file=sys.stderr)
+    paths = [p for p in paths if p not in files]
     if not paths:
         raise UserError("give at least one run directory, e.g. `mnistdiff report runs/* -o report`")
     data = [load_run(p) for p in paths]
