@@ -109,7 +109,8 @@ def overview(runs: list[RunData]) -> list:
                   "Training loop time and speed: sums and means of the per-epoch rows in metrics.jsonl (epoch "
                   "grids excluded). Wall time: as recorded by `mnistdiff experiment` in experiment.json."),
             Text("Machine: " + ("; ".join(machines) if machines
-                                else "not recorded (runs not made by `mnistdiff experiment`)."))]
+                                else "not recorded (`mnistdiff experiment` writes RUN/experiment.json when "
+                                     "a run's training finishes)."))]
 
 
 def hyperparameters(runs: list[RunData]) -> list:
