@@ -27,6 +27,10 @@ class Degradation(Protocol):
         """x0 (B, C, H, W), t (B,) integer in 0..T -> x_t; t = 0 returns x0 unchanged."""
         ...
 
+# Optional, for cold degradations: `final_values(x0) -> (B, k)` and `from_final_values(v)` describe
+# D(x0, T) by k numbers (the fitted unconditional starts in priors.py need them); the classmethod
+# `check_config(process_cfg)` adds validation; `describe() -> dict` is saved as RUN/degradation.json.
+
 
 def _bcast(v: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     return v.to(t.device)[t].view(-1, 1, 1, 1)
