@@ -44,9 +44,9 @@ def panels(net, degradation, *, sampler: str, start: str, seed: int, run=None, d
         x_T = priors.draw(start, degradation, N_PANEL, generator=g, run=run, data_dir=data_dir,
                           **(start_options or {}))
     generated = samplers.SAMPLERS[algorithmic](net, degradation, x_T)
-    out = f"Algorithmic generation ({LABELS[algorithmic]})"
+    out = f"Algorithmic generation\n({LABELS[algorithmic]})"
     if x0 is None:
-        return [(f"Degraded from distribution ({start})", plots.contrast_stretch(x_T[:, 0])), (out, _u8(generated))]
+        return [(f"Degraded from distribution\n({start})", plots.contrast_stretch(x_T[:, 0])), (out, _u8(generated))]
     direct = samplers.SAMPLERS["cold-direct"](net, degradation, x_T)
     return [("Original", _u8(x0)), ("Degraded", plots.contrast_stretch(x_T[:, 0])),
             ("Direct prediction", _u8(direct)), (out, _u8(generated))]
