@@ -5,9 +5,11 @@
 Each setting trains the seed CNN (Table 1.1 widths 16,32,32,16) for one epoch of `steps` global
 batches of 128 with `mnistdiff train`, in a fresh run directory. The number reported is the epoch row's
 images_per_s from RUN/metrics.jsonl: the training loop alone (from the first step to the last, all
-ranks' images), without process start-up, data loading, the sample grid or checkpoints. Settings are
-interleaved across repeats so drifting load from other users hits them alike; the 1-minute load
-average before each run is recorded beside it. Writes benchmarks/dist_scaling.{json,md}.
+ranks' images), without process start-up, data loading, the sample grid or checkpoints. Beside it, the
+CPU seconds the whole command used (all its processes, start-up included): on a machine shared with
+other jobs, more processes also win a larger share of the cores, which images/s alone would credit to
+scaling. Settings are interleaved across repeats so drifting load hits them alike; the 1-minute load
+average before each run is recorded too. Writes benchmarks/dist_scaling.{json,md}.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import argparse
 import datetime
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -28,7 +31,12 @@ BATCH = 128
 SETTINGS = [("1 process, 1 thread", 1, 1), ("1 process, 2 threads", 1, 2), ("2 processes, 1 thread each", 2, 1)]
 
 
-def train_once(procs: int, threads: int, steps: int, run: Path) -> float:
+def _children_cpu_s() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def train_once(procs: int, threads: int, steps: int, run: Path) -> tuple[float, float]:
     flags = ["train", "--run", str(run), "--subset", str(steps * BATCH), "--batch-size", str(BATCH),
              "--epochs", "1", "--T", "100", "--threads", str(threads), "--quiet"]
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
@@ -37,11 +45,13 @@ def train_once(procs: int, threads: int, steps: int, run: Path) -> float:
     else:
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(procs),
                "-m", "mnistdiff", "--", *flags]
+    cpu0 = _children_cpu_s()
     r = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    cpu_s = _children_cpu_s() - cpu0
     if r.returncode:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{r.stderr[-2000:]}")
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    return next(row["images_per_s"] for row in rows if row["type"] == "epoch")
+    return next(row["images_per_s"] for row in rows if row["type"] == "epoch"), cpu_s
 
 
 def main() -> None:
@@ -54,9 +64,10 @@ def main() -> None:
         for rep in range(args.repeats):
             for label, procs, threads in SETTINGS:
                 load = os.getloadavg()[0]
-                ips = train_once(procs, threads, args.steps, Path(tmp) / f"{procs}-{threads}-{rep}")
-                results[label].append({"images_per_s": round(ips, 1), "load_before": round(load, 2)})
-                print(f"{label}: {ips:.0f} images/s (load {load:.1f})", file=sys.stderr)
+                ips, cpu_s = train_once(procs, threads, args.steps, Path(tmp) / f"{procs}-{threads}-{rep}")
+                results[label].append({"images_per_s": round(ips, 1), "cpu_s": round(cpu_s, 1),
+                                       "load_before": round(load, 2)})
+                print(f"{label}: {ips:.0f} images/s, {cpu_s:.0f} CPU s (load {load:.1f})", file=sys.stderr)
     out = {"date": datetime.datetime.now().isoformat(timespec="minutes"), "cores": os.cpu_count(),
            "steps": args.steps, "batch": BATCH, "results": results}
     (HERE / "dist_scaling.json").write_text(json.dumps(out, indent=2) + "\n")
@@ -67,12 +78,14 @@ def main() -> None:
              f"batch {BATCH}, one epoch of {args.steps} steps per measurement; images/s is the epoch row of "
              "RUN/metrics.jsonl (the training loop only). 2 processes run under "
              "`torchrun --standalone --nproc_per_node 2`, each on half of every global batch.", "",
-             "| setting | images/s (each run) | median | vs 1 process, 1 thread | load average before |",
-             "|---|---|---|---|---|"]
+             "| setting | images/s (each run) | median | vs 1 process, 1 thread | CPU s of the command (each run) "
+             "| load average before |",
+             "|---|---|---|---|---|---|"]
     for label, runs_ in results.items():
         med = statistics.median(r["images_per_s"] for r in runs_)
         lines.append(f"| {label} | {', '.join(str(r['images_per_s']) for r in runs_)} | {med:.0f} | "
-                     f"{med / base:.2f}x | {', '.join(str(r['load_before']) for r in runs_)} |")
+                     f"{med / base:.2f}x | {', '.join(str(r['cpu_s']) for r in runs_)} | "
+                     f"{', '.join(str(r['load_before']) for r in runs_)} |")
     (HERE / "dist_scaling.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
