@@ -34,6 +34,8 @@ def create(run: Path, config_json: str) -> None:
 
 
 def ensure_writable(directory: Path) -> None:
+    if directory.exists() and not directory.is_dir():
+        raise UserError(f"{directory} is a file, not a directory; choose another output path")
     try:
         directory.mkdir(parents=True, exist_ok=True)
         probe = directory / f".write-probe-{os.getpid()}"
