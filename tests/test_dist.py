@@ -182,19 +182,36 @@ def _free_port() -> int:
 
 
 def _gather_worker(rank, world, port, out):
-    tdist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    from datetime import timedelta
+
+    from mnistdiff import metrics as M
+
+    # A short timeout: a collective that one rank never joins fails the test instead of hanging it.
+    tdist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world,
+                             timeout=timedelta(seconds=60))
     ctx = dist.Context(rank=rank, world=world)
     # Each rank's "samples": its seed repeated, as many as its shard; 7 over 2 ranks is uneven (4, 3).
     got = dist.generate_sharded(lambda n, seed: torch.full((n, 2), seed, dtype=torch.int64), 7, 5, ctx)
+    result = {"gathered": got}
+    if rank == 0:  # as in per-epoch evaluation: rank 0 alone computes the metrics (torchmetrics inside)
+        g = torch.Generator().manual_seed(0)
+        a, b = torch.randn(20, 8, generator=g), torch.randn(20, 8, generator=g) + 1
+        result["fd"] = M.frechet_distance(a, b)
+        result["kid"] = M.kernel_inception_distance(a, b, subsets=3)
+        result["is"] = M.inception_score(torch.randn(20, 10, generator=g), splits=2)
+    ones = torch.ones(1)
+    tdist.all_reduce(ones)  # the next collective of both ranks: meets only if the metrics joined none
+    result["sum"] = float(ones)
     if rank == 0:
-        torch.save(got, out)
+        torch.save(result, out)
     tdist.destroy_process_group()
 
 
 @pytest.mark.slow  # spawning 2 interpreters that import torch: ~5 s idle, ~30 s on the shared machine
-def test_generate_sharded_gathers_uneven_parts_in_rank_order(tmp_path):
-    out = tmp_path / "gathered.pt"
+def test_eval_samples_gather_in_rank_order_and_rank_zero_metrics_wait_for_no_one(tmp_path):
+    out = tmp_path / "result.pt"
     mp.spawn(_gather_worker, args=(2, _free_port(), str(out)), nprocs=2, join=True)
-    got = torch.load(out)
-    s = dist.SHARD_SEED_STRIDE
+    result = torch.load(out)
+    got, s = result["gathered"], dist.SHARD_SEED_STRIDE
     assert got[:, 0].tolist() == [5] * 4 + [5 + s] * 3 and got.shape == (7, 2)
+    assert result["fd"] > 0 and result["is"][0] >= 1 and result["sum"] == 2.0

@@ -175,12 +175,18 @@ def _check(features: torch.Tensor, name: str, minimum: int = 2) -> torch.Tensor:
     return features.double()
 
 
+# The features given are all there is: under torchrun, rank 0 holds every rank's gathered samples and
+# computes alone, so a torchmetrics metric must not try to sync with ranks that are not computing it
+# (its default syncs whenever torch.distributed is initialised: a deadlock in multi-process training).
+LOCAL = {"sync_on_compute": False}
+
+
 def frechet_distance(real: torch.Tensor, fake: torch.Tensor) -> float:
     """FID: ||mu_r - mu_f||^2 + Tr(S_r + S_f - 2 (S_r S_f)^1/2) of Gaussians fitted to the features."""
     from torchmetrics.image.fid import FrechetInceptionDistance
 
     real, fake = _check(real, "FID"), _check(fake, "FID")
-    metric = FrechetInceptionDistance(feature=Given(real.shape[1]))
+    metric = FrechetInceptionDistance(feature=Given(real.shape[1]), **LOCAL)
     metric.update(real, real=True)
     metric.update(fake, real=False)
     return max(float(metric.compute()), 0.0)  # round-off can give -1e-9 for identical sets
@@ -202,7 +208,7 @@ def kernel_inception_distance(real: torch.Tensor, fake: torch.Tensor, *, subsets
     size = subset_size or kid_subset_size(real.shape[0], fake.shape[0])
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*will save all extracted features.*")
-        metric = KernelInceptionDistance(feature=Given(real.shape[1]), subsets=subsets, subset_size=size)
+        metric = KernelInceptionDistance(feature=Given(real.shape[1]), subsets=subsets, subset_size=size, **LOCAL)
     metric.update(real, real=True)
     metric.update(fake, real=False)
     with torch.random.fork_rng():  # subsets come from the global RNG: seed it without disturbing callers
@@ -220,7 +226,7 @@ def inception_score(logits: torch.Tensor, *, splits: int = 10, seed: int = 0) ->
     logits = _check(logits, "IS", splits)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*will save all extracted features.*")
-        metric = InceptionScore(feature=Given(logits.shape[1]), splits=splits)
+        metric = InceptionScore(feature=Given(logits.shape[1]), splits=splits, **LOCAL)
         metric.update(logits)
         warnings.filterwarnings("ignore", message=".*degrees of freedom.*")  # splits=1: std is nan
         with torch.random.fork_rng():
