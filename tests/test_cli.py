@@ -17,7 +17,7 @@ def test_train_interrupt_resume_sample_end_to_end(tmp_path):
     args = [sys.executable, "-m", "mnistdiff", "train", "--run", str(run), *tiny_flags(), "--epochs", "4"]
     proc = subprocess.Popen(args, stderr=subprocess.PIPE, text=True)
     # Interrupt as a user would (Ctrl-C) once the first epoch's checkpoint exists.
-    deadline = time.time() + 120
+    deadline = time.time() + 300
     while not runs.checkpoint_path(run, "last").exists() and time.time() < deadline:
         time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
