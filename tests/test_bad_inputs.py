@@ -108,7 +108,7 @@ def test_an_unwritable_output_directory(capsys, tmp_path, trained):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
     assert "cannot write to" in run_cli(capsys, "train", "--run", blocker / "run", "--subset", "64")
-    assert "cannot write to" in run_cli(capsys, "sample", trained, "-n", "2", "--out", blocker / "g.png")
+    assert "is a file, not a directory" in run_cli(capsys, "sample", trained, "-n", "2", "--out", blocker / "g.png")
     assert blocker.read_text() == "not a directory"
 
 
