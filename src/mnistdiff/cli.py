@@ -162,9 +162,21 @@ def cmd_presets(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _add_sampling_flags(p: argparse.ArgumentParser) -> None:
+    """Which checkpoint, sampler and start: shared by `sample` and `evaluate`, which both generate."""
     from . import priors, samplers
 
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (default: 0)")
+    p.add_argument("--checkpoint", default="last", choices=["last", "best", "prev"],
+                   help="which checkpoint of a run (default: last)")
+    p.add_argument("--sampler", choices=list(samplers.SAMPLERS), help="default: the process's own")
+    p.add_argument("--algorithm", choices=list(samplers.COLD_ALGORITHMS),
+                   help="cold runs: direct prediction, or Algorithm 1 or 2 of Bansal et al. 2022 (default: 2)")
+    p.add_argument("--start", choices=list(priors.STARTS), help="starting point x_T (default: the process's "
+                   "own: normal for gaussian, gmm for cold)")
+
+
+def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="mnistdiff", description="Train, sample, evaluate and report diffusion models on MNIST.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
 
@@ -184,17 +196,10 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog=EXAMPLES["sample"], formatter_class=argparse.RawDescriptionHelpFormatter)
     s.add_argument("run", help="run directory or checkpoint file")
     s.add_argument("-n", type=int, default=64, help="number of images (default: 64)")
-    s.add_argument("--seed", type=int, default=0, help="sampling seed (default: 0)")
-    s.add_argument("--checkpoint", default="last", choices=["last", "best", "prev"],
-                   help="which checkpoint of a run (default: last)")
-    s.add_argument("--sampler", choices=list(samplers.SAMPLERS), help="default: the process's own")
-    s.add_argument("--start", choices=list(priors.STARTS), help="starting point x_T (default: the process's "
-                   "own: normal for gaussian, gmm for cold)")
+    _add_sampling_flags(s)
     s.add_argument("--steps", type=int, help="--sampler ddim: number of timesteps used, 1..T (default: 50)")
     s.add_argument("--eta", type=float, help="--sampler ddim: noise scale, 0 deterministic .. 1 DDPM-like "
                    "(default: 0)")
-    s.add_argument("--algorithm", choices=list(samplers.COLD_ALGORITHMS),
-                   help="cold runs: direct prediction, or Algorithm 1 or 2 of Bansal et al. 2022 (default: 2)")
     s.add_argument("--components", type=int, default=10, help="--start gmm: mixture components (default: 10)")
     s.add_argument("--start-noise", type=float, default=0.0,
                    help="--start gmm|uniform: std of pixel noise added to x_T to break symmetry (default: 0)")
@@ -207,12 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog=EXAMPLES["evaluate"], formatter_class=argparse.RawDescriptionHelpFormatter)
     e.add_argument("run", help="run directory")
     e.add_argument("-n", type=int, default=10_000, help="generated images (default: 10000, the report's final FID)")
-    e.add_argument("--seed", type=int, default=0, help="sampling seed (default: 0)")
-    e.add_argument("--checkpoint", default="last", choices=["last", "best", "prev"],
-                   help="which checkpoint of the run (default: last)")
-    e.add_argument("--sampler", choices=list(samplers.SAMPLERS), help="default: the process's own")
-    e.add_argument("--algorithm", choices=list(samplers.COLD_ALGORITHMS), help="cold runs: as for `sample`")
-    e.add_argument("--start", choices=list(priors.STARTS), help="starting point x_T (default: the process's own)")
+    _add_sampling_flags(e)
     e.add_argument("--split", default="test", choices=["test", "train"],
                    help="real images of the comparison (default: test)")
     e.add_argument("--n-ref", type=int, default=10_000, help="real images: the first N of the split (default: 10000)")
