@@ -69,7 +69,8 @@ def test_preset_ddpm_default_is_table_1_1(tmp_path):
             "--T", "10", "--quiet", "--sample-epochs", "")
     assert r.returncode == 0, r.stderr
     cfg = json.loads((tmp_path / "r/config.json").read_text())
-    assert cfg["model"] == {"net": "cnn", "hidden": [16, 32, 32, 16], "act": "gelu"}
+    assert cfg["model"] == {"net": "cnn", "hidden": [16, 32, 32, 16], "act": "gelu", "attention": False,
+                            "res_blocks": 1}
     assert cfg["process"]["beta1"] == 1e-4 and cfg["process"]["beta2"] == 0.02
     assert cfg["train"]["lr"] == 2e-4 and cfg["train"]["batch_size"] == 128
     assert os.path.exists(tmp_path / "r/checkpoints/best.safetensors")

@@ -134,6 +134,9 @@ def load(path: Path) -> tuple[dict[str, torch.Tensor], dict, dict]:
         raise CorruptCheckpoint(f"checkpoint {path} has an unreadable header ({e})") from None
 
 
+EMA_PREFIX = "ema/"  # the EMA weights (ema.py), beside the trained ones under "model/"
+
+
 def model_tensors(net: torch.nn.Module, prefix: str = "model/") -> dict[str, torch.Tensor]:
     return {prefix + k: v for k, v in net.state_dict().items()}
 

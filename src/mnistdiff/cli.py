@@ -57,7 +57,7 @@ class Parser(argparse.ArgumentParser):
 
 
 def _add_config_flags(p: argparse.ArgumentParser) -> None:
-    defaults = C.Config()
+    defaults, about = C.Config(), C.field_help()
     for section, cls in C.SECTIONS.items():
         group = p.add_argument_group(f"{section} config (defaults: the report's Table 1.1)")
         for f in dataclasses.fields(cls):
@@ -66,7 +66,7 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
             choices = f" {{{','.join(C.CHOICES[f.name])}}}" if f.name in C.CHOICES else ""
             group.add_argument(f"--{f.name.replace('_', '-')}", dest=f"cfg_{f.name}", default=None,
                                metavar=f.name.upper() if len(f.name) > 1 else f.name,
-                               help=f"{choices.strip()} (default: {shown})".strip())
+                               help=f"{about.get(f.name, '')}{choices} (default: {shown})".strip())
 
 
 def _overrides(args) -> dict:
@@ -109,7 +109,7 @@ def cmd_sample(args) -> int:
     sample_run(args.run, n=args.n, seed=args.seed, which=args.checkpoint, sampler=sampler,
                start=args.start, out=args.out, data_dir=args.data_dir, batch_size=args.batch_size,
                start_options={"components": args.components, "noise": args.start_noise},
-               sampler_options={"steps": args.steps, "eta": args.eta})
+               sampler_options={"steps": args.steps, "eta": args.eta}, weights=args.weights)
     return 0
 
 
@@ -124,7 +124,8 @@ def cmd_evaluate(args) -> int:
         sampler=cold_sampler(args.algorithm) if args.algorithm else args.sampler, start=args.start,
         split=args.split, n_ref=args.n_ref, metrics=args.metrics, real_rows=args.real_rows, name=args.name,
         batch_size=args.batch_size, cache=args.cache_dir, inception_weights=args.inception_weights,
-        inception_logits=args.inception_logits, data_dir=args.data_dir, progress=not args.quiet)
+        inception_logits=args.inception_logits, data_dir=args.data_dir, progress=not args.quiet,
+        sampler_options={"steps": args.steps, "eta": args.eta}, weights=args.weights)
     print("\n".join(E.report_lines(result)))
     print(f"wrote {out}", file=sys.stderr)
     return 0
@@ -165,6 +166,7 @@ def cmd_presets(args) -> int:
 def _add_sampling_flags(p: argparse.ArgumentParser) -> None:
     """Which checkpoint, sampler and start: shared by `sample` and `evaluate`, which both generate."""
     from . import priors, samplers
+    from .sample import WEIGHTS
 
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default: 0)")
     p.add_argument("--checkpoint", default="last", choices=["last", "best", "prev"],
@@ -174,6 +176,12 @@ def _add_sampling_flags(p: argparse.ArgumentParser) -> None:
                    help="cold runs: direct prediction, or Algorithm 1 or 2 of Bansal et al. 2022 (default: 2)")
     p.add_argument("--start", choices=list(priors.STARTS), help="starting point x_T (default: the process's "
                    "own: normal for gaussian, gmm for cold)")
+    p.add_argument("--steps", type=int, help="--sampler ddim: number of timesteps used, 1..T (default: 50)")
+    p.add_argument("--eta", type=float, help="--sampler ddim: noise scale, 0 deterministic .. 1 DDPM-like "
+                   "(default: 0)")
+    p.add_argument("--weights", choices=list(WEIGHTS), default="ema",
+                   help="ema: the run's EMA weights where it kept them (--ema-decay), else the trained ones; "
+                        "raw: always the trained ones (default: ema)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -197,9 +205,6 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("run", help="run directory or checkpoint file")
     s.add_argument("-n", type=int, default=64, help="number of images (default: 64)")
     _add_sampling_flags(s)
-    s.add_argument("--steps", type=int, help="--sampler ddim: number of timesteps used, 1..T (default: 50)")
-    s.add_argument("--eta", type=float, help="--sampler ddim: noise scale, 0 deterministic .. 1 DDPM-like "
-                   "(default: 0)")
     s.add_argument("--components", type=int, default=10, help="--start gmm: mixture components (default: 10)")
     s.add_argument("--start-noise", type=float, default=0.0,
                    help="--start gmm|uniform: std of pixel noise added to x_T to break symmetry (default: 0)")

@@ -18,9 +18,11 @@ from .errors import UserError
 
 @dataclass
 class ModelConfig:
-    net: str = "cnn"  # network architecture (nets.build)
-    hidden: tuple[int, ...] = (16, 32, 32, 16)  # channels of the CNN blocks
+    net: str = "cnn"  # network architecture: cnn (the report's) or unet (unet.py)
+    hidden: tuple[int, ...] = (16, 32, 32, 16)  # cnn: channels of its blocks; unet: channels per level (28, 14, 7 px)
     act: str = "gelu"  # activation: gelu, relu, elu, silu
+    attention: bool = False  # unet: self-attention at the lowest resolution
+    res_blocks: int = 1  # unet: residual blocks per level, on each side
 
 
 @dataclass
@@ -30,8 +32,9 @@ class ProcessConfig:
     schedule: str = "linear"  # beta schedule for gaussian: linear (the report) or cosine
     beta1: float = 1e-4  # first beta of the linear schedule
     beta2: float = 0.02  # last beta of the linear schedule
-    prediction: str = "eps"  # what the net predicts: eps (DDPM) or x0 (cold diffusion)
+    prediction: str = "eps"  # what the net predicts: eps (DDPM), x0 (cold diffusion, or DDPM) or v (DDPM)
     loss: str = "mse"  # mse (the report) or l1 (Bansal et al.)
+    min_snr: float = 0.0  # gaussian: weight the loss by min(SNR_t, gamma) (Hang et al. 2023), gamma = this; 0: off
     order: str = "random"  # cold averaging: random, outside-in, inside-out
     group: int = 1  # cold averaging: rows/columns per step (must divide 28)
     order_seed: int = 0  # cold averaging: seed of the random order (saved in RUN/degradation.json)
@@ -42,6 +45,10 @@ class TrainConfig:
     epochs: int = 100
     batch_size: int = 128
     lr: float = 2e-4
+    lr_warmup: int = 0  # steps of linear learning-rate warm-up from 0
+    lr_decay: str = "constant"  # after warm-up: constant, or cosine to 0 at the last step
+    grad_clip: float = 0.0  # clip the gradient's global norm to this (0: off)
+    ema_decay: float = 0.0  # EMA of the weights, used for samples and metrics (0: off; e.g. 0.999)
     seed: int = 0
     subset: int = 0  # train on this many images (deterministic with the seed); 0 = all 60,000
     sample_epochs: tuple[int, ...] = (1, 20, 40, 60)  # epochs whose 4x4 grid is saved (the last always)
@@ -76,17 +83,32 @@ SECTIONS = {"model": ModelConfig, "process": ProcessConfig, "train": TrainConfig
 # Field name -> section; names are unique across sections, so CLI flags can be flat (--lr, --T).
 FIELD_SECTION = {f.name: s for s, cls in SECTIONS.items() for f in dataclasses.fields(cls)}
 CHOICES = {
-    "net": ("cnn",),
+    "net": ("cnn", "unet"),
     "act": ("gelu", "relu", "elu", "silu"),
     "degradation": ("gaussian", "row-averaging", "column-averaging", "blur"),
     "schedule": ("linear", "cosine"),
-    "prediction": ("eps", "x0"),
+    "prediction": ("eps", "x0", "v"),
+    "lr_decay": ("constant", "cosine"),
     "loss": ("mse", "l1"),
     "order": ("random", "outside-in", "inside-out"),
     "precision": ("fp32", "bf16"),
     "adam": ("for-loop", "foreach", "fused"),
     "eval_metrics": ("all", "classifier"),
 }
+
+
+def field_help() -> dict[str, str]:
+    """Each field's trailing `# comment` in this file: the one description of a setting, shown by --help."""
+    import inspect
+    import re
+
+    out = {}
+    for cls in SECTIONS.values():
+        for line in inspect.getsource(cls).splitlines():
+            m = re.match(r"\s+(\w+): [^#]+#\s*(.+)", line)
+            if m:
+                out[m.group(1)] = m.group(2)
+    return out
 
 
 def field_type(name: str):
@@ -184,6 +206,16 @@ def validate(cfg: Config) -> Config:
     if not m.hidden or any(not 0 < h <= 4096 for h in m.hidden):
         raise UserError(f"hidden={','.join(map(str, m.hidden)) or '(empty)'} must list channel counts "
                         "from 1 to 4096, e.g. --hidden 16,32,32,16")
+    if m.net == "unet":
+        from .unet import MAX_LEVELS
+
+        if len(m.hidden) > MAX_LEVELS:
+            raise UserError(f"a unet has at most {MAX_LEVELS} levels (28, 14, 7 pixels), got hidden="
+                            f"{','.join(map(str, m.hidden))}; e.g. --hidden 32,64,64")
+        if not 1 <= m.res_blocks <= 8:
+            raise UserError(f"res_blocks={m.res_blocks} must be between 1 and 8, e.g. --res-blocks 2")
+    elif m.attention or m.res_blocks != 1:
+        raise UserError("attention and res_blocks are unet settings; pass --net unet or leave them at their defaults")
     if not 1 <= p.T <= 100_000:
         raise UserError(f"T={p.T} must be between 1 and 100000 (the report uses --T 1000)")
     if not (0 < p.beta1 < 1 and 0 < p.beta2 < 1):
@@ -198,10 +230,17 @@ def validate(cfg: Config) -> Config:
     if not cls.stochastic and p.prediction != "x0":
         raise UserError(f"{p.degradation} is a cold (deterministic) degradation: the net must restore x0; "
                         "pass --prediction x0")
+    if not 0 <= p.min_snr < float("inf") or (p.min_snr and not cls.stochastic):
+        raise UserError(f"min_snr={p.min_snr} must be >= 0 (e.g. --min-snr 5) and is for the gaussian process only")
     if hasattr(cls, "check_config"):
         cls.check_config(p)
     if not t.lr > 0:
         raise UserError(f"lr={t.lr} must be positive, e.g. --lr 2e-4")
+    if not 0 <= t.ema_decay < 1:
+        raise UserError(f"ema_decay={t.ema_decay} must lie in [0, 1) (0: off), e.g. --ema-decay 0.999")
+    if t.lr_warmup < 0 or not 0 <= t.grad_clip < float("inf"):
+        raise UserError(f"lr_warmup={t.lr_warmup} and grad_clip={t.grad_clip} must be >= 0 and finite "
+                        "(0: off), e.g. --lr-warmup 200 --grad-clip 1")
     if not 0 < t.batch_size <= 65_536:
         raise UserError(f"batch_size={t.batch_size} must be between 1 and 65536, e.g. --batch-size 128")
     if not 1 <= t.epochs <= 1_000_000:
@@ -221,6 +260,9 @@ def validate(cfg: Config) -> Config:
 def _preset(doc: str, **overrides) -> tuple[str, dict]:
     return doc, overrides
 
+
+_UNET = dict(net="unet", hidden=(16, 32, 64), attention=True, act="silu", ema_decay=0.999, lr=1e-3,
+             lr_warmup=200, lr_decay="cosine", grad_clip=1.0)
 
 PRESETS: dict[str, tuple[str, dict]] = {
     "ddpm-default": _preset("The report's Table 1.1: DDPM, linear betas (1e-4, 0.02), T=1000, lr 2e-4, "
@@ -254,6 +296,16 @@ PRESETS: dict[str, tuple[str, dict]] = {
     "cold-col-inside-out": _preset("As cold-col-random with columns averaged centre first",
                                    degradation="column-averaging", order="inside-out", T=28, prediction="x0",
                                    epochs=60),
+    # Beyond the report (issue 8): a small UNet with the training options quality needs. Sized to train
+    # in under an hour on a 2-core AVX2 CPU; results/ holds what they reach (scripts/quality_results.py).
+    "ddpm-unet": _preset("DDPM with a UNet (16,32,64 channels at 28/14/7 px, attention at 7x7, SiLU), linear "
+                         "betas T=1000, eps-prediction with min-SNR-5 weights, EMA 0.999, lr 1e-3 with 200 "
+                         "warm-up steps and cosine decay, gradient clipping at 1, 6 epochs",
+                         **_UNET, min_snr=5.0, epochs=6, sample_epochs=(1, 3)),
+    "cold-row-unet": _preset("Cold diffusion (row averaging, random order, T=28) with the ddpm-unet's UNet and "
+                             "training options, L1 loss (Bansal et al.), 6 epochs",
+                             **_UNET, degradation="row-averaging", T=28, prediction="x0", loss="l1", epochs=6,
+                             sample_epochs=(1, 3)),
     "cold-blur": _preset("Bansal et al.'s Gaussian blur towards the mean image, T=20, L1 loss, 80 epochs",
                          degradation="blur", T=20, prediction="x0", loss="l1", epochs=80),
 }

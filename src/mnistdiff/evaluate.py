@@ -259,7 +259,8 @@ def evaluate_run(run, *, n: int = 10_000, seed: int = 0, which: str = "last", sa
                  start: str | None = None, split: str = "test", n_ref: int = 10_000, metrics: str = "all",
                  real_rows: bool = False, name: str | None = None, batch_size: int = 64,
                  sample_batch_size: int = 500, cache=None, inception_weights=None, inception_logits=None,
-                 data_dir=None, progress: bool = True) -> tuple[Path, dict]:
+                 data_dir=None, progress: bool = True, sampler_options: dict | None = None,
+                 weights: str = "ema") -> tuple[Path, dict]:
     """The final evaluation: n samples of a trained run -> RUN/eval/<name>.json (+ .npy samples, class chart)."""
     from . import priors, samplers
     from .sample import generate, load_trained
@@ -270,13 +271,16 @@ def evaluate_run(run, *, n: int = 10_000, seed: int = 0, which: str = "last", sa
     if n < 10:
         raise UserError(f"-n {n} is too few samples: IS uses 10 splits and FID a covariance; use at least 10 "
                         "(the report's protocol: 10000)")
-    cfg, net, degradation = load_trained(run, which)
+    cfg, net, degradation = load_trained(run, which, weights)
     sampler = sampler or samplers.default_sampler(cfg)
+    # Options left unset (None) keep the sampler's defaults and stay out of the result's name.
+    sampler_options = samplers.check_options(sampler, sampler_options, degradation.T)
     start = start or priors.default_start(cfg)
     if sampler not in samplers.SAMPLERS or start not in priors.STARTS:  # before any long computation
         raise UserError(f"unknown sampler {sampler!r} or start {start!r}; samplers: {', '.join(samplers.SAMPLERS)}; "
                         f"starts: {', '.join(priors.STARTS)}")
-    name = name or f"{sampler}-{start}-n{n}-seed{seed}-{which}"
+    tag = sampler + "".join(f"-{k}{v}" for k, v in sampler_options.items())
+    name = name or f"{tag}-{start}-n{n}-seed{seed}-{which}" + ("-raw" if weights == "raw" else "")
     out = run / "eval" / f"{name}.json"
     if out.exists():
         raise UserError(f"{out} already exists; pass another --name or --seed (nothing was overwritten)")
@@ -288,7 +292,8 @@ def evaluate_run(run, *, n: int = 10_000, seed: int = 0, which: str = "last", sa
     setup_s = time.perf_counter() - t0
     t1 = time.perf_counter()
     images = generate(net, degradation, cfg, n, seed=seed, sampler=sampler, start=start,
-                      batch_size=sample_batch_size, run=run, data_dir=data_dir, progress=progress)
+                      batch_size=sample_batch_size, run=run, data_dir=data_dir, progress=progress,
+                      sampler_options=sampler_options)
     sampling_s = time.perf_counter() - t1
     if progress:
         print(f"sampled {n} images in {sampling_s:.1f} s ({n / sampling_s:.2f} images/s)", file=sys.stderr)
@@ -298,7 +303,8 @@ def evaluate_run(run, *, n: int = 10_000, seed: int = 0, which: str = "last", sa
     result["timing"].update(setup_s=round(setup_s, 2), sampling_s=round(sampling_s, 2),
                             total_s=round(time.perf_counter() - t0, 2))
     result["samples"] = {"run": str(run), "checkpoint": which, "sampler": sampler, "start": start, "n": n,
-                         "seed": seed, "file": out.with_suffix(".npy").name}
+                         "seed": seed, "file": out.with_suffix(".npy").name, "sampler_options": sampler_options,
+                         "weights": weights}
     result["protocol"] = ev.protocol()
     np.save(out.with_suffix(".npy"), images.numpy())
     plots.class_histogram_figure(result["class_histogram"], out.with_name(f"{name}-classes.png"),

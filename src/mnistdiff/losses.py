@@ -7,22 +7,38 @@ from __future__ import annotations
 
 import torch
 
-
-def _target(prediction: str, x0: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-    if prediction == "eps":  # Ho et al. 2020, Algorithm 1
-        return noise
-    if prediction == "x0":  # Bansal et al. 2022: the restoration operator R predicts x0
-        return x0
-    raise KeyError(prediction)
-
+from . import predictions
 
 NORMS = {"mse": lambda d: d.square(), "l1": lambda d: d.abs()}
 
 
+def min_snr_weight(prediction: str, snr: torch.Tensor, gamma: float) -> torch.Tensor:
+    """Min-SNR-gamma weights (Hang et al. 2023), expressed for each target so that all three weight
+    the implied x0 error by min(SNR_t, gamma): low-noise steps stop dominating the gradient."""
+    clipped = snr.clamp(max=gamma)
+    if prediction == "eps":
+        return clipped / snr
+    if prediction == "v":
+        return clipped / (snr + 1)
+    return clipped  # x0
+
+
 def diffusion_loss(net, degradation, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor, *,
-                   prediction: str = "eps", norm: str = "mse") -> torch.Tensor:
-    """|| target - net(degrade(x0, t), t / T) ||, averaged over pixels, one value per image."""
+                   prediction: str = "eps", norm: str = "mse", min_snr: float = 0.0) -> torch.Tensor:
+    """|| target - net(degrade(x0, t), t / T) ||, averaged over pixels, one value per image.
+
+    Targets: eps (Ho et al. 2020, Algorithm 1), x0 (Bansal et al. 2022's restoration operator R, or
+    DDPM with x0 output), v (Salimans & Ho 2022); eps and v exist for the gaussian process only.
+    """
     x_t = degradation.degrade(x0, t, noise)
     out = net(x_t, t.float() / degradation.T)
-    diff = out.float() - _target(prediction, x0, noise)
-    return NORMS[norm](diff).flatten(1).mean(1)
+    a = s = None
+    if degradation.stochastic:
+        a = degradation.sqrt_ab.to(t.device)[t].view(-1, 1, 1, 1)
+        s = degradation.sqrt_1mab.to(t.device)[t].view(-1, 1, 1, 1)
+    diff = out.float() - predictions.target(prediction, x0, noise, a, s)
+    per_sample = NORMS[norm](diff).flatten(1).mean(1)
+    if min_snr:
+        snr = (a / s).square().flatten()
+        per_sample = per_sample * min_snr_weight(prediction, snr, min_snr)
+    return per_sample

@@ -71,6 +71,11 @@ def build(model_cfg) -> nn.Module:
     """Network from a ModelConfig (the one place that maps config names to classes)."""
     if model_cfg.net == "cnn":
         return SeedCNN(tuple(model_cfg.hidden), model_cfg.act)
+    if model_cfg.net == "unet":
+        from .unet import UNet  # unet.py imports this module's building blocks
+
+        return UNet(tuple(model_cfg.hidden), model_cfg.act, attention=model_cfg.attention,
+                    res_blocks=model_cfg.res_blocks)
     raise KeyError(model_cfg.net)
 
 

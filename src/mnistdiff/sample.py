@@ -9,12 +9,21 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import checkpoint, config as C, data, degradations, nets, perf, plots, priors, runs, samplers
+from . import checkpoint, config as C, data, degradations, nets, perf, plots, predictions, priors, runs, samplers
 from .errors import UserError
 
 
-def load_trained(target: str | Path, which: str = "last"):
-    """(cfg, net in eval mode, degradation) from a run directory or a checkpoint file."""
+WEIGHTS = ("ema", "raw")
+
+
+def load_trained(target: str | Path, which: str = "last", weights: str = "ema"):
+    """(cfg, net in eval mode, degradation) from a run directory or a checkpoint file.
+
+    weights: ema takes the EMA weights where the run kept them (ema_decay > 0), else the trained
+    ones; raw always the trained ones. The net is returned as the samplers want it: for a gaussian
+    process, predicting eps whatever the run's prediction target (predictions.for_sampling)."""
+    if weights not in WEIGHTS:
+        raise UserError(f"unknown weights {weights!r}; choose one of: {', '.join(WEIGHTS)}")
     target = Path(target)
     if target.is_dir():
         if not (target / runs.CKPT_DIR).is_dir():
@@ -32,11 +41,13 @@ def load_trained(target: str | Path, which: str = "last"):
         tensors, cfg_dict, _ = checkpoint.load(target)
     cfg = C.validate(C.from_dict(cfg_dict))
     net = nets.build(cfg.model)
-    checkpoint.load_model(net, tensors)
+    has_ema = any(k.startswith(checkpoint.EMA_PREFIX) for k in tensors)
+    checkpoint.load_model(net, tensors, checkpoint.EMA_PREFIX if weights == "ema" and has_ema else "model/")
     net.eval()
     perf.set_threads(cfg.train.threads)
     perf.prepare(net, cfg.train)  # the run's speed levers apply to sampling too
-    return cfg, net, degradations.build(cfg.process)
+    degradation = degradations.build(cfg.process)
+    return cfg, predictions.for_sampling(net, cfg.process.prediction, degradation), degradation
 
 
 def generate(net, degradation, cfg: C.Config, n: int, *, seed: int = 0, sampler: str | None = None,
@@ -74,7 +85,7 @@ def generate(net, degradation, cfg: C.Config, n: int, *, seed: int = 0, sampler:
 def sample_run(run: str | Path, *, n: int = 64, seed: int = 0, which: str = "last", sampler: str | None = None,
                start: str | None = None, out: str | Path | None = None, data_dir=None,
                batch_size: int = 500, start_options: dict | None = None,
-               sampler_options: dict | None = None) -> Path:
+               sampler_options: dict | None = None, weights: str = "ema") -> Path:
     """Write N samples of a run as a PNG grid and a uint8 .npy array; returns the PNG path.
 
     For a cold run, also the figures of the report's Section 2 (cold_figures.write_all) in RUN/figures/.
@@ -84,7 +95,7 @@ def sample_run(run: str | Path, *, n: int = 64, seed: int = 0, which: str = "las
     # Options left unset (None) keep the sampler's defaults and stay out of the file name.
     sampler_options = {k: v for k, v in (sampler_options or {}).items() if v is not None} or None
     run = Path(run)
-    cfg, net, degradation = load_trained(run, which)
+    cfg, net, degradation = load_trained(run, which, weights)
     sampler = sampler or samplers.default_sampler(cfg)
     run_dir = run if run.is_dir() else run.parent.parent
     start = start or priors.default_start(cfg)

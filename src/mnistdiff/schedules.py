@@ -86,3 +86,16 @@ def order_inside_out(n: int, seed: int = 0) -> torch.Tensor:
 
 
 ORDERS = {"random": order_random, "outside-in": order_outside_in, "inside-out": order_inside_out}
+
+
+# -- learning rate: a pure function of the step, so a resumed run needs no scheduler state ----------
+
+def learning_rate(step: int, *, lr: float, warmup: int = 0, decay: str = "constant", total: int = 1) -> float:
+    """The rate for optimizer step `step` (1-based) of `total`: linear warm-up over `warmup` steps,
+    then constant or a half cosine from lr (first step after warm-up) towards 0 (after step `total`) (Loshchilov & Hutter 2017, no restarts)."""
+    if warmup and step <= warmup:
+        return lr * step / warmup
+    if decay == "cosine":
+        progress = min(1.0, (step - warmup - 1) / max(1, total - warmup))
+        return lr * 0.5 * (1 + math.cos(math.pi * progress))
+    return lr

@@ -17,7 +17,9 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from . import checkpoint, config as C, data, degradations, dist, losses, nets, perf, plots, priors, runs, samplers
+from . import (checkpoint, config as C, data, degradations, dist, losses, nets, perf, plots, predictions, priors,
+               runs, samplers, schedules)
+from .ema import EMA
 from .errors import UserError
 
 GRID_SEED_OFFSET = 12_345  # the grid's fixed noise: same images at every epoch for comparison
@@ -64,10 +66,12 @@ def _train_generator(seed: int, epoch: int) -> torch.Generator:
 
 
 def save_checkpoint(run: Path, cfg: C.Config, net, opt, state: State, gen: torch.Generator,
-                    *, best: bool = False) -> None:
-    """Everything a bit-exact resume needs: weights, optimizer, every RNG, the counters, the config."""
+                    *, ema: EMA | None = None, best: bool = False) -> None:
+    """Everything a bit-exact resume needs: weights (and their EMA), optimizer, every RNG, the counters,
+    the config."""
     opt_tensors, opt_meta = checkpoint.optimizer_tensors(opt)
-    tensors = perf.contiguous({**checkpoint.model_tensors(net), **opt_tensors,
+    ema_tensors = checkpoint.model_tensors(ema.module, checkpoint.EMA_PREFIX) if ema else {}
+    tensors = perf.contiguous({**checkpoint.model_tensors(net), **ema_tensors, **opt_tensors,
                                "rng/torch": torch.get_rng_state(), "rng/train": gen.get_state()})
     meta = {**vars(state), "optimizer": opt_meta, "rng": checkpoint.rng_state()}
     if best:
@@ -83,7 +87,7 @@ def _resumable_part(cfg: C.Config) -> dict:
     return d
 
 
-def restore(run: Path, cfg: C.Config, net, opt) -> tuple[State, torch.Generator] | None:
+def restore(run: Path, cfg: C.Config, net, opt, ema: EMA | None = None) -> tuple[State, torch.Generator] | None:
     """Load the newest good checkpoint into net and opt; None if the run was killed before its first."""
     found = runs.load_latest(run, warn=lambda m: dist.is_main() and print(m, file=sys.stderr))
     if found is None:
@@ -93,6 +97,8 @@ def restore(run: Path, cfg: C.Config, net, opt) -> tuple[State, torch.Generator]
         raise UserError(f"checkpoint {path} was made with a different configuration than {run}/config.json; "
                         "resume with the run's own config (only --epochs may change)")
     checkpoint.load_model(net, tensors)
+    if ema is not None:
+        checkpoint.load_model(ema.module, tensors, checkpoint.EMA_PREFIX)
     checkpoint.load_optimizer(opt, tensors, meta["optimizer"])
     checkpoint.set_rng_state(meta["rng"], tensors["rng/torch"])
     gen = torch.Generator()
@@ -124,8 +130,9 @@ def _train_locked(cfg, run, images, resume, progress, sample_after, stop_after_s
     net, degradation = build(cfg)  # the same seed on every rank: the same initial weights
     net = perf.prepare(net.to(ctx.device), tc)  # speed levers (perf.py): layout, compile
     opt = perf.optimizer(net, tc)
+    ema = EMA(net, tc.ema_decay) if tc.ema_decay else None  # every rank keeps the same average
     log = dist.main_only(runs.MetricsLog(run / "metrics.jsonl"), ctx)  # only rank 0 writes files
-    restored = restore(run, cfg, net, opt) if resume else None  # every rank loads the same checkpoint
+    restored = restore(run, cfg, net, opt, ema) if resume else None  # every rank loads the same checkpoint
     model = dist.wrap(net, ctx)  # forward/backward through DDP; net itself is saved and sampled
     if restored:
         state, gen = restored
@@ -138,6 +145,11 @@ def _train_locked(cfg, run, images, resume, progress, sample_after, stop_after_s
         log.write(type="start", step=0, n_train=int(images.shape[0]), parameters=nets.count_parameters(net))
     n, bs = images.shape[0], tc.batch_size
     steps_per_epoch = math.ceil(n / bs)
+    lr_at = lambda step: schedules.learning_rate(step, lr=tc.lr, warmup=tc.lr_warmup, decay=tc.lr_decay,  # noqa: E731
+                                                 total=tc.epochs * steps_per_epoch)
+    # Grids and evaluations sample from the EMA weights when there are any, as eps-prediction.
+    sampling_net = lambda: predictions.for_sampling(dist.on_cpu(ema.module if ema else net),  # noqa: E731
+                                                    cfg.process.prediction, degradation)
     last_epoch_done, last_figure = state.epoch, time.perf_counter()
     try:
         for epoch in range(state.epoch + 1, tc.epochs + 1):
@@ -160,7 +172,8 @@ def _train_locked(cfg, run, images, resume, progress, sample_after, stop_after_s
                 t, noise = t[mine].to(ctx.device), noise[mine].to(ctx.device)
                 with autocast(cfg):
                     per_sample = losses.diffusion_loss(model, degradation, x0, t, noise,
-                                                       prediction=cfg.process.prediction, norm=cfg.process.loss)
+                                                       prediction=cfg.process.prediction, norm=cfg.process.loss,
+                                                       min_snr=cfg.process.min_snr)
                 loss, value = dist.global_mean(per_sample, batch.shape[0], ctx)  # value: the global batch's
                 if not math.isfinite(value):
                     log.write(type="event", event="nonfinite_loss", epoch=epoch, step=state.step + 1, loss=str(value))
@@ -169,8 +182,14 @@ def _train_locked(cfg, run, images, resume, progress, sample_after, stop_after_s
                                         f"checkpoint is kept in {run / 'checkpoints'}; lower --lr and resume")
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
+                if tc.grad_clip:
+                    torch.nn.utils.clip_grad_norm_(net.parameters(), tc.grad_clip)
+                for group in opt.param_groups:
+                    group["lr"] = lr_at(state.step + 1)
                 opt.step()
                 state.step += 1
+                if ema is not None:
+                    ema.update(net, state.step)
                 state.step_in_epoch = k + 1
                 state.epoch_loss_sum += value
                 seen += batch.shape[0]
@@ -180,7 +199,7 @@ def _train_locked(cfg, run, images, resume, progress, sample_after, stop_after_s
                 if tc.checkpoint_every and state.step % tc.checkpoint_every == 0 and k + 1 < steps_per_epoch:
                     log.flush()
                     if ctx.is_main:
-                        save_checkpoint(run, cfg, net, opt, state, gen)
+                        save_checkpoint(run, cfg, net, opt, state, gen, ema=ema)
                 if stop_after_steps is not None and state.step >= stop_after_steps:
                     return state
             bar.close()
@@ -189,12 +208,12 @@ def _train_locked(cfg, run, images, resume, progress, sample_after, stop_after_s
             log.write(type="epoch", epoch=epoch, step=state.step, loss_mean=mean,
                       time_s=elapsed, images_per_s=seen / max(elapsed, 1e-9))
             if ctx.is_main and (epoch in tc.sample_epochs or epoch == tc.epochs):
-                save_epoch_grid(cfg, dist.on_cpu(net), degradation, run / "samples" / f"epoch_{epoch:04d}.png",
+                save_epoch_grid(cfg, sampling_net(), degradation, run / "samples" / f"epoch_{epoch:04d}.png",
                                 data_dir)
             if tc.eval_every and (epoch % tc.eval_every == 0 or epoch == tc.epochs):
                 from .evaluate import log_epoch_eval  # Inception and torchmetrics load only when asked
 
-                log_epoch_eval(log, cfg, dist.on_cpu(net), degradation, run, epoch, state.step,
+                log_epoch_eval(log, cfg, sampling_net(), degradation, run, epoch, state.step,
                                data_dir=data_dir, progress=progress)
             state.epoch, state.step_in_epoch = epoch, 0
             is_best = mean < state.best_loss
@@ -202,9 +221,9 @@ def _train_locked(cfg, run, images, resume, progress, sample_after, stop_after_s
             log.flush()
             # best before last: a kill in between redoes this epoch and rewrites the same best.
             if is_best and ctx.is_main:
-                save_checkpoint(run, cfg, net, opt, state, gen, best=True)
+                save_checkpoint(run, cfg, net, opt, state, gen, ema=ema, best=True)
             if ctx.is_main:
-                save_checkpoint(run, cfg, net, opt, state, gen)
+                save_checkpoint(run, cfg, net, opt, state, gen, ema=ema)
             # Redrawing costs ~1 s: negligible per real epoch, dominant for tiny ones; so at most once a minute.
             if ctx.is_main and (epoch == tc.epochs or epoch in tc.sample_epochs
                                 or time.perf_counter() - last_figure > 60):

