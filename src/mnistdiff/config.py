@@ -303,9 +303,9 @@ PRESETS: dict[str, tuple[str, dict]] = {
                          "warm-up steps and cosine decay, gradient clipping at 1, 6 epochs",
                          **_UNET, min_snr=5.0, epochs=6, sample_epochs=(1, 3)),
     "cold-row-unet": _preset("Cold diffusion (row averaging, random order, T=28) with the ddpm-unet's UNet and "
-                             "training options, L1 loss (Bansal et al.), 6 epochs",
-                             **_UNET, degradation="row-averaging", T=28, prediction="x0", loss="l1", epochs=6,
-                             sample_epochs=(1, 3)),
+                             "training options, L1 loss (Bansal et al.), 4 epochs",
+                             **_UNET, degradation="row-averaging", T=28, prediction="x0", loss="l1", epochs=4,
+                             sample_epochs=(1, 2)),
     "cold-blur": _preset("Bansal et al.'s Gaussian blur towards the mean image, T=20, L1 loss, 80 epochs",
                          degradation="blur", T=20, prediction="x0", loss="l1", epochs=80),
 }
