@@ -128,9 +128,12 @@ def _train_locked(cfg, run, images, resume, progress, sample_after, stop_after_s
     tc = cfg.train
     ctx = dist.context()
     net, degradation = build(cfg)  # the same seed on every rank: the same initial weights
-    net = perf.prepare(net.to(ctx.device), tc)  # speed levers (perf.py): layout, compile
+    net = net.to(ctx.device)
+    # Every rank keeps the same average. Copied before the speed levers: a deep copy of a compiled
+    # module could keep calling the original's forward.
+    ema = EMA(net, tc.ema_decay) if tc.ema_decay else None
+    net = perf.prepare(net, tc)  # speed levers (perf.py): layout, compile
     opt = perf.optimizer(net, tc)
-    ema = EMA(net, tc.ema_decay) if tc.ema_decay else None  # every rank keeps the same average
     log = dist.main_only(runs.MetricsLog(run / "metrics.jsonl"), ctx)  # only rank 0 writes files
     restored = restore(run, cfg, net, opt, ema) if resume else None  # every rank loads the same checkpoint
     model = dist.wrap(net, ctx)  # forward/backward through DDP; net itself is saved and sampled
