@@ -183,18 +183,6 @@ def test_reference_features_are_cached_reused_and_invalidated(inception, tmp_pat
 
 # -- the MNIST classifier (slow: trained once per session) ---------------------------------------
 
-@pytest.fixture(scope="session")
-def cache(tmp_path_factory, data_dir):
-    """A cache dir holding the classifier, trained here as a clean CI checkout must.
-
-    MNISTDIFF_TEST_CACHE (unset in CI) names a folder that keeps it between local sessions.
-    """
-    kept = os.environ.get("MNISTDIFF_TEST_CACHE")
-    d = Path(kept) if kept else tmp_path_factory.mktemp("mnistdiff-cache")
-    CL.load_or_train(d, data_dir, progress=False)
-    return d
-
-
 @pytest.mark.slow
 def test_classifier_reaches_its_accuracy_and_is_cached(cache, data_dir):
     net, record = CL.load_or_train(cache, data_dir, progress=False)  # from the cache now

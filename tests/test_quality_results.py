@@ -1,0 +1,40 @@
+"""scripts/quality_results.py on a tiny real run: protocol, verdicts, class shares, sample reuse."""
+
+import importlib.util
+import json
+
+import pytest
+
+from mnistdiff import config as C, train as T
+
+from .conftest import ROOT
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("quality_results", ROOT / "scripts" / "quality_results.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow  # Inception features of 40 images and a tiny training: ~30 s
+def test_quality_results_measure_a_run_against_its_targets(tmp_path, cache, monkeypatch, capsys):
+    monkeypatch.setenv("MNISTDIFF_CACHE", str(cache))
+    run = tmp_path / "ddpm-unet"  # the directory's name picks issue 8's targets
+    cfg = C.apply(C.preset("ddpm-unet"), dict(hidden=(8, 16), subset=128, epochs=1, T=20, batch_size=64,
+                                              sample_epochs=()))
+    T.train(cfg, run, progress=False)
+    args = [str(run), "-n", "20", "--n-fid", "20", "--sampler", "ddim", "--steps", "5", "--out", str(tmp_path / "res")]
+    assert _script().main(args) == 0
+    r = json.loads((tmp_path / "res/ddpm-unet.json").read_text())
+    assert (r["n"], r["n_fid"], r["epochs_done"]) == (20, 20, 1) and r["sampler_options"] == {"steps": 5}
+    assert set(r["targets"]) == {"fid", "classifier_is", "max_class_share_gap_pp", "train_minutes"}
+    assert r["targets"]["fid"]["met"] is False and r["targets"]["train_minutes"]["met"] is True
+    assert sum(r["class_histogram"]) == 20 and sum(r["sample_share_pct"]) == pytest.approx(100, abs=0.1)
+    assert sum(r["test_share_pct"]) == pytest.approx(100, abs=0.1) and r["test_share_pct"][1] == 11.35  # 1135 ones
+    md = (tmp_path / "res/ddpm-unet.md").read_text()
+    assert "20 vs 20" in md and "not the 10,000-sample protocol" in md and "| fid |" in md
+    # A rerun reuses the kept samples rather than sampling again: same numbers.
+    assert _script().main(args) == 0
+    assert "reusing" in capsys.readouterr().err
+    assert json.loads((tmp_path / "res/ddpm-unet.json").read_text())["fid"] == r["fid"]
