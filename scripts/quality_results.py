@@ -47,13 +47,16 @@ def main(argv=None) -> int:
     ap.add_argument("--sampler")
     ap.add_argument("--steps", type=int)
     ap.add_argument("--eta", type=float)
+    ap.add_argument("--clip", action="store_true", help="ddim: clamp x0_hat to the data range at every step")
+    ap.add_argument("--name", help="results/<name>.{json,md} (default: the preset's name)")
     ap.add_argument("--preset", help="whose targets apply (default: the run directory's name)")
     ap.add_argument("--out", type=Path, default=Path("results"))
     ap.add_argument("--data-dir")
     args = ap.parse_args(argv)
 
     cfg, net, degradation = load_trained(args.run)
-    options = {k: v for k, v in (("steps", args.steps), ("eta", args.eta)) if v is not None}
+    options = {k: v for k, v in (("steps", args.steps), ("eta", args.eta), ("clip", args.clip or None))
+               if v is not None}
     tag = (args.sampler or "default") + "".join(f"-{k}{v}" for k, v in options.items()) + f"-n{args.n}-seed0"
     npy = args.run / "eval" / f"quality-{tag}.npy"
     t0 = time.perf_counter()
@@ -103,8 +106,9 @@ def main(argv=None) -> int:
         verdicts[key] = {"value": v, "target": f"{op} {bar}", "met": v <= bar if op == "<=" else v >= bar}
     result["targets"] = verdicts
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
-    (args.out / f"{name}.md").write_text(markdown(result))
+    out_name = args.name or name
+    (args.out / f"{out_name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (args.out / f"{out_name}.md").write_text(markdown(result))
     print(markdown(result))
     return 0
 

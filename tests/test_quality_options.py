@@ -179,3 +179,16 @@ def test_gradient_clipping_reaches_the_optimizer(tmp_path):
         T.restore(tmp_path / f"clip{clip}", cfg, net, torch.optim.Adam(net.parameters()))
         deltas[clip] = sum((p - q).abs().sum().item() for p, q in zip(net.parameters(), init.parameters()))
     assert deltas[1e-12] < 1e-3 * deltas[0.0], deltas
+
+
+def test_ddim_clip_keeps_estimates_in_the_data_range_and_exact_ones_unchanged():
+    process = degradations.build(C.ProcessConfig(T=50))
+    x_T = torch.randn(3, 1, 28, 28, generator=torch.Generator().manual_seed(2))
+    wild = lambda x, t: 100 * torch.randn(x.shape, generator=torch.Generator().manual_seed(3))  # noqa: E731
+    assert samplers.sample_ddim(wild, process.schedule, x_T, steps=10).abs().max() > 1
+    assert samplers.sample_ddim(wild, process.schedule, x_T, steps=10, clip=True).abs().max() <= 0.5 + 1e-5
+    x0 = torch.rand(3, 1, 28, 28) - 0.5  # inside the range: clipping changes nothing for an exact net
+    exact = predictions.for_sampling(lambda x, t: x0, "x0", process)
+    torch.testing.assert_close(samplers.sample_ddim(exact, process.schedule, x_T, steps=10, clip=True), x0,
+                               atol=1e-3, rtol=0)
+    assert samplers.check_options("ddim", {"steps": 10, "clip": True, "eta": None}, 50) == {"steps": 10, "clip": True}

@@ -109,7 +109,7 @@ def cmd_sample(args) -> int:
     sample_run(args.run, n=args.n, seed=args.seed, which=args.checkpoint, sampler=sampler,
                start=args.start, out=args.out, data_dir=args.data_dir, batch_size=args.batch_size,
                start_options={"components": args.components, "noise": args.start_noise},
-               sampler_options={"steps": args.steps, "eta": args.eta}, weights=args.weights)
+               sampler_options={"steps": args.steps, "eta": args.eta, "clip": args.clip}, weights=args.weights)
     return 0
 
 
@@ -125,7 +125,7 @@ def cmd_evaluate(args) -> int:
         split=args.split, n_ref=args.n_ref, metrics=args.metrics, real_rows=args.real_rows, name=args.name,
         batch_size=args.batch_size, cache=args.cache_dir, inception_weights=args.inception_weights,
         inception_logits=args.inception_logits, data_dir=args.data_dir, progress=not args.quiet,
-        sampler_options={"steps": args.steps, "eta": args.eta}, weights=args.weights)
+        sampler_options={"steps": args.steps, "eta": args.eta, "clip": args.clip}, weights=args.weights)
     print("\n".join(E.report_lines(result)))
     print(f"wrote {out}", file=sys.stderr)
     return 0
@@ -179,6 +179,9 @@ def _add_sampling_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, help="--sampler ddim: number of timesteps used, 1..T (default: 50)")
     p.add_argument("--eta", type=float, help="--sampler ddim: noise scale, 0 deterministic .. 1 DDPM-like "
                    "(default: 0)")
+    p.add_argument("--clip", action="store_true", default=None,
+                   help="--sampler ddim: clamp each step's x0 estimate to the data range (stops a short-trained "
+                        "model's samples from ending as saturated noise)")
     p.add_argument("--weights", choices=list(WEIGHTS), default="ema",
                    help="ema: the run's EMA weights where it kept them (--ema-decay), else the trained ones; "
                         "raw: always the trained ones (default: ema)")

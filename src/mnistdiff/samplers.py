@@ -53,14 +53,23 @@ def ddim_timesteps(T: int, steps: int) -> list[int]:
     return sorted({round(T - i * (T - 1) / max(steps - 1, 1)) for i in range(steps)}, reverse=True)
 
 
+DATA_RANGE = 0.5  # images live in [-0.5, 0.5] (data.to_model_range)
+
+
 def ddim_step(x_t: torch.Tensor, eps: torch.Tensor, alpha_bar_t: float, alpha_bar_s: float, eta: float,
-              z: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+              z: torch.Tensor | None, clip: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """One DDIM update x_t -> x_s (s < t), eq. 12 of Song et al. 2021; returns (x_s, x0_hat).
 
     sigma = eta * sqrt((1 - a_s) / (1 - a_t)) * sqrt(1 - a_t / a_s): eta = 0 is deterministic, and
     eta = 1 with s = t - 1 is DDPM's ancestral step with the posterior variance beta-tilde_t.
+    clip: clamp x0_hat to the data range and take eps consistent with it (Ho et al.'s released code
+    clips the same way). Near t = T, x0_hat divides the net's error by sqrt(alpha_bar_T) ~ 0.006;
+    without noise to correct it, one bad early estimate can end as a saturated noise image.
     """
     x0_hat = (x_t - (1 - alpha_bar_t) ** 0.5 * eps) / alpha_bar_t**0.5
+    if clip:
+        x0_hat = x0_hat.clamp(-DATA_RANGE, DATA_RANGE)
+        eps = (x_t - alpha_bar_t**0.5 * x0_hat) / (1 - alpha_bar_t) ** 0.5
     sigma = eta * ((1 - alpha_bar_s) / (1 - alpha_bar_t) * (1 - alpha_bar_t / alpha_bar_s)) ** 0.5
     x_s = alpha_bar_s**0.5 * x0_hat + max(1 - alpha_bar_s - sigma**2, 0.0) ** 0.5 * eps
     if sigma > 0 and z is not None:
@@ -70,7 +79,7 @@ def ddim_step(x_t: torch.Tensor, eps: torch.Tensor, alpha_bar_t: float, alpha_ba
 
 @torch.inference_mode()
 def sample_ddim(net, schedule: Schedule, x_T: torch.Tensor, *, steps: int = 50, eta: float = 0.0,
-                generator: torch.Generator | None = None, callback: Callback = None) -> torch.Tensor:
+                clip: bool = False, generator: torch.Generator | None = None, callback: Callback = None) -> torch.Tensor:
     """DDIM sampling (Song et al. 2021) of an eps-prediction DDPM on `steps` of its T timesteps.
 
     The last step goes to alpha_bar_0 = 1 (x0 itself), where sigma is 0: the output carries no noise.
@@ -89,7 +98,7 @@ def sample_ddim(net, schedule: Schedule, x_T: torch.Tensor, *, steps: int = 50, 
         z = None
         if eta > 0 and s > 0:
             z = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-        x_next, x0_hat = ddim_step(x, eps, ab[t], alpha_bar_s, eta, z)
+        x_next, x0_hat = ddim_step(x, eps, ab[t], alpha_bar_s, eta, z, clip)
         if callback is not None:
             callback(t, x, x0_hat)
         x = x_next
@@ -151,7 +160,7 @@ def _ddim(net, degradation, x_T, **kw):
 # name -> fn(net, degradation, x_T, *, generator, callback); feeds the CLI's --sampler choices.
 SAMPLERS: dict[str, Callable] = {
     "ddpm": _ddpm,
-    "ddim": _ddim,  # options: steps, eta (`mnistdiff sample RUN --sampler ddim --steps 50 --eta 0`)
+    "ddim": _ddim,  # options: steps, eta, clip (`mnistdiff sample RUN --sampler ddim --steps 50 --clip`)
     "cold-direct": partial(sample_cold, algorithm="direct"),
     "cold-alg1": partial(sample_cold, algorithm="1"),
     "cold-alg2": partial(sample_cold, algorithm="2"),
@@ -165,7 +174,7 @@ DEFAULT_SAMPLER = {"gaussian": "ddpm"}
 FOR_STOCHASTIC = {"ddpm": True, "ddim": True, "cold-direct": False, "cold-alg1": False, "cold-alg2": False}
 
 # Options a sampler takes beyond the common signature (CLI flags --steps / --eta pass them through).
-OPTIONS = {"ddim": ("steps", "eta")}
+OPTIONS = {"ddim": ("steps", "eta", "clip")}
 
 
 def check_options(name: str, options: dict | None, T: int) -> dict:
