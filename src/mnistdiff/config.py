@@ -303,7 +303,7 @@ PRESETS: dict[str, tuple[str, dict]] = {
                          "warm-up steps and cosine decay, gradient clipping at 1, 6 epochs",
                          **_UNET, min_snr=5.0, epochs=6, sample_epochs=(1, 3)),
     "quick-unet": _preset("`make run`'s preset: the ddpm-unet model and options for 1 epoch (60,000 images, "
-                          "100 warm-up steps, cosine decay over the epoch); sample it with DDIM",
+                          "100 warm-up steps, cosine decay over the epoch); sample it with --sampler ddim --clip",
                           **{**_UNET, "lr_warmup": 100}, min_snr=5.0, epochs=1, sample_epochs=()),
     "cold-row-unet": _preset("Cold diffusion (row averaging, random order, T=28) with the ddpm-unet's UNet and "
                              "training options, L1 loss (Bansal et al.), 4 epochs",
