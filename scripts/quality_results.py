@@ -35,8 +35,8 @@ TARGETS = {
 }
 
 
-def training_minutes(run: Path) -> float:
-    return sum(r["time_s"] for r in runs.read_metrics(run) if r["type"] == "epoch") / 60
+def epoch_rows(run: Path) -> list[dict]:
+    return [r for r in runs.read_metrics(run) if r["type"] == "epoch"]
 
 
 def main(argv=None) -> int:
@@ -82,10 +82,11 @@ def main(argv=None) -> int:
     sample_share = [c / sum(row["class_histogram"]) for c in row["class_histogram"]]
     gaps = [100 * (s - t) for s, t in zip(sample_share, test_share)]
     name = args.preset or args.run.name
+    epochs = epoch_rows(args.run)
     result = {
         "run": str(args.run), "preset": name, "config": cfg.to_dict(),
-        "train_minutes": round(training_minutes(args.run), 2),
-        "epochs_done": max((r["epoch"] for r in runs.read_metrics(args.run) if r["type"] == "epoch"), default=0),
+        "train_minutes": round(sum(r["time_s"] for r in epochs) / 60, 2),
+        "epochs_done": max((r["epoch"] for r in epochs), default=0),
         "sampler": args.sampler or samplers.default_sampler(cfg), "start": priors.default_start(cfg),
         "sampler_options": options, "n": args.n, "n_fid": args.n_fid,
         "fid": inc_row["fid"], "kid": inc_row["kid"], "kid_std": inc_row["kid_std"],

@@ -13,6 +13,7 @@ from typing import Callable
 import torch
 
 from .degradations import DEGRADATIONS
+from .predictions import to_eps, to_x0
 from .errors import UserError
 from .schedules import Schedule
 
@@ -38,7 +39,7 @@ def sample_ddpm(net, schedule: Schedule, x_T: torch.Tensor, *, generator: torch.
         eps = net(x, _time(t, n, T, x.device)).float()
         beta, alpha_bar = betas[t], ab[t]
         if callback is not None:
-            callback(t, x, (x - (1 - alpha_bar) ** 0.5 * eps) / alpha_bar**0.5)
+            callback(t, x, to_x0("eps", eps, x, alpha_bar**0.5, (1 - alpha_bar) ** 0.5))
         x = (x - beta / (1 - alpha_bar) ** 0.5 * eps) / (1 - beta) ** 0.5
         if t > 1:
             z = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
@@ -66,10 +67,11 @@ def ddim_step(x_t: torch.Tensor, eps: torch.Tensor, alpha_bar_t: float, alpha_ba
     clips the same way). Near t = T, x0_hat divides the net's error by sqrt(alpha_bar_T) ~ 0.006;
     without noise to correct it, one bad early estimate can end as a saturated noise image.
     """
-    x0_hat = (x_t - (1 - alpha_bar_t) ** 0.5 * eps) / alpha_bar_t**0.5
+    a, s = alpha_bar_t**0.5, (1 - alpha_bar_t) ** 0.5
+    x0_hat = to_x0("eps", eps, x_t, a, s)
     if clip:
         x0_hat = x0_hat.clamp(-DATA_RANGE, DATA_RANGE)
-        eps = (x_t - alpha_bar_t**0.5 * x0_hat) / (1 - alpha_bar_t) ** 0.5
+        eps = to_eps("x0", x0_hat, x_t, a, s)
     sigma = eta * ((1 - alpha_bar_s) / (1 - alpha_bar_t) * (1 - alpha_bar_t / alpha_bar_s)) ** 0.5
     x_s = alpha_bar_s**0.5 * x0_hat + max(1 - alpha_bar_s - sigma**2, 0.0) ** 0.5 * eps
     if sigma > 0 and z is not None:

@@ -91,8 +91,9 @@ ORDERS = {"random": order_random, "outside-in": order_outside_in, "inside-out": 
 # -- learning rate: a pure function of the step, so a resumed run needs no scheduler state ----------
 
 def learning_rate(step: int, *, lr: float, warmup: int = 0, decay: str = "constant", total: int = 1) -> float:
-    """The rate for optimizer step `step` (1-based) of `total`: linear warm-up over `warmup` steps,
-    then constant or a half cosine from lr (first step after warm-up) towards 0 (after step `total`) (Loshchilov & Hutter 2017, no restarts)."""
+    """The rate for optimizer step `step` (1-based) of `total`: linear warm-up over `warmup` steps, then
+    constant, or a half cosine from lr (the first step after warm-up) towards 0 (reached after step
+    `total`; Loshchilov & Hutter 2017, without restarts)."""
     if warmup and step <= warmup:
         return lr * step / warmup
     if decay == "cosine":
