@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+from mnistdiff.errors import UserError
 from mnistdiff.evaluate import Evaluator
 from mnistdiff.sample import generate, load_trained
 
@@ -34,10 +35,25 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=str(HERE), help="folder for ddim_steps.json/.md")
     args = p.parse_args(argv)
-    cfg, net, degradation = load_trained(args.run)
+    try:
+        steps = [int(s) for s in args.steps.split(",")]
+        if not steps or min(steps) < 1:
+            raise ValueError
+    except ValueError:
+        print(f"ddim_steps.py: error: --steps {args.steps!r} must list positive integers, e.g. --steps 10,50",
+              file=sys.stderr)
+        return 2
+    try:
+        cfg, net, degradation = load_trained(args.run)
+        if cfg.process.degradation != "gaussian":
+            raise UserError(f"{args.run} is a {cfg.process.degradation} run; DDIM steps need a gaussian "
+                            "(DDPM) run, e.g. runs/ddpm-unet")
+    except UserError as e:
+        print(f"ddim_steps.py: error: {e}", file=sys.stderr)
+        return 2
     ev = Evaluator(metrics="all", n_ref=args.n_ref, progress=True)
     rows = []
-    plan = [("ddim", {"steps": int(s), "eta": args.eta}) for s in args.steps.split(",")]
+    plan = [("ddim", {"steps": s, "eta": args.eta}) for s in steps]
     if not args.no_ddpm:
         plan.append(("ddpm", {}))
     for sampler, options in plan:
@@ -53,6 +69,7 @@ def main(argv=None) -> int:
     meta = {"run": str(args.run), "n": args.n, "n_ref": args.n_ref, "seed": args.seed, "eta": args.eta,
             "date": datetime.datetime.now().isoformat(timespec="minutes"), "protocol": ev.protocol()}
     out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
     (out / "ddim_steps.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2, default=str) + "\n")
     lines = [f"# FID / KID against sampling steps\n",
              f"Run `{args.run}`, {args.n} samples per row (seed {args.seed}), against the first {args.n_ref} MNIST "

@@ -1,8 +1,10 @@
 """mnistdiff against its peers, side by side in one run: training, sampling, evaluation, roofline,
 and each speed lever on and off. Writes benchmarks/results.json and benchmarks/results.md.
 
-    .venv/bin/pip install -r benchmarks/requirements.txt   # diffusers, for the sampling peer
-    MNISTDIFF_DATA=/work/shared/data/mnist .venv/bin/python benchmarks/run.py
+    make bench        # installs benchmarks/requirements.txt (diffusers, for the sampling peer), then:
+    MNISTDIFF_DATA=../shared/data/mnist .venv/bin/python benchmarks/run.py
+
+It also replaces the table between the performance markers in README.md (--no-readme to leave it).
 
 Only ratios measured within one run mean anything on a shared machine; the load average at each
 section's start is recorded beside it.
@@ -25,13 +27,16 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 import peers  # noqa: E402
+from readme_results import splice  # noqa: E402
 
 from mnistdiff import config as C, data, degradations, losses, metrics, nets, perf, runs, samplers  # noqa: E402
 from mnistdiff import train as training  # noqa: E402
 from mnistdiff.sample import load_trained  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
+README_START, README_END = "<!-- performance:start -->", "<!-- performance:end -->"
 
 
 def load() -> float:
@@ -261,11 +266,27 @@ def main(argv=None) -> int:
     p.add_argument("--compile", action="store_true", help="also time torch.compile (compiles for minutes here)")
     p.add_argument("--threads", type=int, default=0,
                    help="torch threads for every section, both sides (0: torch's default, one per core)")
+    p.add_argument("--batch-size", type=int, default=0,
+                   help="training batch of every section (0: the ddpm-default preset's, 128)")
     p.add_argument("--out", default=str(HERE), help="folder for results.json and results.md")
+    p.add_argument("--readme", default=str(HERE.parent / "README.md"),
+                   help="README whose performance table this run replaces (default: the repository's)")
+    p.add_argument("--no-readme", action="store_true", help="leave the README alone")
     args = p.parse_args(argv)
+    readme = None if args.no_readme else Path(args.readme)
+    problem = ("--batch-size must be >= 0, --eval-n >= 2 and the other step, round and image counts >= 1"
+               if args.batch_size < 0 or args.eval_n < 2 or min(args.train_steps, args.sample_n, args.lever_steps,
+                                                                 args.lever_rounds, args.eval_batch) < 1
+               else f"{readme} does not exist; pass --readme PATH or --no-readme"
+               if readme is not None and not readme.is_file() else None)
+    if problem:
+        print(f"run.py: error: {problem}", file=sys.stderr)
+        return 2
     perf.set_threads(args.threads)
     t_start, load0 = time.perf_counter(), load()
     cfg = C.preset("ddpm-default")
+    if args.batch_size:
+        cfg = C.apply(cfg, {"batch_size": args.batch_size})
     res = {"machine": machine(), "args": vars(args), "load_start": load0}
 
     def section(name, fn, *a):
@@ -290,9 +311,14 @@ def main(argv=None) -> int:
                        "fraction_fp32": achieved / fp32, "fraction_bf16": achieved / bf16}
     res["wall_s"], res["load_end"] = time.perf_counter() - t_start, load()
     out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(res, indent=2, default=str) + "\n")
     md = markdown(res)
     (out / "results.md").write_text("# Performance\n\n" + md)
+    if readme is not None:
+        block = f"{README_START}\n{md}{README_END}"
+        readme.write_text(splice(readme.read_text(), block, README_START, README_END))
+        print(f"wrote the performance table of {readme}", file=sys.stderr)
     print(md)
     return 0
 

@@ -52,10 +52,12 @@ def section(paths: list[str]) -> str:
     return "\n".join(lines)
 
 
-def splice(readme: str, block: str) -> str:
-    if START in readme and END in readme:
-        head, rest = readme.split(START, 1)
-        return head + block + rest.split(END, 1)[1]
+def splice(readme: str, block: str, start: str = START, end: str = END) -> str:
+    """`readme` with the text from `start` to `end` replaced by `block` (which carries both markers);
+    appended at the end when the markers are missing. benchmarks/run.py splices its table the same way."""
+    if start in readme and end in readme:
+        head, rest = readme.split(start, 1)
+        return head + block + rest.split(end, 1)[1]
     return readme.rstrip("\n") + "\n\n" + block + "\n"
 
 

@@ -1,0 +1,92 @@
+"""benchmarks/run.py and benchmarks/ddim_steps.py end to end at tiny sizes: every comparison runs
+against its real peer (diffusers, the starter-code loop, the naive Inception loop) and the tables
+are written. No speed is asserted here; the speeds are what running the benchmarks for real records."""
+
+import importlib.util
+import json
+import math
+
+import pytest
+
+from mnistdiff import config as C, train as T
+
+from .conftest import ROOT, TINY
+
+
+def _bench(name: str):
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+TINY_BENCH = ["--train-steps", "2", "--lever-steps", "1", "--lever-rounds", "1", "--sample-n", "1",
+              "--eval-n", "2", "--fp32-size", "64", "--bf16-size", "32", "--batch-size", "8"]
+
+
+@pytest.mark.slow  # two tiny training loops, 2 x 1000 sampling steps of one image, 2 Inception images: ~40 s
+def test_benchmark_runs_every_comparison_and_rewrites_the_readme_table(tmp_path):
+    run = _bench("run")
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n\nbefore\n\n{run.README_START}\nold table\n{run.README_END}\n\nafter\n")
+    assert run.main([*TINY_BENCH, "--out", str(tmp_path / "out"), "--readme", str(readme)]) == 0
+
+    res = json.loads((tmp_path / "out/results.json").read_text())
+    tr, sa, ev, rf = res["training"], res["sampling"], res["evaluation"], res["roofline"]
+    assert (tr["steps"], tr["batch_size"], sa["n"], sa["T"], ev["n"]) == (2, 8, 1, 1000, 2)
+    for ratio in (tr["ratio"], sa["ratio"], ev["ratio"], rf["fraction_fp32"], rf["fraction_bf16"]):
+        assert math.isfinite(ratio) and ratio > 0
+    assert math.isfinite(tr["ours_loss_tail"]) and math.isfinite(tr["ref_loss_tail"])
+    # The cross-checks the ratios rest on: the same images from both samplers, the same features.
+    assert sa["max_abs_diff"] < 1e-2 and sa["same_uint8_pixels"] > 0.99
+    assert ev["feature_rel_diff"] < 1e-4
+    assert rf["flops_per_image"] > 1e8  # the seed CNN's 7x7 convs at 28x28: hundreds of MFLOP an image
+    levers = [lv["lever"] for lv in res["levers"]]
+    assert levers[0].startswith("torch defaults") and {"adam=foreach", "channels_last", "precision=bf16"} <= set(levers)
+    assert res["machine"]["cores"] >= 1 and "avx512_bf16" in res["machine"]
+
+    md = (tmp_path / "out/results.md").read_text()
+    assert "| training, images/s (batch 8, 2 steps each)" in md and "diffusers DDPMScheduler loop" in md
+    text = readme.read_text()
+    assert "old table" not in text and text.startswith("# x\n\nbefore\n") and text.endswith("\n\nafter\n")
+    block = text.split(run.README_START)[1].split(run.README_END)[0]
+    assert block.strip() == md.removeprefix("# Performance\n\n").strip() and res["machine"]["date"] in block
+
+
+def test_benchmark_refuses_bad_arguments_before_measuring(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert _bench("run").main([*TINY_BENCH, "--out", str(out), "--readme", str(tmp_path / "nope.md")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "nope.md does not exist" in err and "--no-readme" in err
+    assert _bench("run").main([*TINY_BENCH, "--eval-n", "1", "--out", str(out), "--no-readme"]) == 2
+    assert "--eval-n >= 2" in capsys.readouterr().err
+    assert not out.exists()
+
+
+@pytest.mark.slow  # a tiny training and Inception features of 24 images: ~20 s
+def test_ddim_steps_table_has_a_row_per_step_count_and_the_ddpm_reference(tmp_path, cache, monkeypatch):
+    monkeypatch.setenv("MNISTDIFF_CACHE", str(cache))
+    ddim = _bench("ddim_steps")
+    cold = C.apply(C.preset("cold-row-random"), {**TINY, "T": 28, "epochs": 1})
+    T.train(cold, tmp_path / "cold", progress=False)
+    assert ddim.main([str(tmp_path / "cold"), "--out", str(tmp_path / "x")]) == 2
+    assert ddim.main([str(tmp_path / "cold"), "--steps", "10,zero", "--out", str(tmp_path / "x")]) == 2
+    assert not (tmp_path / "x").exists()
+
+    run = tmp_path / "ddpm"
+    T.train(C.apply(C.preset("ddpm-default"), {**TINY, "epochs": 1}), run, progress=False)
+    assert ddim.main([str(run), "-n", "8", "--n-ref", "8", "--steps", "2,5", "--out", str(tmp_path / "out")]) == 0
+    rows = json.loads((tmp_path / "out/ddim_steps.json").read_text())["rows"]
+    assert [(r["sampler"], r["net_calls"]) for r in rows] == [("ddim", 2), ("ddim", 5), ("ddpm", 20)]
+    assert all(math.isfinite(r["fid"]) and r["images_per_s"] > 0 for r in rows)
+    md = (tmp_path / "out/ddim_steps.md").read_text()
+    assert "| ddim | 2 | 0.0 |" in md and "| ddpm | 20 | - |" in md and "8 samples per row" in md
+
+
+def test_fft_convolution_benchmark_computes_the_direct_convolution(tmp_path):
+    fft = _bench("fft_conv")
+    assert fft.main(["--batch", "2", "--repeats", "1", "--widths", "1,3,2", "--out", str(tmp_path)]) == 0
+    rows = json.loads((tmp_path / "fft_conv.json").read_text())["rows"]
+    assert [(r["c_in"], r["c_out"]) for r in rows] == [(1, 3), (3, 2)]
+    assert all(r["max_rel_err"] < 1e-4 and r["direct_ms"] > 0 and r["fft_ms"] > 0 for r in rows)
+    assert "| 3 -> 2 |" in (tmp_path / "fft_conv.md").read_text()
