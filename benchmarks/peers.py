@@ -3,7 +3,8 @@
 - reference_training: the report's starter-code shape: a torch Dataset applying a per-item
   to-tensor/normalise transform (PIL + numpy, no torchvision), a shuffling DataLoader, fp32, eager,
   torch's default Adam, q_sample written inline with the schedule indexed per batch.
-- diffusers_ddpm: a loop over diffusers' DDPMScheduler driving the same net with the same schedule.
+- diffusers_scheduler / diffusers_ddim_scheduler + diffusers_sample: a loop over diffusers' DDPMScheduler
+  or DDIMScheduler driving the same net with the same schedule (tests/test_peers.py checks the images).
 - naive_inception: the same TorchScript Inception, NCHW, fp32, batch 32.
 """
 
@@ -74,21 +75,39 @@ def diffusers_scheduler(schedule):
                           variance_type="fixed_large", clip_sample=False, prediction_type="epsilon")
     # In float64: diffusers re-derives beta_t = 1 - alpha_bar_t / alpha_bar_{t-1}, which float32 loses
     # to cancellation near t = 1 (relative error 3e-4). 0-dim float64 factors keep the images float32.
-    alpha_bar = torch.cumprod(1 - schedule.betas.double(), 0)
+    alpha_bar = _alpha_bar(schedule)
     sched.alphas_cumprod = alpha_bar[1:]
     sched.one = alpha_bar[0]
     sched.set_timesteps(schedule.T)
     return sched
 
 
+def diffusers_ddim_scheduler(schedule, steps: int):
+    """DDIMScheduler on mnistdiff's schedule (indexed as above), its last step going to alpha_bar = 1
+    as mnistdiff's does. diffusers steps from k to k - T // steps, mnistdiff along its own evenly
+    spaced sub-sequence, so the two visit the same timesteps only at steps = T."""
+    from diffusers import DDIMScheduler
+
+    sched = DDIMScheduler(num_train_timesteps=schedule.T, trained_betas=schedule.betas[1:].double().numpy(),
+                          clip_sample=False, set_alpha_to_one=True, prediction_type="epsilon")
+    sched.alphas_cumprod = _alpha_bar(schedule)[1:]
+    sched.final_alpha_cumprod = torch.tensor(1.0, dtype=torch.float64)
+    sched.set_timesteps(steps)
+    return sched
+
+
+def _alpha_bar(schedule) -> torch.Tensor:
+    return torch.cumprod(1 - schedule.betas.double(), 0)
+
+
 @torch.inference_mode()
-def diffusers_ddpm(net, schedule, x_T: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    sched = diffusers_scheduler(schedule)
+def diffusers_sample(net, sched, x_T: torch.Tensor, generator: torch.Generator, **step_options) -> torch.Tensor:
+    """The loop a diffusers user writes; net(x, t / T) with mnistdiff's t = k + 1."""
     x = x_T.clone()
-    n, T = x.shape[0], schedule.T
+    n, T = x.shape[0], sched.config.num_train_timesteps
     for k in sched.timesteps:
         eps = net(x, torch.full((n,), (int(k) + 1) / T))
-        x = sched.step(eps, k, x, generator=generator).prev_sample
+        x = sched.step(eps, k, x, generator=generator, **step_options).prev_sample
     return x
 
 

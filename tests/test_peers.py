@@ -1,0 +1,42 @@
+"""mnistdiff's samplers against diffusers' schedulers driving the same net, schedule and noise: the
+images agree to float rounding. benchmarks/run.py times the DDPM pairing; these check it is fair."""
+
+import sys
+
+import pytest
+import torch
+
+from mnistdiff import degradations, nets, samplers
+
+from .conftest import ROOT
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import peers  # noqa: E402
+
+
+@pytest.fixture
+def net_and_schedule(tiny_cfg):
+    torch.manual_seed(0)  # an untrained net: any fixed eps function checks the samplers' arithmetic
+    return nets.build(tiny_cfg.model).eval(), degradations.build(tiny_cfg.process).schedule
+
+
+def _x_T(n=3):
+    return torch.randn(n, 1, 28, 28, generator=torch.Generator().manual_seed(5))
+
+
+def test_ddpm_gives_diffusers_ddpm_scheduler_images(net_and_schedule):
+    net, schedule = net_and_schedule
+    ours = samplers.sample_ddpm(net, schedule, _x_T(), generator=torch.Generator().manual_seed(1))
+    theirs = peers.diffusers_sample(net, peers.diffusers_scheduler(schedule), _x_T(), torch.Generator().manual_seed(1))
+    assert (ours - theirs).abs().max() < 1e-4
+    assert (ours - samplers.sample_ddpm(net, schedule, _x_T(), generator=torch.Generator().manual_seed(2))).abs().max() > 1e-2
+
+
+@pytest.mark.parametrize("eta", [0.0, 1.0])
+def test_ddim_on_every_timestep_gives_diffusers_ddim_scheduler_images(net_and_schedule, eta):
+    net, schedule = net_and_schedule
+    ours = samplers.sample_ddim(net, schedule, _x_T(), steps=schedule.T, eta=eta,
+                                generator=torch.Generator().manual_seed(1))
+    theirs = peers.diffusers_sample(net, peers.diffusers_ddim_scheduler(schedule, schedule.T), _x_T(),
+                                    torch.Generator().manual_seed(1), eta=eta)
+    assert (ours - theirs).abs().max() < 1e-4
