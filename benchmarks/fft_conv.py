@@ -1,6 +1,6 @@
 """Could a cheaper convolution algorithm speed up the seed CNN? Its cost is four 7x7 convolutions at
-28x28 (over 90% of a training step, torch.profiler). oneDNN runs them directly, near this CPU's fp32
-peak, so only an algorithm with fewer FLOPs can go faster. FFT convolution is the one that applies
+28x28, which oneDNN runs directly: the training step as a whole reaches ~88% of this CPU's fp32 matmul
+rate (benchmarks/results.md), so only an algorithm with fewer FLOPs can go faster. FFT convolution is the one that applies
 to 7x7 kernels: a pointwise product of 32x32 spectra, ~5x fewer FLOPs. This times both, forward and
 backward, layer by layer, and checks they compute the same thing.
 

@@ -218,8 +218,9 @@ def markdown(res: dict) -> str:
     lines = [
         f"Measured {m['date']} on {m['cpu']}, {m['cores']} cores (AVX2 {m['avx2']}, AVX512-BF16 "
         f"{m['avx512_bf16']}), torch {m['torch']}, {m['threads']} threads, by `python benchmarks/run.py` "
-        f"in {res['wall_s'] / 60:.1f} min. The machine was shared (1-min load average {res['load_start']:.1f} "
-        f"at the start, {res['load_end']:.1f} at the end): compare within a row, not across runs.",
+        f"in {res['wall_s'] / 60:.1f} min; 1-min load average {res['load_start']:.1f} at the start, "
+        f"{res['load_end']:.1f} at the end (other jobs slow both sides of a row alike: compare within a row, "
+        "not across runs).",
         "",
         "| comparison | mnistdiff | peer | ratio | target | check |",
         "| --- | ---: | ---: | ---: | ---: | --- |",
