@@ -272,9 +272,28 @@ def main(argv: list[str] | None = None) -> int:
             print(f"mnistdiff: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("mnistdiff: interrupted; a training run continues with `mnistdiff train --resume RUN`",
-              file=sys.stderr)
-        return 130
+        return _interrupted()
+    except Exception as e:
+        # Ctrl-C while a C extension initialises (matplotlib's Agg on the first figure) surfaces as
+        # ImportError("initialization failed") caused by the KeyboardInterrupt: an interrupt all the same.
+        if _caused_by_interrupt(e):
+            return _interrupted()
+        raise
+
+
+def _caused_by_interrupt(e: BaseException | None) -> bool:
+    seen = set()
+    while e is not None and id(e) not in seen:
+        if isinstance(e, KeyboardInterrupt):
+            return True
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return False
+
+
+def _interrupted() -> int:
+    print("mnistdiff: interrupted; a training run continues with `mnistdiff train --resume RUN`", file=sys.stderr)
+    return 130
 
 
 if __name__ == "__main__":

@@ -7,6 +7,8 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")  # no display on servers and CI; set before pyplot is imported
+# Loaded with this module, so that a Ctrl-C during training cannot land inside its C initialisation.
+import matplotlib.backends.backend_agg  # noqa: E402,F401
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
