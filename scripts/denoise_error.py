@@ -57,10 +57,10 @@ def main(argv=None) -> int:
             if not all(1 <= t <= degradation.T for t in ts):
                 raise UserError(f"--t {args.t} must lie in 1..{degradation.T} (T of {run})")
             loaded.append((run, net, degradation.schedule))
+        x0 = data.to_model_range(data.load_split("test").images[:args.n])  # missing MNIST: a UserError too
     except UserError as e:
         print(f"denoise_error.py: error: {e}", file=sys.stderr)
         return 2
-    x0 = data.to_model_range(data.load_split("test").images[:args.n])
     table = {run: errors(net, schedule, x0, ts) for run, net, schedule in loaded}
     lines = [f"Denoising error on the first {len(x0)} MNIST test digits (eps MSE / x0 RMS in pixels of [-0.5, 0.5])", "",
              "| t | " + " | ".join(f"{run}: eps MSE | {run}: x0 RMS" for run, _, _ in loaded) + " |",
