@@ -20,15 +20,15 @@ from mnistdiff.errors import UserError
 from mnistdiff.sample import load_trained
 
 
-def errors(net, schedule, x0: torch.Tensor, ts: list[int]) -> list[tuple[float, float]]:
+def errors(net, degradation, x0: torch.Tensor, ts: list[int]) -> list[tuple[float, float]]:
     """(eps MSE, x0 RMS error) at each t in ts; the noise at t is drawn from seed t."""
     out = []
     for t in ts:
         eps = torch.randn(x0.shape, generator=torch.Generator().manual_seed(t))
-        a = schedule.alphas_cumprod[t]
-        x_t = a.sqrt() * x0 + (1 - a).sqrt() * eps
+        a = degradation.schedule.alphas_cumprod[t]
+        x_t = degradation.degrade(x0, torch.full((len(x0),), t), eps)
         with torch.inference_mode():
-            eps_hat = net(x_t, torch.full((len(x0),), t / schedule.T)).float()
+            eps_hat = net(x_t, torch.full((len(x0),), t / degradation.T)).float()
         mse = (eps_hat - eps).square().mean()
         # x0_hat - x0 = -sqrt((1 - a) / a) (eps_hat - eps): the same error, seen in pixels
         out.append((mse.item(), ((1 - a) / a * mse).sqrt().item()))
@@ -56,12 +56,12 @@ def main(argv=None) -> int:
                 raise UserError(f"{run} is a {cfg.process.degradation} run; denoising error is for gaussian runs")
             if not all(1 <= t <= degradation.T for t in ts):
                 raise UserError(f"--t {args.t} must lie in 1..{degradation.T} (T of {run})")
-            loaded.append((run, net, degradation.schedule))
+            loaded.append((run, net, degradation))
         x0 = data.to_model_range(data.load_split("test").images[:args.n])  # missing MNIST: a UserError too
     except UserError as e:
         print(f"denoise_error.py: error: {e}", file=sys.stderr)
         return 2
-    table = {run: errors(net, schedule, x0, ts) for run, net, schedule in loaded}
+    table = {run: errors(net, degradation, x0, ts) for run, net, degradation in loaded}
     lines = [f"Denoising error on the first {len(x0)} MNIST test digits (eps MSE / x0 RMS in pixels of [-0.5, 0.5])", "",
              "| t | " + " | ".join(f"{run}: eps MSE | {run}: x0 RMS" for run, _, _ in loaded) + " |",
              "| ---: |" + " ---: | ---: |" * len(loaded)]

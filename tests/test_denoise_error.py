@@ -17,7 +17,8 @@ def _script():
 
 
 def test_an_oracle_net_has_no_denoising_error_and_a_zero_net_has_the_noise_variance(tiny_cfg):
-    schedule = degradations.build(tiny_cfg.process).schedule
+    degradation = degradations.build(tiny_cfg.process)
+    schedule = degradation.schedule
     x0 = data.to_model_range(data.load_split("test").images[:16])
 
     def oracle(x_t, t):  # knows x0, so recovers the noise exactly
@@ -25,8 +26,8 @@ def test_an_oracle_net_has_no_denoising_error_and_a_zero_net_has_the_noise_varia
         return (x_t - a.sqrt() * x0) / (1 - a).sqrt()
 
     script = _script()
-    assert all(mse < 1e-8 and rms < 1e-4 for mse, rms in script.errors(oracle, schedule, x0, [1, 10, 20]))
-    (mse, rms), = script.errors(lambda x_t, t: torch.zeros_like(x_t), schedule, x0, [20])
+    assert all(mse < 1e-8 and rms < 1e-4 for mse, rms in script.errors(oracle, degradation, x0, [1, 10, 20]))
+    (mse, rms), = script.errors(lambda x_t, t: torch.zeros_like(x_t), degradation, x0, [20])
     a = schedule.alphas_cumprod[20]
     assert abs(mse - 1) < 0.05 and abs(rms - ((1 - a) / a * mse).sqrt().item()) < 1e-6
 
