@@ -275,11 +275,12 @@ def main(argv=None) -> int:
     p.add_argument("--no-readme", action="store_true", help="leave the README alone")
     args = p.parse_args(argv)
     readme = None if args.no_readme else Path(args.readme)
-    problem = ("--batch-size must be >= 0, --eval-n >= 2 and the other step, round and image counts >= 1"
-               if args.batch_size < 0 or args.eval_n < 2 or min(args.train_steps, args.sample_n, args.lever_steps,
-                                                                 args.lever_rounds, args.eval_batch) < 1
-               else f"{readme} does not exist; pass --readme PATH or --no-readme"
-               if readme is not None and not readme.is_file() else None)
+    counts = (args.train_steps, args.sample_n, args.lever_steps, args.lever_rounds, args.eval_batch)
+    problem = None
+    if args.batch_size < 0 or args.eval_n < 2 or min(counts) < 1:
+        problem = "--batch-size must be >= 0, --eval-n >= 2 and the other step, round and image counts >= 1"
+    elif readme is not None and not readme.is_file():
+        problem = f"{readme} does not exist; pass --readme PATH or --no-readme"
     if problem:
         print(f"run.py: error: {problem}", file=sys.stderr)
         return 2
