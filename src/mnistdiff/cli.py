@@ -109,7 +109,8 @@ def cmd_sample(args) -> int:
     sample_run(args.run, n=args.n, seed=args.seed, which=args.checkpoint, sampler=sampler,
                start=args.start, out=args.out, data_dir=args.data_dir, batch_size=args.batch_size,
                start_options={"components": args.components, "noise": args.start_noise},
-               sampler_options={"steps": args.steps, "eta": args.eta, "clip": args.clip}, weights=args.weights)
+               sampler_options={"steps": args.steps, "eta": args.eta, "clip": args.clip}, weights=args.weights,
+               runtime=args.runtime)
     return 0
 
 
@@ -125,7 +126,8 @@ def cmd_evaluate(args) -> int:
         split=args.split, n_ref=args.n_ref, metrics=args.metrics, real_rows=args.real_rows, name=args.name,
         batch_size=args.batch_size, cache=args.cache_dir, inception_weights=args.inception_weights,
         inception_logits=args.inception_logits, data_dir=args.data_dir, progress=not args.quiet,
-        sampler_options={"steps": args.steps, "eta": args.eta, "clip": args.clip}, weights=args.weights)
+        sampler_options={"steps": args.steps, "eta": args.eta, "clip": args.clip}, weights=args.weights,
+        runtime=args.runtime)
     print("\n".join(E.report_lines(result)))
     print(f"wrote {out}", file=sys.stderr)
     return 0
@@ -166,6 +168,7 @@ def cmd_presets(args) -> int:
 def _add_sampling_flags(p: argparse.ArgumentParser) -> None:
     """Which checkpoint, sampler and start: shared by `sample` and `evaluate`, which both generate."""
     from . import priors, samplers
+    from . import runtime as RT
     from .sample import WEIGHTS
 
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default: 0)")
@@ -176,12 +179,17 @@ def _add_sampling_flags(p: argparse.ArgumentParser) -> None:
                    help="cold runs: direct prediction, or Algorithm 1 or 2 of Bansal et al. 2022 (default: 2)")
     p.add_argument("--start", choices=list(priors.STARTS), help="starting point x_T (default: the process's "
                    "own: normal for gaussian, gmm for cold)")
-    p.add_argument("--steps", type=int, help="--sampler ddim: number of timesteps used, 1..T (default: 50)")
+    p.add_argument("--steps", type=int, help="--sampler ddim: number of timesteps used, 1..T (default: 50); "
+                   "heun: Karras sigmas, 2*steps-1 net calls (default: 18); dpm++2m: net calls (default: 20)")
     p.add_argument("--eta", type=float, help="--sampler ddim: noise scale, 0 deterministic .. 1 DDPM-like "
                    "(default: 0)")
     p.add_argument("--clip", action="store_true", default=None,
                    help="--sampler ddim: clamp each step's x0 estimate to the data range (stops a short-trained "
                         "model's samples from ending as saturated noise)")
+    p.add_argument("--runtime", choices=list(RT.RUNTIMES), default="auto",
+                   help="inference runtime of the sampling net and the Inception features: torch, openvino, or "
+                        "auto (the faster on this machine, probed once and remembered in the cache folder) "
+                        "(default: auto)")
     p.add_argument("--weights", choices=list(WEIGHTS), default="ema",
                    help="ema: the run's EMA weights where it kept them (--ema-decay), else the trained ones; "
                         "raw: always the trained ones (default: ema)")

@@ -38,6 +38,9 @@ class ProcessConfig:
     order: str = "random"  # cold averaging: random, outside-in, inside-out
     group: int = 1  # cold averaging: rows/columns per step (must divide 28)
     order_seed: int = 0  # cold averaging: seed of the random order (saved in RUN/degradation.json)
+    sigma_data: float = 0.5  # edm: the data's scale in the preconditioning (Karras et al. 2022)
+    p_mean: float = -1.2  # edm: mean of log sigma in training
+    p_std: float = 1.2  # edm: standard deviation of log sigma in training
 
 
 @dataclass
@@ -85,7 +88,7 @@ FIELD_SECTION = {f.name: s for s, cls in SECTIONS.items() for f in dataclasses.f
 CHOICES = {
     "net": ("cnn", "unet"),
     "act": ("gelu", "relu", "elu", "silu"),
-    "degradation": ("gaussian", "row-averaging", "column-averaging", "blur"),
+    "degradation": ("gaussian", "edm", "row-averaging", "column-averaging", "blur"),
     "schedule": ("linear", "cosine"),
     "prediction": ("eps", "x0", "v"),
     "lr_decay": ("constant", "cosine"),

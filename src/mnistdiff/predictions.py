@@ -58,6 +58,6 @@ class EpsFrom(nn.Module):
 
 
 def for_sampling(net: nn.Module, prediction: str, degradation) -> nn.Module:
-    if prediction == "eps" or not degradation.stochastic:
+    if prediction == "eps" or not degradation.stochastic or hasattr(degradation, "denoise"):
         return net
     return EpsFrom(net, prediction, degradation)

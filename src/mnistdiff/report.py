@@ -41,7 +41,7 @@ class RunData:
 
     @property
     def is_cold(self) -> bool:
-        return self.config.process.degradation != "gaussian"
+        return self.config.process.degradation not in ("gaussian", "edm")
 
 
 def _read_rows(path: Path) -> list[dict]:

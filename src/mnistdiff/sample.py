@@ -10,18 +10,21 @@ import numpy as np
 import torch
 
 from . import checkpoint, config as C, data, degradations, nets, perf, plots, predictions, priors, runs, samplers
+from . import runtime as RT
 from .errors import UserError
 
 
 WEIGHTS = ("ema", "raw")
 
 
-def load_trained(target: str | Path, which: str = "last", weights: str = "ema"):
+def load_trained(target: str | Path, which: str = "last", weights: str = "ema", *, runtime: str = "torch",
+                 cache=None, batch_size: int = 500):
     """(cfg, net in eval mode, degradation) from a run directory or a checkpoint file.
 
     weights: ema takes the EMA weights where the run kept them (ema_decay > 0), else the trained
     ones; raw always the trained ones. The net is returned as the samplers want it: for a gaussian
-    process, predicting eps whatever the run's prediction target (predictions.for_sampling)."""
+    process, predicting eps whatever the run's prediction target (predictions.for_sampling), and run
+    by `runtime` (runtime.py: torch, openvino, or auto, probed on a batch of `batch_size`)."""
     if weights not in WEIGHTS:
         raise UserError(f"unknown weights {weights!r}; choose one of: {', '.join(WEIGHTS)}")
     target = Path(target)
@@ -46,6 +49,14 @@ def load_trained(target: str | Path, which: str = "last", weights: str = "ema"):
     net.eval()
     perf.set_threads(cfg.train.threads)
     perf.prepare(net, cfg.train)  # the run's speed levers apply to sampling too
+    if runtime != "torch":
+        from .evaluate import cache_dir
+
+        b = max(1, min(batch_size, 500))
+        name = f"{cfg.model.net}-{'-'.join(map(str, cfg.model.hidden))}-{cfg.model.act}-r{cfg.model.res_blocks}" \
+               f"{'-attn' if cfg.model.attention else ''}"
+        net = RT.prepare(net, (torch.zeros(b, 1, 28, 28), torch.zeros(b)), runtime, name=name,
+                         cache_dir=cache_dir(cache))
     degradation = degradations.build(cfg.process)
     return cfg, predictions.for_sampling(net, cfg.process.prediction, degradation), degradation
 
@@ -85,7 +96,7 @@ def generate(net, degradation, cfg: C.Config, n: int, *, seed: int = 0, sampler:
 def sample_run(run: str | Path, *, n: int = 64, seed: int = 0, which: str = "last", sampler: str | None = None,
                start: str | None = None, out: str | Path | None = None, data_dir=None,
                batch_size: int = 500, start_options: dict | None = None,
-               sampler_options: dict | None = None, weights: str = "ema") -> Path:
+               sampler_options: dict | None = None, weights: str = "ema", runtime: str = "torch") -> Path:
     """Write N samples of a run as a PNG grid and a uint8 .npy array; returns the PNG path.
 
     For a cold run, also the figures of the report's Section 2 (cold_figures.write_all) in RUN/figures/.
@@ -95,7 +106,7 @@ def sample_run(run: str | Path, *, n: int = 64, seed: int = 0, which: str = "las
     # Options left unset (None) keep the sampler's defaults and stay out of the file name.
     sampler_options = {k: v for k, v in (sampler_options or {}).items() if v is not None} or None
     run = Path(run)
-    cfg, net, degradation = load_trained(run, which, weights)
+    cfg, net, degradation = load_trained(run, which, weights, runtime=runtime, batch_size=min(n, batch_size))
     sampler = sampler or samplers.default_sampler(cfg)
     run_dir = run if run.is_dir() else run.parent.parent
     start = start or priors.default_start(cfg)

@@ -12,6 +12,7 @@ from typing import Callable
 
 import torch
 
+from . import edm
 from .degradations import DEGRADATIONS
 from .predictions import to_eps, to_x0
 from .errors import UserError
@@ -163,20 +164,22 @@ def _ddim(net, degradation, x_T, **kw):
 SAMPLERS: dict[str, Callable] = {
     "ddpm": _ddpm,
     "ddim": _ddim,  # options: steps, eta, clip (`mnistdiff sample RUN --sampler ddim --steps 50 --clip`)
+    "heun": edm.sample_heun,  # edm runs; option: steps (2 * steps - 1 net calls)
+    "dpm++2m": edm.sample_dpmpp_2m,  # edm runs; option: steps (net calls)
     "cold-direct": partial(sample_cold, algorithm="direct"),
     "cold-alg1": partial(sample_cold, algorithm="1"),
     "cold-alg2": partial(sample_cold, algorithm="2"),
 }
 # The sampler a process uses when none is named; a degradation missing here gets ddpm when it is
 # stochastic and Bansal et al.'s Algorithm 2 when it is cold (so a new degradation needs no entry).
-DEFAULT_SAMPLER = {"gaussian": "ddpm"}
+DEFAULT_SAMPLER = {"gaussian": "ddpm", "edm": "heun"}
 
 
 # Which processes a sampler serves: True for stochastic (noise) processes, False for cold ones.
-FOR_STOCHASTIC = {"ddpm": True, "ddim": True, "cold-direct": False, "cold-alg1": False, "cold-alg2": False}
+FOR_STOCHASTIC = {"ddpm": True, "ddim": True, "heun": True, "dpm++2m": True, "cold-direct": False, "cold-alg1": False, "cold-alg2": False}
 
 # Options a sampler takes beyond the common signature (CLI flags --steps / --eta pass them through).
-OPTIONS = {"ddim": ("steps", "eta", "clip")}
+OPTIONS = {"ddim": ("steps", "eta", "clip"), "heun": ("steps",), "dpm++2m": ("steps",)}
 
 
 def check_options(name: str, options: dict | None, T: int) -> dict:
@@ -191,11 +194,20 @@ def check_options(name: str, options: dict | None, T: int) -> dict:
         ddim_timesteps(T, options.get("steps", 50))
         if options.get("eta", 0.0) < 0:
             raise UserError(f"eta={options['eta']} must be >= 0 (0: deterministic DDIM, 1: DDPM-like noise)")
+    if name in ("heun", "dpm++2m"):
+        edm.karras_sigmas(options.get("steps", 18))
     return options
+
+
+EDM_SAMPLERS = ("heun", "dpm++2m")  # continuous-sigma solvers: for the edm process, and only for it
 
 
 def check_compatible(name: str, degradation) -> None:
     """Refuse, before any work, a sampler that cannot run this run's process."""
+    if degradation.stochastic and (name in EDM_SAMPLERS) != isinstance(degradation, edm.EDMNoise):
+        hint = "--sampler heun or dpm++2m" if isinstance(degradation, edm.EDMNoise) else "--sampler ddpm or ddim"
+        raise UserError(f"the {name} sampler does not serve this run's {type(degradation).__name__} process; "
+                        f"use {hint}")
     if FOR_STOCHASTIC.get(name, degradation.stochastic) != degradation.stochastic:
         kind = "a gaussian (noise)" if FOR_STOCHASTIC[name] else "a cold (deterministic)"
         hint = "--sampler ddpm" if degradation.stochastic else "--algorithm direct|1|2"

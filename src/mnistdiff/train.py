@@ -168,7 +168,8 @@ def _train_locked(cfg, run, images, resume, progress, sample_after, stop_after_s
                 batch = perm[k * bs:(k + 1) * bs]  # the global batch; this rank trains on its shard
                 # Every rank draws the whole global batch's t and noise, then keeps its shard's: each
                 # image gets what a single process would give it, whatever the number of ranks.
-                t = torch.randint(1, degradation.T + 1, (batch.shape[0],), generator=gen)
+                t = (degradation.sample_t(batch.shape[0], gen) if hasattr(degradation, "sample_t")
+                     else torch.randint(1, degradation.T + 1, (batch.shape[0],), generator=gen))
                 noise = torch.randn((batch.shape[0], 1, *images.shape[1:]), generator=gen)
                 mine = dist.shard(batch.shape[0], ctx)
                 x0 = data.to_model_range(images[batch[mine]]).to(ctx.device)

@@ -1,0 +1,164 @@
+"""Quality levers on and off at an equal training budget -> results/quality-ablation.{md,json}.
+
+    .venv/bin/python scripts/quality_ablation.py                  # every row; trains what is missing
+    .venv/bin/python scripts/quality_ablation.py --only edm ddpm  # some rows (and the runs they need)
+    .venv/bin/python scripts/quality_ablation.py --list           # the rows and what each changes
+
+Every training config is one epoch of the 60,000 training digits (469 steps of 128, the `make run`
+budget) with one torch thread, trained once into RUNS/<train> (an interrupted one resumes). Each row
+then draws N samples (default 2,000, seed 0) with its sampler and is measured on them: KID and FID
+against the first N test digits (Inception-v3 2015-12-05 pool3; KID is unbiased at small N, so rows
+compare; FID at N = 2,000 is biased upwards and only ranks), the MNIST classifier's IS, the background
+level (mean grey of the top 4 rows; test digits 1.23) and the share of saturated samples (more than
+half the pixels >= 128). Measured rows are kept in the JSON and not measured again unless --force.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mnistdiff import config as C, experiment, metrics as M, runs
+from mnistdiff.errors import UserError
+from mnistdiff.evaluate import Evaluator
+from mnistdiff.sample import generate, load_trained
+from mnistdiff.train import train
+
+EDM = {"degradation": "edm", "prediction": "x0", "min_snr": 0.0}
+# name -> overrides of quick-unet (UNet 16/32/64 + attention, EMA, lr 1e-3 warm-up + cosine, 1 epoch).
+TRAINS: dict[str, dict] = {
+    "ddpm": {},
+    "ddpm-minsnr0": {"min_snr": 0.0},
+    "ddpm-v-cosine": {"prediction": "v", "schedule": "cosine", "min_snr": 0.0},
+    "edm": EDM,
+    "edm-wide": {**EDM, "hidden": (32, 64, 64)},
+    "edm-bs64": {**EDM, "batch_size": 64, "lr_warmup": 200},
+    "edm-sd03": {**EDM, "sigma_data": 0.3},
+}
+# (row, training config, what the row changes, sampler, sampler options, weights)
+ROWS: list[tuple[str, str, str, str, dict, str]] = [
+    ("ddpm", "ddpm", "baseline: DDPM eps, min-SNR 5 (quick-unet until now)", "ddim", {"steps": 50, "clip": True}, "ema"),
+    ("ddpm-noclip", "ddpm", "sampler: DDIM without x0 clipping", "ddim", {"steps": 50}, "ema"),
+    ("ddpm-raw", "ddpm", "EMA off (the last weights)", "ddim", {"steps": 50, "clip": True}, "raw"),
+    ("ddpm-minsnr0", "ddpm-minsnr0", "loss weighting: min-SNR off", "ddim", {"steps": 50, "clip": True}, "ema"),
+    ("ddpm-v-cosine", "ddpm-v-cosine", "target v, cosine schedule, no min-SNR", "ddim", {"steps": 50, "clip": True}, "ema"),
+    ("edm", "edm", "parametrisation: EDM preconditioning + log-normal sigma (Karras et al.)", "heun", {"steps": 18}, "ema"),
+    ("edm-heun10", "edm", "sampler: Heun, 10 steps (19 net calls)", "heun", {"steps": 10}, "ema"),
+    ("edm-dpm20", "edm", "sampler: DPM-Solver++(2M), 20 net calls", "dpm++2m", {"steps": 20}, "ema"),
+    ("edm-dpm10", "edm", "sampler: DPM-Solver++(2M), 10 net calls", "dpm++2m", {"steps": 10}, "ema"),
+    ("edm-wide", "edm-wide", "width: UNet 32/64/64 instead of 16/32/64", "heun", {"steps": 18}, "ema"),
+    ("edm-bs64", "edm-bs64", "batch 64 (938 steps) instead of 128", "heun", {"steps": 18}, "ema"),
+    ("edm-sd03", "edm-sd03", "sigma_data 0.3 (MNIST's pixel std in [-0.5, 0.5]) instead of 0.5", "heun", {"steps": 18}, "ema"),
+]
+
+
+def train_config(name: str) -> C.Config:
+    return C.validate(C.apply(C.preset("quick-unet"), {**TRAINS[name], "threads": 1}))
+
+
+def ensure_trained(name: str, runs_dir: Path, data_dir) -> Path:
+    run = runs_dir / name
+    cfg = train_config(name)
+    if run.exists():
+        saved = C.from_dict(json.loads((run / "config.json").read_text()))
+        if saved.to_dict() != cfg.to_dict():
+            raise UserError(f"{run} was trained with another config than row {name!r} asks; move it away")
+        done = max((r["epoch"] for r in runs.read_metrics(run) if r["type"] == "epoch"), default=0)
+        if done < cfg.train.epochs:
+            train(cfg, run, resume=True, data_dir=data_dir, progress=False)
+    else:
+        train(cfg, run, data_dir=data_dir, progress=False)
+    return run
+
+
+def measure(row, runs_dir: Path, n: int, evaluator: Evaluator, data_dir, runtime: str) -> dict:
+    name, train_name, what, sampler, options, weights = row
+    run = ensure_trained(train_name, runs_dir, data_dir)
+    cfg, net, process = load_trained(run, weights=weights, runtime=runtime, batch_size=500)
+    t0 = time.perf_counter()
+    images = generate(net, process, cfg, n, seed=0, sampler=sampler, run=run, data_dir=data_dir,
+                      sampler_options=options)
+    sampling_s = time.perf_counter() - t0
+    (run / "eval").mkdir(exist_ok=True)
+    np.save(run / "eval" / f"ablation-{name}-n{n}.npy", images.numpy())
+    result = evaluator.evaluate(images)
+    epochs = [r for r in runs.read_metrics(run) if r["type"] == "epoch"]
+    return {"row": name, "train": train_name, "changes": what, "overrides": {k: list(v) if isinstance(v, tuple) else v
+                                                                            for k, v in TRAINS[train_name].items()},
+            "sampler": sampler, "sampler_options": options, "weights": weights, "n": n,
+            "kid": result["kid"], "kid_std": result["kid_std"], "fid": result["fid"],
+            "classifier_is": result["classifier_is"], "fd_classifier": result["fd_classifier"],
+            "background": M.background_level(images), "saturated": M.saturated_share(images),
+            "train_minutes": round(sum(r["time_s"] for r in epochs) / 60, 2),
+            "steps": max((r["step"] for r in epochs), default=0),
+            "sampling_images_per_s": round(n / sampling_s, 2), "date": time.strftime("%Y-%m-%d")}
+
+
+def markdown(rows: list[dict], machine: dict, n: int) -> str:
+    lines = ["# Quality ablation at the `make run` budget", "",
+             "Written by `scripts/quality_ablation.py`; do not edit by hand. " + __doc__.split("\n\n")[1].replace("\n", " "),
+             "", f"Machine: {machine['cpu']}, {machine['cpu_count']} logical CPUs, torch {machine['torch']}. "
+             "Training minutes are the run's own epoch times (metrics.jsonl), taken while other jobs shared the "
+             "2 cores, so compare them within this table only.", "",
+             f"| row | what changes | sampler | KID x1000 (n={n:,}) | FID (n={n:,}) | classifier IS | "
+             "background | saturated % | train min | samples/s |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        opts = ", ".join(f"{k}={v}" for k, v in r["sampler_options"].items())
+        lines.append(f"| {r['row']} | {r['changes']}{' (raw weights)' if r['weights'] == 'raw' else ''} | "
+                     f"{r['sampler']} {opts} | {1000 * r['kid']:.1f} +- {1000 * r['kid_std']:.1f} | {r['fid']:.1f} | "
+                     f"{r['classifier_is']:.2f} | {r['background']:.2f} | {100 * r['saturated']:.1f} | "
+                     f"{r['train_minutes']:.1f} | {r['sampling_images_per_s']:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--only", nargs="+", metavar="ROW", help="measure these rows (default: all)")
+    ap.add_argument("--list", action="store_true", help="print the rows and exit")
+    ap.add_argument("-n", type=int, default=2000, help="samples per row and test digits for KID/FID (default: 2000)")
+    ap.add_argument("--runs", type=Path, default=Path("runs/ablation"), help="where the training runs live")
+    ap.add_argument("--out", type=Path, default=Path("results"))
+    ap.add_argument("--runtime", default="auto", choices=["torch", "openvino", "auto"])
+    ap.add_argument("--force", action="store_true", help="measure rows again even when the JSON has them")
+    ap.add_argument("--data-dir")
+    args = ap.parse_args(argv)
+    if args.list:
+        for r in ROWS:
+            print(f"{r[0]:16} train {r[1]:14} {r[3]} {r[4]} {r[5]}: {r[2]}")
+        return 0
+    names = [r[0] for r in ROWS]
+    unknown = sorted(set(args.only or ()) - set(names))
+    if unknown or args.n < 10:
+        print(f"error: unknown row {unknown[0]!r}; --list shows them" if unknown else "error: -n must be >= 10",
+              file=sys.stderr)
+        return 2
+    out_json = args.out / "quality-ablation.json"
+    done = {r["row"]: r for r in json.loads(out_json.read_text())["rows"]} if out_json.exists() else {}
+    evaluator = None
+    for row in ROWS:
+        if args.only and row[0] not in args.only or (row[0] in done and not args.force and done[row[0]]["n"] == args.n):
+            continue
+        evaluator = evaluator or Evaluator(metrics="all", n_ref=args.n, data_dir=args.data_dir, runtime=args.runtime)
+        print(f"row {row[0]}: {row[2]}", file=sys.stderr)
+        done[row[0]] = measure(row, args.runs, args.n, evaluator, args.data_dir, args.runtime)
+        ordered = [done[r] for r in names if r in done]
+        args.out.mkdir(parents=True, exist_ok=True)
+        out_json.write_text(json.dumps({"machine": experiment.machine(), "rows": ordered}, indent=2) + "\n")
+        (args.out / "quality-ablation.md").write_text(markdown(ordered, experiment.machine(), args.n))
+        print(markdown(ordered, experiment.machine(), args.n))
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,77 @@
+"""Inference runtimes (runtime.py): OpenVINO agrees with torch, `auto` probes once, failures fall back."""
+
+import json
+import sys
+
+import pytest
+import torch
+
+from mnistdiff import config as C, metrics as M, nets, runtime as RT
+from mnistdiff.sample import generate
+from mnistdiff import degradations
+
+
+def test_inception_features_agree_with_torch_within_1e5(tmp_path):
+    images = torch.randint(0, 256, (6, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    ref = M.InceptionFeatures(runtime="torch", batch_size=6)
+    ov = M.InceptionFeatures(runtime="openvino", batch_size=6)
+    assert ov.runtime == "openvino" and ref.runtime == "torch"
+    with torch.inference_mode():
+        a, b = ref(images), ov(images)
+    assert a.shape == b.shape == (6, 2048)
+    assert ((a - b).norm() / a.norm()).item() < 1e-5
+
+
+def _unet():
+    torch.manual_seed(0)
+    cfg = C.apply(C.preset("quick-unet"), {"hidden": (8, 16), "T": 50})
+    net = nets.build(cfg.model).eval()
+    with torch.no_grad():  # the last conv starts at zero; give the net a non-trivial output
+        for p in net.out.parameters():
+            p.normal_(0, 0.05)
+    return cfg, net
+
+
+def test_unet_samples_agree_with_torch_from_the_same_noise():
+    cfg, net = _unet()
+    example = (torch.zeros(16, 1, 28, 28), torch.zeros(16))
+    compiled = RT.prepare(net, example, "openvino", name="test-unet")
+    assert isinstance(compiled, RT.OpenVINOModule)
+    process = degradations.build(cfg.process)
+    kw = dict(seed=3, sampler="ddim", sampler_options={"steps": 10})
+    a = generate(net, process, cfg, 16, **kw)
+    b = generate(compiled, process, cfg, 16, **kw)
+    assert a.float().std() > 5  # the images are not blank, so agreement means something
+    assert (a == b).float().mean().item() >= 0.999
+
+
+def test_auto_probes_once_and_remembers_the_choice(tmp_path, capsys):
+    _, net = _unet()
+    example = (torch.zeros(4, 1, 28, 28), torch.zeros(4))
+    first = RT.prepare(net, example, "auto", name="test-unet", cache_dir=tmp_path)
+    said = capsys.readouterr().err
+    assert "runtime auto for test-unet" in said
+    (record,) = (tmp_path / "runtime").glob("test-unet-*.json")
+    saved = json.loads(record.read_text())
+    assert saved["choice"] in ("torch", "openvino") and set(saved["seconds"]) == {"torch", "openvino"}
+    assert (first is net) == (saved["choice"] == "torch")
+    # A remembered "torch" is used without converting anything; a remembered "openvino" converts again
+    # but does not time again.
+    saved["choice"] = "torch"
+    record.write_text(json.dumps(saved))
+    assert RT.prepare(net, example, "auto", name="test-unet", cache_dir=tmp_path) is net
+    assert "runtime auto" not in capsys.readouterr().err
+
+
+def test_a_missing_runtime_falls_back_to_torch_with_one_warning(monkeypatch, capsys):
+    _, net = _unet()
+    monkeypatch.setitem(sys.modules, "openvino", None)  # what `import openvino` meets when it is not installed
+    got = RT.prepare(net, (torch.zeros(2, 1, 28, 28), torch.zeros(2)), "openvino", name="test-unet")
+    assert got is net
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("warning: the openvino runtime is unavailable") and "using torch" in lines[0]
+
+
+def test_unknown_runtime_is_a_user_error():
+    with pytest.raises(Exception, match="unknown runtime 'tensorrt'"):
+        RT.prepare(torch.nn.Identity(), (torch.zeros(1),), "tensorrt", name="x")
