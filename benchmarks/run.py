@@ -31,9 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 import peers  # noqa: E402
 from readme_results import splice  # noqa: E402
 
-from mnistdiff import config as C, data, degradations, losses, metrics, nets, perf, runs, samplers  # noqa: E402
+from mnistdiff import config as C, data, degradations, losses, metrics, nets, perf, runs, runtime, samplers  # noqa: E402
 from mnistdiff import train as training  # noqa: E402
-from mnistdiff.sample import load_trained  # noqa: E402
+from mnistdiff.sample import generate, load_trained  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 README_START, README_END = "<!-- performance:start -->", "<!-- performance:end -->"
@@ -213,6 +213,54 @@ def bench_eval(args) -> dict:
             "feature_rel_diff": rel, "load_start": load0, "load_end": load()}
 
 
+def _alternate(fn_a, fn_b, parts) -> tuple[list, list, float, float]:
+    """Run a and b on each part in turn (so load changes hit both alike): outputs and total seconds."""
+    out_a, out_b, sec_a, sec_b = [], [], 0.0, 0.0
+    for part in parts:
+        t0 = time.perf_counter()
+        out_a.append(fn_a(part))
+        sec_a += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        out_b.append(fn_b(part))
+        sec_b += time.perf_counter() - t0
+    return out_a, out_b, sec_a, sec_b
+
+
+def bench_runtime(args) -> dict:
+    """The inference runtime (runtime.py) against torch eager: Inception features, and DDIM-20 sampling
+    of the quality UNet and of the report's CNN from the same noise (untrained nets with a non-zero
+    output layer: the arithmetic, not the weights, decides the speed)."""
+    res = {"load_start": load()}
+    imgs = data.load_split("test").images[:args.eval_n]
+    eager = metrics.InceptionFeatures(runtime="torch", batch_size=args.eval_batch)
+    fast = metrics.InceptionFeatures(runtime="openvino", batch_size=args.eval_batch)
+    half = args.eval_n // 2
+    extract = lambda ex: lambda part: metrics.extract(ex, part, batch_size=args.eval_batch, progress=False)  # noqa: E731
+    a, b, sec_a, sec_b = _alternate(extract(fast), extract(eager), (imgs[:half], imgs[half:]))
+    a, b = torch.cat(a), torch.cat(b)
+    res["inception"] = {"runtime": fast.runtime, "n": args.eval_n, "ours_images_per_s": args.eval_n / sec_a,
+                        "torch_images_per_s": args.eval_n / sec_b, "ratio": sec_b / sec_a,
+                        "feature_rel_diff": ((a - b).norm() / b.norm()).item()}
+    n = args.runtime_n
+    for name, preset in (("unet", "quick-unet"), ("cnn", "ddpm-default")):
+        cfg = C.preset(preset)
+        torch.manual_seed(0)
+        net = nets.build(cfg.model).eval()
+        with torch.no_grad():
+            for p in list(net.parameters())[-2:]:  # the UNet's output conv starts at zero
+                p.normal_(0, 0.05)
+        process = degradations.build(cfg.process)
+        compiled = runtime.prepare(net, (torch.zeros(n, 1, 28, 28), torch.zeros(n)), "openvino", name=name)
+        draw = lambda m: lambda seed: generate(m, process, cfg, n, seed=seed, sampler="ddim",  # noqa: E731
+                                               sampler_options={"steps": 20})
+        a, b, sec_a, sec_b = _alternate(draw(compiled), draw(net), (1, 2))
+        res[name] = {"runtime": getattr(compiled, "runtime", "torch"), "n": 2 * n, "ours_images_per_s": 2 * n / sec_a,
+                     "torch_images_per_s": 2 * n / sec_b, "ratio": sec_b / sec_a,
+                     "same_uint8_pixels": (torch.cat(a) == torch.cat(b)).float().mean().item()}
+    res["load_end"] = load()
+    return res
+
+
 def markdown(res: dict) -> str:
     m, tr, sa, ev, rf = res["machine"], res["training"], res["sampling"], res["evaluation"], res["roofline"]
     lines = [
@@ -236,6 +284,19 @@ def markdown(res: dict) -> str:
         f"| features agree: relative diff {ev['feature_rel_diff']:.1e} |",
         f"| DDIM, 50 steps, images/s | {sa['ddim50_images_per_s']:.2f} | {sa['ours_images_per_s']:.2f} (DDPM, 1000 steps) "
         f"| {sa['ddim50_images_per_s'] / sa['ours_images_per_s']:.1f}x | - | quality: benchmarks/ddim_steps.md |",
+    ]
+    if "runtime" in res:
+        rt = res["runtime"]
+        inc = rt["inception"]
+        lines.append(f"| Inception features, images/s ({inc['n']} images) | {inc['ours_images_per_s']:.2f} "
+                     f"(--runtime {inc['runtime']}) | {inc['torch_images_per_s']:.2f} (torch eager) | {inc['ratio']:.2f}x "
+                     f"| 2.5x | features agree: relative diff {inc['feature_rel_diff']:.1e} |")
+        for name, label, target in (("unet", "quality UNet (16,32,64)", "3x"), ("cnn", "report's CNN", "-")):
+            r = rt[name]
+            lines.append(f"| {label} sampling, DDIM 20 steps, images/s ({r['n']} images) | {r['ours_images_per_s']:.1f} "
+                         f"(--runtime {r['runtime']}) | {r['torch_images_per_s']:.1f} (torch eager) | {r['ratio']:.2f}x "
+                         f"| {target} | {100 * r['same_uint8_pixels']:.2f}% equal uint8 pixels from the same noise |")
+    lines += [
         "",
         f"Roofline: a training step costs {rf['flops_per_image'] / 1e6:.0f} MFLOP per image (FlopCounterMode, forward "
         f"+ backward), so {tr['ours_images_per_s']:.1f} images/s is {rf['achieved_gflops']:.1f} GFLOP/s: "
@@ -261,6 +322,7 @@ def main(argv=None) -> int:
     p.add_argument("--sample-n", type=int, default=4, help="images sampled by each sampler (1000 steps)")
     p.add_argument("--eval-n", type=int, default=64, help="images through each Inception extractor")
     p.add_argument("--eval-batch", type=int, default=64, help="mnistdiff's Inception batch")
+    p.add_argument("--runtime-n", type=int, default=64, help="images per sampling batch of the runtime rows")
     p.add_argument("--fp32-size", type=int, default=2048)
     p.add_argument("--bf16-size", type=int, default=1024,
                    help="bf16 matmul size (one 2048^3 bf16 matmul takes minutes without AVX512-BF16)")
@@ -275,7 +337,7 @@ def main(argv=None) -> int:
     p.add_argument("--no-readme", action="store_true", help="leave the README alone")
     args = p.parse_args(argv)
     readme = None if args.no_readme else Path(args.readme)
-    counts = (args.train_steps, args.sample_n, args.lever_steps, args.lever_rounds, args.eval_batch)
+    counts = (args.train_steps, args.sample_n, args.lever_steps, args.lever_rounds, args.eval_batch, args.runtime_n)
     problem = None
     if args.batch_size < 0 or args.eval_n < 2 or min(counts) < 1:
         problem = "--batch-size must be >= 0, --eval-n >= 2 and the other step, round and image counts >= 1"
@@ -305,6 +367,7 @@ def main(argv=None) -> int:
         _, net, degradation = load_trained(Path(tmp) / "ours")
         section("sampling", bench_sampling, net, degradation.schedule, args)
     section("evaluation", bench_eval, args)
+    section("runtime", bench_runtime, args)
     section("levers", bench_levers, cfg, args)
     flops = train_flops_per_image(cfg)
     achieved = flops * res["training"]["ours_images_per_s"] / 1e9

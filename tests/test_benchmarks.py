@@ -21,7 +21,7 @@ def _bench(name: str):
 
 
 TINY_BENCH = ["--train-steps", "2", "--lever-steps", "1", "--lever-rounds", "1", "--sample-n", "1",
-              "--eval-n", "2", "--fp32-size", "64", "--bf16-size", "32", "--batch-size", "8"]
+              "--eval-n", "2", "--fp32-size", "64", "--bf16-size", "32", "--batch-size", "8", "--runtime-n", "2"]
 
 
 @pytest.mark.slow  # two tiny training loops, 2 x 1000 sampling steps of one image, 2 Inception images: ~40 s
@@ -40,6 +40,11 @@ def test_benchmark_runs_every_comparison_and_rewrites_the_readme_table(tmp_path)
     # The cross-checks the ratios rest on: the same images from both samplers, the same features.
     assert sa["max_abs_diff"] < 1e-2 and sa["same_uint8_pixels"] > 0.99
     assert ev["feature_rel_diff"] < 1e-4
+    rt = res["runtime"]
+    assert rt["inception"]["runtime"] == "openvino" and rt["inception"]["feature_rel_diff"] < 1e-5
+    for name in ("unet", "cnn"):
+        assert rt[name]["runtime"] == "openvino" and rt[name]["same_uint8_pixels"] >= 0.999
+        assert math.isfinite(rt[name]["ratio"]) and rt[name]["ratio"] > 0
     assert rf["flops_per_image"] > 1e8  # the seed CNN's 7x7 convs at 28x28: hundreds of MFLOP an image
     levers = [lv["lever"] for lv in res["levers"]]
     assert levers[0].startswith("torch defaults") and {"adam=foreach", "channels_last", "precision=bf16"} <= set(levers)
@@ -47,6 +52,7 @@ def test_benchmark_runs_every_comparison_and_rewrites_the_readme_table(tmp_path)
 
     md = (tmp_path / "out/results.md").read_text()
     assert "| training, images/s (batch 8, 2 steps each)" in md and "diffusers DDPMScheduler loop" in md
+    assert "| Inception features, images/s (2 images)" in md and "--runtime openvino" in md
     text = readme.read_text()
     assert "old table" not in text and text.startswith("# x\n\nbefore\n") and text.endswith("\n\nafter\n")
     block = text.split(run.README_START)[1].split(run.README_END)[0]
