@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from mnistdiff import cli, config as C, degradations as D, priors, samplers, schedules
+from mnistdiff import cli, config as C, processes as D, priors, samplers, schedules
 from mnistdiff.errors import UserError
 
 AVERAGING = [(cls, order, g) for cls in (D.RowAveraging, D.ColumnAveraging)
@@ -191,7 +191,7 @@ def test_unconditional_starts_are_cached_and_shaped_like_degraded_images(tmp_pat
     assert (v >= torch.tensor(params["low"]) - 1e-6).all() and (v <= torch.tensor(params["high"]) + 1e-6).all()
     noisy = priors.draw("gmm", d, 12, generator=g(), run=tmp_path, components=2, noise=0.01)
     assert not torch.equal(noisy, d.degrade(noisy, _t(12, d.T)))  # the noise breaks the bands
-    with pytest.raises(UserError, match="cold degradation"):
+    with pytest.raises(UserError, match="fitted starts .uniform, gmm. need a process"):
         priors.draw("gmm", D.GaussianNoise(schedules.linear(1e-4, 0.02, 10)), 2, generator=g())
 
 
@@ -232,5 +232,5 @@ def test_cli_trains_a_cold_preset_and_samples_every_start_and_algorithm(tmp_path
         assert (run / "figures/cold-strip-alg2-seed0.png").is_file()
     assert cli.main(["sample", str(run), "--algorithm", "2", "--sampler", "ddpm"]) == 2
     assert cli.main(["sample", str(run), "-n", "2", "--sampler", "ddpm"]) == 2
-    assert "ddpm sampler needs a gaussian" in capsys.readouterr().err
+    assert "ddpm sampler needs a stochastic" in capsys.readouterr().err
     assert not (run / "samples/sample-ddpm-gmm-n2-seed0.png").exists()

@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 
-from mnistdiff import checkpoint, config as C, degradations, losses, nets, perf, samplers, schedules
+from mnistdiff import checkpoint, config as C, processes, losses, nets, perf, samplers, schedules
 from mnistdiff.errors import UserError
 from mnistdiff.sample import generate, load_trained
 from mnistdiff.train import train
@@ -101,7 +101,7 @@ def test_ddim_callback_sees_every_step_with_x_t_before_the_update():
 
 
 def test_ddim_is_registered_and_its_options_are_checked():
-    assert "ddim" in samplers.SAMPLERS and samplers.FOR_STOCHASTIC["ddim"]
+    assert "ddim" in samplers.SAMPLERS and samplers.SAMPLERS["ddim"].stochastic
     assert samplers.check_options("ddim", {"steps": 10, "eta": None}, 1000) == {"steps": 10}
     with pytest.raises(UserError, match="does not take --steps"):
         samplers.check_options("ddpm", {"steps": 10}, 1000)
@@ -113,7 +113,7 @@ def test_ddim_is_registered_and_its_options_are_checked():
 
 def test_generate_passes_ddim_options_through():
     cfg = C.apply(C.Config(), {"T": 20, "hidden": (4, 8)})
-    degradation = degradations.build(cfg.process)
+    degradation = processes.build(cfg.process)
     net = tiny_net()
     a = generate(net, degradation, cfg, 3, seed=0, sampler="ddim", sampler_options={"steps": 5, "eta": 0.0})
     b = generate(net, degradation, cfg, 3, seed=0, sampler="ddim", sampler_options={"steps": 20, "eta": 0.0})
@@ -126,7 +126,7 @@ def _train_steps(tc_overrides: dict, steps: int = 3) -> tuple[list[float], dict]
     cfg = C.apply(C.Config(), {"T": 50, "hidden": (4, 8), **tc_overrides})
     torch.manual_seed(0)
     net = nets.build(cfg.model)
-    degradation = degradations.build(cfg.process)
+    degradation = processes.build(cfg.process)
     net = perf.prepare(net, cfg.train)
     opt = perf.optimizer(net, cfg.train)
     g = torch.Generator().manual_seed(0)

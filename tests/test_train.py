@@ -2,7 +2,7 @@ import json
 
 import torch
 
-from mnistdiff import config as C, degradations, nets, runs, samplers, schedules, train as T
+from mnistdiff import config as C, processes, nets, runs, samplers, schedules, train as T
 
 
 def test_loss_falls_over_a_few_hundred_steps(tmp_path):
@@ -50,7 +50,7 @@ def test_ddpm_with_an_oracle_recovers_x0_and_adds_no_noise_at_the_last_step():
 
 
 def test_degrade_at_zero_is_identity_and_noise_grows():
-    deg = degradations.build(C.Config().process)
+    deg = processes.build(C.Config().process)
     x0 = torch.rand(3, 1, 28, 28) - 0.5
     noise = torch.randn_like(x0)
     assert torch.equal(deg.degrade(x0, torch.zeros(3, dtype=torch.long), noise), x0)

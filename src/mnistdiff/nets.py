@@ -67,16 +67,19 @@ class SeedCNN(nn.Module):
         return self.out(h)
 
 
+def _unet(m) -> nn.Module:
+    from .unet import UNet  # unet.py imports this module's building blocks
+
+    return UNet(tuple(m.hidden), m.act, attention=m.attention, res_blocks=m.res_blocks)
+
+
+# config name -> builder from a ModelConfig; config.CHOICES["net"] is this dict's keys.
+NETS = {"cnn": lambda m: SeedCNN(tuple(m.hidden), m.act), "unet": _unet}
+
+
 def build(model_cfg) -> nn.Module:
     """Network from a ModelConfig (the one place that maps config names to classes)."""
-    if model_cfg.net == "cnn":
-        return SeedCNN(tuple(model_cfg.hidden), model_cfg.act)
-    if model_cfg.net == "unet":
-        from .unet import UNet  # unet.py imports this module's building blocks
-
-        return UNet(tuple(model_cfg.hidden), model_cfg.act, attention=model_cfg.attention,
-                    res_blocks=model_cfg.res_blocks)
-    raise KeyError(model_cfg.net)
+    return NETS[model_cfg.net](model_cfg)
 
 
 def count_parameters(net: nn.Module) -> int:

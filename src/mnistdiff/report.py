@@ -41,7 +41,10 @@ class RunData:
 
     @property
     def is_cold(self) -> bool:
-        return self.config.process.degradation != "gaussian"
+        from .processes import PROCESSES
+
+        cls = PROCESSES.get(self.config.process.degradation)
+        return cls is not None and not cls.stochastic
 
 
 def _read_rows(path: Path) -> list[dict]:

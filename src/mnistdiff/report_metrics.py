@@ -15,32 +15,38 @@ from . import config as C
 NOT = "not measured"
 
 
-def _cold_T(cfg: C.Config) -> int | None:
-    try:
-        from . import degradations
-        return degradations.build(cfg.process).T
-    except Exception:  # a degradation this version cannot rebuild: show the configured T instead
-        return None
+def _process_class(cfg: C.Config):
+    from . import processes
+
+    return processes.PROCESSES.get(cfg.process.degradation)  # None: a process this version does not know
 
 
 def process_name(cfg: C.Config) -> str:
-    p = cfg.process
-    if p.degradation == "gaussian":
-        return f"DDPM (Gaussian noise, {p.schedule} betas)"
-    return f"cold: {p.degradation}, {p.order} order" + (f", groups of {p.group}" if p.group > 1 else "")
+    cls = _process_class(cfg)
+    return cls.label(cfg.process) if cls else f"{cfg.process.degradation} (unknown to this version)"
 
 
 def timesteps(cfg: C.Config) -> str:
-    T = _cold_T(cfg) if cfg.process.degradation != "gaussian" else cfg.process.T
-    return str(T if T is not None else cfg.process.T)
+    """The process's own T (cold averaging derives it from the group), else the configured one."""
+    try:
+        return str(_process_class(cfg).from_config(cfg.process).T)
+    except Exception:  # a process this version cannot rebuild: show the configured T instead
+        return str(cfg.process.T)
+
+
+def _if_used(field: str, value):
+    """A config value as a row, or "not used" when the run's process does not read that field."""
+    def row(c: C.Config) -> str:
+        cls = _process_class(c)
+        return value(c) if cls is None or field in cls.uses else "not used"
+    return row
 
 
 # (row label as in the report's tables, value from the config)
 HYPERPARAMETERS = [
     ("Process", process_name),
-    ("β's (linear schedule)", lambda c: f"({c.process.beta1:g}, {c.process.beta2:g})"
-     if c.process.degradation == "gaussian" else "not used"),
-    ("Row/Column schedule", lambda c: c.process.order if c.process.degradation != "gaussian" else "not used"),
+    ("β's (linear schedule)", _if_used("beta1", lambda c: f"({c.process.beta1:g}, {c.process.beta2:g})")),
+    ("Row/Column schedule", _if_used("order", lambda c: c.process.order)),
     ("Number of timesteps", timesteps),
     ("Learning rate", lambda c: f"{c.train.lr:g}"),
     ("Number of hidden layers & units", lambda c: "(" + ", ".join(map(str, c.model.hidden)) + ")"),

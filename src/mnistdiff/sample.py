@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import checkpoint, config as C, data, degradations, nets, perf, plots, predictions, priors, runs, samplers
+from . import checkpoint, config as C, data, nets, perf, plots, predictions, priors, processes, runs, samplers
 from .errors import UserError
 
 
@@ -46,7 +46,7 @@ def load_trained(target: str | Path, which: str = "last", weights: str = "ema"):
     net.eval()
     perf.set_threads(cfg.train.threads)
     perf.prepare(net, cfg.train)  # the run's speed levers apply to sampling too
-    degradation = degradations.build(cfg.process)
+    degradation = processes.build(cfg.process)
     return cfg, predictions.for_sampling(net, cfg.process.prediction, degradation), degradation
 
 

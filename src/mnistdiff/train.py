@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from . import (checkpoint, config as C, data, degradations, dist, losses, nets, perf, plots, predictions, priors,
+from . import (checkpoint, config as C, data, dist, losses, nets, perf, plots, predictions, priors, processes,
                runs, samplers, schedules)
 from .ema import EMA
 from .errors import UserError
@@ -44,9 +44,9 @@ def set_threads(cfg: C.Config) -> None:
 
 
 def build(cfg: C.Config):
-    """(net, degradation) from a config: the only place training and sampling construct them."""
+    """(net, process) of a new run from its config, the net's initial weights drawn from the run's seed."""
     torch.manual_seed(cfg.train.seed)
-    return nets.build(cfg.model), degradations.build(cfg.process)
+    return nets.build(cfg.model), processes.build(cfg.process)
 
 
 def autocast(cfg: C.Config):
@@ -117,8 +117,8 @@ def train(cfg: C.Config, run: Path, *, resume: bool = False, data_dir=None, prog
     run = Path(run)
     images = training_images(cfg, data_dir)  # data errors surface before anything is written
     if not resume:
-        dist.on_main(lambda: (runs.create(run, cfg.to_json()), degradations.write_description(
-            run / "degradation.json", degradations.build(cfg.process))), ctx)
+        dist.on_main(lambda: (runs.create(run, cfg.to_json()), processes.write_description(
+            run / "degradation.json", processes.build(cfg.process))), ctx)
     with dist.held_by_main(runs.locked(run), ctx):
         return _train_locked(cfg, run, images, resume, progress, sample_after, stop_after_steps, data_dir)
 
@@ -127,7 +127,7 @@ def _train_locked(cfg, run, images, resume, progress, sample_after, stop_after_s
     set_threads(cfg)
     tc = cfg.train
     ctx = dist.context()
-    net, degradation = build(cfg)  # the same seed on every rank: the same initial weights
+    net, process = build(cfg)  # the same seed on every rank: the same initial weights
     net = net.to(ctx.device)
     # Every rank keeps the same average. Copied before the speed levers: a deep copy of a compiled
     # module could keep calling the original's forward.
@@ -152,7 +152,7 @@ def _train_locked(cfg, run, images, resume, progress, sample_after, stop_after_s
                                                  total=tc.epochs * steps_per_epoch)
     # Grids and evaluations sample from the EMA weights when there are any, as eps-prediction.
     sampling_net = lambda: predictions.for_sampling(dist.on_cpu(ema.module if ema else net),  # noqa: E731
-                                                    cfg.process.prediction, degradation)
+                                                    cfg.process.prediction, process)
     last_epoch_done, last_figure = state.epoch, time.perf_counter()
     try:
         for epoch in range(state.epoch + 1, tc.epochs + 1):
@@ -168,13 +168,13 @@ def _train_locked(cfg, run, images, resume, progress, sample_after, stop_after_s
                 batch = perm[k * bs:(k + 1) * bs]  # the global batch; this rank trains on its shard
                 # Every rank draws the whole global batch's t and noise, then keeps its shard's: each
                 # image gets what a single process would give it, whatever the number of ranks.
-                t = torch.randint(1, degradation.T + 1, (batch.shape[0],), generator=gen)
+                t = process.sample_t(batch.shape[0], gen)
                 noise = torch.randn((batch.shape[0], 1, *images.shape[1:]), generator=gen)
                 mine = dist.shard(batch.shape[0], ctx)
                 x0 = data.to_model_range(images[batch[mine]]).to(ctx.device)
                 t, noise = t[mine].to(ctx.device), noise[mine].to(ctx.device)
                 with autocast(cfg):
-                    per_sample = losses.diffusion_loss(model, degradation, x0, t, noise,
+                    per_sample = losses.diffusion_loss(model, process, x0, t, noise,
                                                        prediction=cfg.process.prediction, norm=cfg.process.loss,
                                                        min_snr=cfg.process.min_snr)
                 loss, value = dist.global_mean(per_sample, batch.shape[0], ctx)  # value: the global batch's
@@ -211,12 +211,12 @@ def _train_locked(cfg, run, images, resume, progress, sample_after, stop_after_s
             log.write(type="epoch", epoch=epoch, step=state.step, loss_mean=mean,
                       time_s=elapsed, images_per_s=seen / max(elapsed, 1e-9))
             if ctx.is_main and (epoch in tc.sample_epochs or epoch == tc.epochs):
-                save_epoch_grid(cfg, sampling_net(), degradation, run / "samples" / f"epoch_{epoch:04d}.png",
+                save_epoch_grid(cfg, sampling_net(), process, run / "samples" / f"epoch_{epoch:04d}.png",
                                 data_dir)
             if tc.eval_every and (epoch % tc.eval_every == 0 or epoch == tc.epochs):
                 from .evaluate import log_epoch_eval  # Inception and torchmetrics load only when asked
 
-                log_epoch_eval(log, cfg, sampling_net(), degradation, run, epoch, state.step,
+                log_epoch_eval(log, cfg, sampling_net(), process, run, epoch, state.step,
                                data_dir=data_dir, progress=progress)
             state.epoch, state.step_in_epoch = epoch, 0
             is_best = mean < state.best_loss
@@ -245,12 +245,12 @@ def _train_locked(cfg, run, images, resume, progress, sample_after, stop_after_s
     return state
 
 
-def save_epoch_grid(cfg: C.Config, net, degradation, path: Path, data_dir=None) -> None:
+def save_epoch_grid(cfg: C.Config, net, process, path: Path, data_dir=None) -> None:
     """A 4x4 grid from the same fixed noise at every epoch (the report's Figs 1.3, 1.8)."""
     net.eval()
     g = torch.Generator().manual_seed(cfg.train.seed + GRID_SEED_OFFSET)
-    x_T = priors.draw(priors.default_start(cfg), degradation, 16, generator=g, run=path.parent.parent,
+    x_T = priors.draw(priors.default_start(cfg), process, 16, generator=g, run=path.parent.parent,
                       data_dir=data_dir)
-    x0 = samplers.SAMPLERS[samplers.default_sampler(cfg)](net, degradation, x_T, generator=g)
+    x0 = samplers.SAMPLERS[samplers.default_sampler(cfg)](net, process, x_T, generator=g)
     plots.save_grid(data.to_uint8(x0[:, 0]), path, nrow=4)
     net.train()

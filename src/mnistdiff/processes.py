@@ -1,8 +1,8 @@
-"""Degradations: one protocol, degrade(x0, t, noise) -> x_t, for integer t in 0..T.
+"""Forward processes: one contract, `Process`, for Gaussian noise (DDPM) and cold degradations.
 
-Training and sampling never ask which degradation they hold: the loss degrades, the net restores.
-Gaussian noise (DDPM's forward process) is one implementation; the cold-diffusion ones are others.
-A new degradation is a new class plus one entry in DEGRADATIONS.
+Training, losses, predictions, samplers, priors and the report use only the members of `Process`;
+none asks which process it holds. A new process is one subclass plus one entry in PROCESSES (the
+CLI's --degradation choices and every check follow from it).
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Protocol, runtime_checkable
 
 import torch
 
@@ -18,28 +17,74 @@ from . import schedules
 from .errors import UserError
 
 
-@runtime_checkable
-class Degradation(Protocol):
+class Process:
+    """x_t = degrade(x0, t, noise) for integer t in 0..T, and what the rest of the code needs to know."""
+
     T: int
-    stochastic: bool  # True when degrade() uses `noise` (then samplers must start from noise)
+    stochastic: bool  # True when degrade() uses `noise` (then samplers start from noise, and the net may predict eps or v)
+    default_sampler: str  # a samplers.SAMPLERS name, used when none is given
+    default_start: str  # a priors.STARTS name, used when none is given
+    schedule: schedules.Schedule | None = None  # the noise schedule of a stochastic process; None for cold ones
+    uses: frozenset[str] = frozenset({"T"})  # the ProcessConfig fields it reads (the report shows only those)
+
+    @classmethod
+    def from_config(cls, p) -> "Process":
+        """The process a (validated) ProcessConfig describes."""
+        raise NotImplementedError
+
+    @classmethod
+    def check_config(cls, p) -> None:
+        """Refuse, with a one-line UserError, settings this process cannot run; nothing by default."""
+
+    @classmethod
+    def label(cls, p) -> str:
+        """How the report names the process a ProcessConfig describes."""
+        raise NotImplementedError
 
     def degrade(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
         """x0 (B, C, H, W), t (B,) integer in 0..T -> x_t; t = 0 returns x0 unchanged."""
-        ...
+        raise NotImplementedError
 
-# Optional, for cold degradations: `final_values(x0) -> (B, k)` and `from_final_values(v)` describe
-# D(x0, T) by k numbers (the fitted unconditional starts in priors.py need them); the classmethod
-# `check_config(process_cfg)` adds validation; `describe() -> dict` is saved as RUN/degradation.json.
+    def sample_t(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """n training timesteps, uniform on 1..T (Ho et al. 2020, Algorithm 1)."""
+        return torch.randint(1, self.T + 1, (n,), generator=generator)
+
+    def coefficients(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """(a_t, s_t) with x_t = a_t x0 + s_t eps, shaped (B, 1, 1, 1); None for a cold process."""
+        return None
+
+    def describe(self) -> dict | None:
+        """What a reader of the run needs to see (e.g. a random row order), saved as RUN/degradation.json."""
+        return None
+
+    # Fitted unconditional starts (priors.py) describe D(x0, T) by a few numbers per image.
+    def final_values(self, x0: torch.Tensor) -> torch.Tensor:
+        """(B, 1, 28, 28) -> (B, k): the k numbers that determine D(x0, T)."""
+        raise self._no_final_values()
+
+    def from_final_values(self, v: torch.Tensor) -> torch.Tensor:
+        """(B, k) -> the fully degraded images they describe."""
+        raise self._no_final_values()
+
+    def final_values_key(self) -> dict:
+        """What the final values depend on: the cache key of a fitted start."""
+        raise self._no_final_values()
+
+    def _no_final_values(self) -> UserError:
+        return UserError(f"fitted starts (uniform, gmm) need a process whose fully degraded images are described "
+                         f"by a few values; {type(self).__name__} has none: use --start normal or conditional")
 
 
 def _bcast(v: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     return v.to(t.device)[t].view(-1, 1, 1, 1)
 
 
-class GaussianNoise:
+class GaussianNoise(Process):
     """q(x_t | x0) = N(sqrt(alpha_bar_t) x0, (1 - alpha_bar_t) I)  (Ho et al. 2020, eq. 4)."""
 
     stochastic = True
+    default_sampler, default_start = "ddpm", "normal"
+    uses = frozenset({"T", "schedule", "beta1", "beta2", "min_snr"})
 
     def __init__(self, schedule: schedules.Schedule):
         self.schedule = schedule
@@ -48,25 +93,45 @@ class GaussianNoise:
         # The report's schedule gives beta_0 = beta1 > 0, but t = 0 is never trained or sampled;
         # pinning alpha_bar_0 = 1 makes degrade(x0, 0) == x0 as the protocol promises.
         alpha_bar[0] = 1.0
-        self.sqrt_ab = alpha_bar.sqrt()
-        self.sqrt_1mab = (1 - alpha_bar).sqrt()
+        self.sqrt_alphas_cumprod = alpha_bar.sqrt()
+        self.sqrt_one_minus_alphas_cumprod = (1 - alpha_bar).sqrt()
+
+    @classmethod
+    def from_config(cls, p) -> "GaussianNoise":
+        return cls(schedules.make(p.schedule, beta1=p.beta1, beta2=p.beta2, T=p.T))
+
+    @classmethod
+    def label(cls, p) -> str:
+        return f"DDPM (Gaussian noise, {p.schedule} betas)"
+
+    def coefficients(self, t):
+        return _bcast(self.sqrt_alphas_cumprod, t), _bcast(self.sqrt_one_minus_alphas_cumprod, t)
 
     def degrade(self, x0, t, noise=None):
         if noise is None:
             noise = torch.randn_like(x0)
-        return _bcast(self.sqrt_ab, t) * x0 + _bcast(self.sqrt_1mab, t) * noise
+        a, s = self.coefficients(t)
+        return a * x0 + s * noise
 
 
-class Averaging:
+class ColdProcess(Process):
+    """A deterministic degradation (Bansal et al. 2022): the net restores x0, Algorithm 2 samples,
+    and unconditional samples start from a mixture fitted to the final values."""
+
+    stochastic = False
+    default_sampler, default_start = "cold-alg2", "gmm"
+
+
+class Averaging(ColdProcess):
     """Row or column averaging (the report's Section 2.1), a cold degradation (Bansal et al. 2022).
 
     The 28 lines (rows, or columns) are cut into 28/g bands of g adjacent lines; D(x0, t) replaces
     each of the first t bands in `order` by its mean, so T = 28/g and D(x0, T) holds 28/g values.
     """
 
-    stochastic = False
     axis = "row"
     size = 28
+    uses = frozenset({"T", "order", "group", "order_seed"})
 
     def __init__(self, *, order: str = "random", group: int = 1, order_seed: int = 0):
         if group < 1 or self.size % group:
@@ -89,6 +154,10 @@ class Averaging:
             raise UserError(f"{p.degradation} with group={p.group} has T = 28/group = {cls.size // p.group} "
                             f"steps, not T={p.T}; pass --T {cls.size // p.group}")
 
+    @classmethod
+    def label(cls, p) -> str:
+        return f"cold: {p.degradation}, {p.order} order" + (f", groups of {p.group}" if p.group > 1 else "")
+
     def _rows(self, x: torch.Tensor) -> torch.Tensor:  # columns become rows, so one code path serves both
         return x if self.axis == "row" else x.transpose(-1, -2)
 
@@ -101,6 +170,9 @@ class Averaging:
         """(B, 28/g) band means -> the fully degraded image they describe."""
         x = v.repeat_interleave(self.group, dim=1)[:, None, :, None].expand(-1, 1, self.size, self.size)
         return self._rows(x).contiguous()
+
+    def final_values_key(self) -> dict:
+        return {"degradation": type(self).__name__, "group": self.group}
 
     def degrade(self, x0, t, noise=None):
         x = self._rows(x0)
@@ -124,7 +196,7 @@ class ColumnAveraging(Averaging):
     axis = "column"
 
 
-class GaussianBlur:
+class GaussianBlur(ColdProcess):
     """Blur with a Gaussian of width sigma_t = 2 tan(pi t / 2T), so D(x0, T) is the constant image of
     x0's mean (Bansal et al. 2022 blur towards a constant image for generation).
 
@@ -132,7 +204,6 @@ class GaussianBlur:
     renormalised, so no intensity leaks out at the border); K_0 = I and K_T = 1/28 are exact.
     """
 
-    stochastic = False
     size = 28
     sigma_scale = 2.0
 
@@ -152,6 +223,10 @@ class GaussianBlur:
     def from_config(cls, p) -> "GaussianBlur":
         return cls(p.T)
 
+    @classmethod
+    def label(cls, p) -> str:
+        return "cold: Gaussian blur towards the mean image"
+
     def degrade(self, x0, t, noise=None):
         k = self.kernels.to(x0.device)[t][:, None]  # (B, 1, 28, 28)
         return k @ x0 @ k.transpose(-1, -2)
@@ -162,26 +237,32 @@ class GaussianBlur:
     def from_final_values(self, v: torch.Tensor) -> torch.Tensor:
         return v.view(-1, 1, 1, 1).expand(-1, 1, self.size, self.size).contiguous()
 
+    def final_values_key(self) -> dict:
+        return {"degradation": type(self).__name__, "group": None}
+
     def describe(self) -> dict:
         return {"degradation": "blur", "T": self.T,
                 "sigma": [self.sigma_scale * math.tan(math.pi * t / (2 * self.T)) for t in range(self.T)]}
 
 
-DEGRADATIONS: dict[str, type] = {"gaussian": GaussianNoise, "row-averaging": RowAveraging,
-                                 "column-averaging": ColumnAveraging, "blur": GaussianBlur}
+# --degradation name -> class; config.CHOICES["degradation"] is this dict's keys.
+PROCESSES: dict[str, type[Process]] = {"gaussian": GaussianNoise, "row-averaging": RowAveraging,
+                                       "column-averaging": ColumnAveraging, "blur": GaussianBlur}
 
 
-def build(process_cfg) -> Degradation:
-    """The degradation a ProcessConfig names (validation already checked the name)."""
-    cls = DEGRADATIONS[process_cfg.degradation]
-    if hasattr(cls, "from_config"):
-        return cls.from_config(process_cfg)
-    return cls(schedules.make(process_cfg.schedule, beta1=process_cfg.beta1,
-                              beta2=process_cfg.beta2, T=process_cfg.T))
+def process_class(name: str) -> type[Process]:
+    if name not in PROCESSES:
+        raise UserError(f"unknown degradation {name!r}; choose one of: {', '.join(PROCESSES)}")
+    return PROCESSES[name]
 
 
-def write_description(path: Path, degradation) -> None:
-    """Save what a degradation does (e.g. a random row order) where a reader of the run sees it."""
-    describe = getattr(degradation, "describe", None)
-    if describe is not None:
-        Path(path).write_text(json.dumps(describe(), indent=2) + "\n")
+def build(process_cfg) -> Process:
+    """The process a ProcessConfig names."""
+    return process_class(process_cfg.degradation).from_config(process_cfg)
+
+
+def write_description(path: Path, process: Process) -> None:
+    """Save what a process does (e.g. a random row order) where a reader of the run sees it."""
+    description = process.describe()
+    if description is not None:
+        Path(path).write_text(json.dumps(description, indent=2) + "\n")
