@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 import peers  # noqa: E402
 from readme_results import splice  # noqa: E402
 
-from mnistdiff import config as C, data, processes, losses, metrics, nets, perf, runs, samplers  # noqa: E402
+from mnistdiff import config as C, data, losses, metrics, nets, perf, processes, runs, samplers  # noqa: E402
 from mnistdiff import train as training  # noqa: E402
 from mnistdiff.sample import load_trained  # noqa: E402
 
@@ -129,7 +129,7 @@ def bench_levers(cfg, args) -> list[dict]:
         def step(net=net, opt=opt, degradation=degradation, g=g, lc=lc):
             perf.set_threads(lc.train.threads or default_threads)
             t = torch.randint(1, degradation.T + 1, (bs,), generator=g)
-            with training.autocast(lc):
+            with training.autocast(lc, torch.device("cpu")):
                 loss = losses.diffusion_loss(net, degradation, x0, t, torch.randn(x0.shape, generator=g)).mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -1,4 +1,5 @@
 import json
+import warnings
 
 import torch
 
@@ -65,3 +66,20 @@ def test_epoch_grids_use_the_same_noise(tmp_path, tiny_cfg):
     saved = json.loads((tmp_path / "run/config.json").read_text())
     assert C.from_dict(saved) == cfg
     assert (tmp_path / "run/figures/loss.png").stat().st_size > 1000
+
+
+def test_bf16_autocast_runs_on_the_device_of_the_run(tmp_path, tiny_cfg, monkeypatch):
+    """--precision bf16 must autocast where the run trains: a GPU run autocast on "cpu" trains in fp32."""
+    cfg = C.apply(tiny_cfg, {"precision": "bf16"})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # no GPU here: torch warns and disables the cuda autocast
+        assert T.autocast(cfg, torch.device("cuda")).device == "cuda"
+    with T.autocast(cfg, torch.device("cpu")):
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.bfloat16
+    with T.autocast(C.apply(cfg, {"precision": "fp32"}), torch.device("cpu")):
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.float32
+    seen = []
+    real = T.autocast
+    monkeypatch.setattr(T, "autocast", lambda c, device: seen.append(device) or real(c, device))
+    T.train(cfg, tmp_path / "run", progress=False, stop_after_steps=1)
+    assert seen == [T.dist.context().device]

@@ -266,7 +266,7 @@ def validate(cfg: Config) -> Config:
         raise UserError("checkpoint_every and threads must be >= 0")
     if t.eval_every < 0 or t.n_eval < 10 or not 10 <= t.eval_ref <= 10000:
         raise UserError(f"eval_every={t.eval_every} must be >= 0, n_eval={t.n_eval} >= 10 and "
-                        f"eval_ref={t.eval_ref} in [2, 10000] (the MNIST test set), e.g. --eval-every 5")
+                        f"eval_ref={t.eval_ref} in [10, 10000] (the MNIST test set), e.g. --eval-every 5")
     return cfg
 
 

@@ -265,7 +265,7 @@ def _check_evaluate(evaluate, name: str, where: str) -> dict | None:
         from . import evaluate as E
     except ImportError as e:
         raise UserError(f"{where}: run {name!r} asks for evaluate, but evaluation cannot load ({e}); "
-                        "remove `evaluate` from the plan or install mnistdiff[eval]") from None
+                        "remove `evaluate` from the plan, or reinstall mnistdiff with its dependencies (`make venv`)") from None
 
     if not isinstance(evaluate, dict):
         raise UserError(f"{where}: evaluate of run {name!r} must be true or a table of options, e.g. {{ n = 1000 }}")

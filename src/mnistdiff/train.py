@@ -49,9 +49,10 @@ def build(cfg: C.Config):
     return nets.build(cfg.model), processes.build(cfg.process)
 
 
-def autocast(cfg: C.Config):
+def autocast(cfg: C.Config, device: torch.device):
+    """bf16 autocast on the device the run trains on (CPU or GPU), when precision asks for it."""
     if cfg.train.precision == "bf16":
-        return torch.autocast("cpu", dtype=torch.bfloat16)
+        return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 
@@ -173,7 +174,7 @@ def _train_locked(cfg, run, images, resume, progress, sample_after, stop_after_s
                 mine = dist.shard(batch.shape[0], ctx)
                 x0 = data.to_model_range(images[batch[mine]]).to(ctx.device)
                 t, noise = t[mine].to(ctx.device), noise[mine].to(ctx.device)
-                with autocast(cfg):
+                with autocast(cfg, ctx.device):
                     per_sample = losses.diffusion_loss(model, process, x0, t, noise,
                                                        prediction=cfg.process.prediction, norm=cfg.process.loss,
                                                        min_snr=cfg.process.min_snr)
