@@ -59,9 +59,22 @@ def test_degrade_at_zero_is_identity_and_noise_grows():
     assert torch.allclose(x_T, noise, atol=0.01)
 
 
-def test_epoch_grids_use_the_same_noise(tmp_path, tiny_cfg):
+def test_epoch_grids_use_the_same_noise(tmp_path, tiny_cfg, monkeypatch):
+    """Each epoch's grid starts from the same x_T and draws the same sampling noise (a fixed generator),
+    so grids of successive epochs differ only by the net."""
+    draws = []
+    real_draw = T.priors.draw
+
+    def draw(*args, generator, **kw):
+        x_T = real_draw(*args, generator=generator, **kw)
+        draws.append((x_T.clone(), generator.get_state().clone()))  # the state the sampler's noise comes from
+        return x_T
+
+    monkeypatch.setattr(T.priors, "draw", draw)
     cfg = C.apply(tiny_cfg, dict(sample_epochs=(1, 2)))
     T.train(cfg, tmp_path / "run", progress=False)
+    assert len(draws) == 2
+    assert torch.equal(draws[0][0], draws[1][0]) and torch.equal(draws[0][1], draws[1][1])
     assert (tmp_path / "run/samples/epoch_0001.png").exists() and (tmp_path / "run/samples/epoch_0002.png").exists()
     saved = json.loads((tmp_path / "run/config.json").read_text())
     assert C.from_dict(saved) == cfg
