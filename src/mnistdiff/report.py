@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import __version__, config as C, report_figures as F, report_metrics as M
+from . import __version__, config as C, report_figures as F, report_metrics as M, runs
 from .errors import UserError
 from .report_render import Gallery, Heading, Image, Missing, Table, Text, to_html, to_markdown
 
@@ -47,14 +47,6 @@ class RunData:
         return cls is not None and not cls.stochastic
 
 
-def _read_rows(path: Path) -> list[dict]:
-    """metrics.jsonl rows; a run still training may end in a half-written line, which is left out."""
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines(keepends=True)
-            if line.endswith("\n") and line.strip()]
-
-
 def load_run(path: str | Path) -> RunData:
     path = Path(path)
     if not (path / "config.json").is_file():
@@ -62,7 +54,7 @@ def load_run(path: str | Path) -> RunData:
                         "`mnistdiff train` or `mnistdiff experiment`")
     try:
         cfg = C.from_dict(json.loads((path / "config.json").read_text()))
-        rows = _read_rows(path / "metrics.jsonl")
+        rows = runs.read_metrics(path)
         evals = {p.stem: json.loads(p.read_text()) for p in sorted((path / "eval").glob("*.json"))}
         record = json.loads((path / "experiment.json").read_text()) if (path / "experiment.json").is_file() else None
     except (ValueError, OSError, UserError) as e:

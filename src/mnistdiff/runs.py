@@ -109,10 +109,13 @@ class MetricsLog:
 
 
 def read_metrics(run: Path) -> list[dict]:
+    """The rows of RUN/metrics.jsonl (the one reader of it); a run still training may end in a
+    half-written line, which is left out."""
     path = Path(run) / "metrics.jsonl"
-    if not path.exists():
+    if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [json.loads(line) for line in path.read_text().splitlines(keepends=True)
+            if line.endswith("\n") and line.strip()]
 
 
 def checkpoint_path(run: Path, which: str = "last") -> Path:
