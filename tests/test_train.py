@@ -3,7 +3,7 @@ import warnings
 
 import torch
 
-from mnistdiff import config as C, processes, nets, runs, samplers, schedules, train as T
+from mnistdiff import config as C, figures, nets, processes, runs, samplers, schedules, train as T
 
 
 def test_loss_falls_over_a_few_hundred_steps(tmp_path):
@@ -78,7 +78,18 @@ def test_epoch_grids_use_the_same_noise(tmp_path, tiny_cfg, monkeypatch):
     assert (tmp_path / "run/samples/epoch_0001.png").exists() and (tmp_path / "run/samples/epoch_0002.png").exists()
     saved = json.loads((tmp_path / "run/config.json").read_text())
     assert C.from_dict(saved) == cfg
-    assert (tmp_path / "run/figures/loss.png").stat().st_size > 1000
+
+
+def test_training_writes_no_figures_and_calls_its_epoch_hook(tmp_path, tiny_cfg):
+    """Training writes checkpoints, metrics.jsonl and grids; figures come from the caller's on_epoch hook."""
+    T.train(tiny_cfg, tmp_path / "bare", progress=False)
+    assert not any((tmp_path / "bare/figures").iterdir()) and (tmp_path / "bare/samples/epoch_0002.png").is_file()
+    calls = []
+    T.train(tiny_cfg, tmp_path / "hooked", progress=False, on_epoch=lambda run, epoch, final: calls.append(
+        (run, epoch, final)))
+    assert calls == [(tmp_path / "hooked", 1, False), (tmp_path / "hooked", 2, True)]
+    T.train(tiny_cfg, tmp_path / "drawn", progress=False, on_epoch=figures.RunFigures())
+    assert (tmp_path / "drawn/figures/loss.png").stat().st_size > 1000
 
 
 def test_bf16_autocast_runs_on_the_device_of_the_run(tmp_path, tiny_cfg, monkeypatch):

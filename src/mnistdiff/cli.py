@@ -91,10 +91,16 @@ def cmd_train(args) -> int:
         cfg = C.apply(cfg, overrides)
         run = Path(args.run or f"runs/{args.preset or 'ddpm-default'}")
     C.validate(cfg)
+    from .figures import RunFigures
+
     state = T.train(cfg, run, resume=bool(args.resume), data_dir=args.data_dir, progress=not args.quiet,
-                    sample_after=args.sample_after)
+                    on_epoch=RunFigures())
     if os.environ.get("RANK", "0") == "0":  # under torchrun: once, not once per process
         print(f"trained {run}: epoch {state.epoch}, step {state.step}", file=sys.stderr)
+        if args.sample_after and state.epoch == cfg.train.epochs:
+            from .sample import sample_run
+
+            sample_run(run, n=64, seed=cfg.train.seed, data_dir=args.data_dir)
     return 0
 
 

@@ -21,7 +21,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save
 
-from . import classifier as CL, data, metrics as M, plots, runs
+from . import classifier as CL, data, figures, metrics as M, runs
 from .checkpoint import atomic_write_bytes
 from .errors import UserError
 
@@ -213,7 +213,7 @@ def evaluator_for(**kwargs) -> Evaluator:
 
 def log_epoch_eval(log: runs.MetricsLog, cfg, net, degradation, run: Path, epoch: int, step: int, *,
                    data_dir=None, progress: bool = True) -> dict:
-    """Generate cfg.train.n_eval digits with the run's default sampler, log an 'eval' row, redraw figures."""
+    """Generate cfg.train.n_eval digits with the run's default sampler and log an 'eval' row."""
     from . import dist
     from .sample import generate
 
@@ -238,7 +238,6 @@ def log_epoch_eval(log: runs.MetricsLog, cfg, net, degradation, run: Path, epoch
     row["timing"]["sampling_s"] = round(sampling_s, 2)
     log.write(type="eval", epoch=epoch, step=step, **row, time_s=round(time.perf_counter() - t0, 2))
     log.flush()
-    plots.eval_figures(runs.read_metrics(run), Path(run) / "figures")
     if progress:
         print(f"epoch {epoch} eval: {summary(row)} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
     return row
@@ -307,8 +306,10 @@ def evaluate_run(run, *, n: int = 10_000, seed: int = 0, which: str = "last", sa
                          "weights": weights}
     result["protocol"] = ev.protocol()
     np.save(out.with_suffix(".npy"), images.numpy())
-    plots.class_histogram_figure(result["class_histogram"], out.with_name(f"{name}-classes.png"),
-                                 title=f"Classes of {n} samples of {run.name} (imbalance {result['class_imbalance']:.3f})")
+    figures.write_png(figures.class_histograms(
+        {run.name: result["class_histogram"]},
+        title=f"Classes of {n} samples of {run.name} (imbalance {result['class_imbalance']:.3f})"),
+        out.with_name(f"{name}-classes.png"))
     atomic_write_bytes(out, (json.dumps(result, indent=2) + "\n").encode())
     return out, result
 

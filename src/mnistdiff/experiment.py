@@ -207,6 +207,7 @@ def run_plan(plan: Plan, runs_dir: str | Path = "runs", *, data_dir=None, progre
 
     Returns (name, what was done, seconds) per run; every run's state is checked before any work starts.
     """
+    from .figures import RunFigures
     from .train import train
 
     runs_dir = Path(runs_dir)
@@ -222,7 +223,8 @@ def run_plan(plan: Plan, runs_dir: str | Path = "runs", *, data_dir=None, progre
             if status == "restart":
                 with runs.locked(run):  # refuse if a live process still owns it
                     shutil.rmtree(run)
-            train(planned.config, run, resume=status == "resume", data_dir=data_dir, progress=progress)
+            train(planned.config, run, resume=status == "resume", data_dir=data_dir, progress=progress,
+                  on_epoch=RunFigures())
             _record(run, plan, "train", status, time.perf_counter() - t0, reset=True)
         finished = _read_record(run)["done"] if run.exists() else []
         for kind, opts in planned.stages():

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import __version__, config as C, report_figures as F, report_metrics as M, runs
+from . import __version__, config as C, figures as F, report_metrics as M, runs
 from .errors import UserError
 from .report_render import Gallery, Heading, Image, Missing, Table, Text, to_html, to_markdown
 
@@ -218,7 +218,7 @@ def run_figures(runs: list[RunData]) -> list:
     """Figures each run saved itself: cold-diffusion panels (Figs 2.2, 2.6, 3.1-3.3), strips, metrics."""
     out = [Heading("Cold diffusion panels and other run figures")]
     for r in runs:
-        pngs = [p for p in sorted((r.path / "figures").glob("*.png")) if p.name not in M.SUPERSEDED_FIGURES]
+        pngs = [p for p in sorted((r.path / "figures").glob("*.png")) if p.name not in F.RUN_FIGURES]
         for p in pngs:
             out.append(Image(_slug(r.name, "fig", p.stem), p.read_bytes(), f"{r.name}: {M.figure_caption(p.stem)}"))
         if r.is_cold and not pngs:

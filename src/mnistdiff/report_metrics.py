@@ -89,8 +89,6 @@ KNOWN = {
 REQUIRED_SERIES = ("fid", "inception_is")  # the report plots these against epoch: say so when missing
 _NOT_METRICS = {"type", "step", "epoch", "time_s", "n", "n_samples", "seed", "images_per_s", "metrics_s",
                 "sampling_s", "train_count", "count", "floor_count"}
-# drawn again by the report, overlaid across runs (loss: plots.loss_figure; the rest: plots.eval_figures)
-SUPERSEDED_FIGURES = {"loss.png", "fid.png", "kid.png", "is.png", "classes.png"}
 
 
 def label(key: str) -> tuple[str, str]:

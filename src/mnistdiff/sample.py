@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import checkpoint, config as C, data, nets, perf, plots, predictions, priors, processes, runs, samplers
+from . import checkpoint, config as C, data, figures, nets, perf, predictions, priors, processes, runs, samplers
 from .errors import UserError
 
 
@@ -112,7 +112,7 @@ def sample_run(run: str | Path, *, n: int = 64, seed: int = 0, which: str = "las
     images = generate(net, degradation, cfg, n, seed=seed, sampler=sampler, start=start, run=run_dir,
                       data_dir=data_dir, batch_size=batch_size, start_options=start_options,
                       sampler_options=sampler_options)
-    plots.save_grid(images, png, nrow=math.ceil(math.sqrt(n)))
+    figures.save_grid(images, png, nrow=math.ceil(math.sqrt(n)))
     np.save(npy, images.numpy())
     print(f"wrote {png} and {npy} ({n} images, sampler {sampler}, seed {seed})", file=sys.stderr)
     if not degradation.stochastic:

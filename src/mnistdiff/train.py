@@ -17,7 +17,9 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from . import (checkpoint, config as C, data, dist, losses, nets, perf, plots, predictions, priors, processes,
+from typing import Callable
+
+from . import (checkpoint, config as C, data, dist, figures, losses, nets, perf, predictions, priors, processes,
                runs, samplers, schedules)
 from .ema import EMA
 from .errors import UserError
@@ -108,9 +110,15 @@ def restore(run: Path, cfg: C.Config, net, opt, ema: EMA | None = None) -> tuple
     return state, gen
 
 
+EpochHook = Callable[..., None]  # on_epoch(run, epoch, *, final): after each epoch's checkpoint, main process only
+
+
 def train(cfg: C.Config, run: Path, *, resume: bool = False, data_dir=None, progress: bool = True,
-          sample_after: bool = False, stop_after_steps: int | None = None) -> State:
-    """Train cfg into the run directory `run` (new, or resumed from its last checkpoint)."""
+          on_epoch: EpochHook | None = None, stop_after_steps: int | None = None) -> State:
+    """Train cfg into the run directory `run` (new, or resumed from its last checkpoint).
+
+    Writes what resume and the log need: checkpoints, metrics.jsonl, the epoch grids (and RUN/degradation.json).
+    Anything else (figures: figures.RunFigures) is the caller's `on_epoch` hook."""
     C.validate(cfg)
     dist.local_batch(cfg.train.batch_size, dist.launched_world())  # before waiting for the other ranks
     ctx = dist.init()  # under torchrun / accelerate launch: this process's rank (dist.py)
@@ -121,10 +129,10 @@ def train(cfg: C.Config, run: Path, *, resume: bool = False, data_dir=None, prog
         dist.on_main(lambda: (runs.create(run, cfg.to_json()), processes.write_description(
             run / "degradation.json", processes.build(cfg.process))), ctx)
     with dist.held_by_main(runs.locked(run), ctx):
-        return _train_locked(cfg, run, images, resume, progress, sample_after, stop_after_steps, data_dir)
+        return _train_locked(cfg, run, images, resume, progress, on_epoch, stop_after_steps, data_dir)
 
 
-def _train_locked(cfg, run, images, resume, progress, sample_after, stop_after_steps, data_dir=None) -> State:
+def _train_locked(cfg, run, images, resume, progress, on_epoch, stop_after_steps, data_dir=None) -> State:
     set_threads(cfg)
     tc = cfg.train
     ctx = dist.context()
@@ -154,7 +162,6 @@ def _train_locked(cfg, run, images, resume, progress, sample_after, stop_after_s
     # Grids and evaluations sample from the EMA weights when there are any, as eps-prediction.
     sampling_net = lambda: predictions.for_sampling(dist.on_cpu(ema.module if ema else net),  # noqa: E731
                                                     cfg.process.prediction, process)
-    last_epoch_done, last_figure = state.epoch, time.perf_counter()
     try:
         for epoch in range(state.epoch + 1, tc.epochs + 1):
             perm = data.epoch_permutation(n, tc.seed, epoch)
@@ -228,20 +235,13 @@ def _train_locked(cfg, run, images, resume, progress, sample_after, stop_after_s
                 save_checkpoint(run, cfg, net, opt, state, gen, ema=ema, best=True)
             if ctx.is_main:
                 save_checkpoint(run, cfg, net, opt, state, gen, ema=ema)
-            # Redrawing costs ~1 s: negligible per real epoch, dominant for tiny ones; so at most once a minute.
-            if ctx.is_main and (epoch == tc.epochs or epoch in tc.sample_epochs
-                                or time.perf_counter() - last_figure > 60):
-                plots.loss_figure(runs.read_metrics(run), run / "figures" / "loss.png")
-                last_figure = time.perf_counter()
-            last_epoch_done = epoch
+            if on_epoch is not None and ctx.is_main:
+                on_epoch(run, epoch, final=epoch == tc.epochs)
             if progress:
                 print(f"epoch {epoch}/{tc.epochs}: mean loss {mean:.5f}, {seen / elapsed:.0f} images/s, "
                       f"{elapsed:.1f} s", file=sys.stderr)
     finally:
         log.close()
-    if sample_after and last_epoch_done == tc.epochs and ctx.is_main:
-        from .sample import sample_run
-        sample_run(run, n=64, seed=tc.seed, data_dir=data_dir)
     dist.barrier(ctx)  # every rank returns once rank 0's files are all written
     return state
 
@@ -253,5 +253,5 @@ def save_epoch_grid(cfg: C.Config, net, process, path: Path, data_dir=None) -> N
     x_T = priors.draw(priors.default_start(cfg), process, 16, generator=g, run=path.parent.parent,
                       data_dir=data_dir)
     x0 = samplers.SAMPLERS[samplers.default_sampler(cfg)](net, process, x_T, generator=g)
-    plots.save_grid(data.to_uint8(x0[:, 0]), path, nrow=4)
+    figures.save_grid(data.to_uint8(x0[:, 0]), path, nrow=4)
     net.train()
