@@ -7,7 +7,7 @@ from mnistdiff import (checkpoint, config as C, processes, ema as E, losses, net
                        samplers, schedules, train as T)
 from mnistdiff.errors import UserError
 from mnistdiff.sample import load_trained
-from mnistdiff.unet import UNet
+from mnistdiff.nets import UNet
 
 UNET = dict(net="unet", hidden=(8, 16), act="silu", subset=128, epochs=2, T=20, batch_size=32, sample_epochs=())
 

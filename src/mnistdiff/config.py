@@ -19,7 +19,7 @@ from .errors import UserError
 
 @dataclass
 class ModelConfig:
-    net: str = "cnn"  # network architecture: cnn (the report's) or unet (unet.py)
+    net: str = "cnn"  # network architecture: cnn (the report's) or unet (nets.py)
     hidden: tuple[int, ...] = (16, 32, 32, 16)  # cnn: channels of its blocks; unet: channels per level (28, 14, 7 px)
     act: str = "gelu"  # activation: gelu, relu, elu, silu
     attention: bool = False  # unet: self-attention at the lowest resolution
@@ -222,7 +222,7 @@ def validate(cfg: Config) -> Config:
         raise UserError(f"hidden={','.join(map(str, m.hidden)) or '(empty)'} must list channel counts "
                         "from 1 to 4096, e.g. --hidden 16,32,32,16")
     if m.net == "unet":
-        from .unet import MAX_LEVELS
+        from .nets import MAX_LEVELS
 
         if len(m.hidden) > MAX_LEVELS:
             raise UserError(f"a unet has at most {MAX_LEVELS} levels (28, 14, 7 pixels), got hidden="
