@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from mnistdiff import cli, config as C, priors, processes as D, report_metrics, samplers, schedules
+from mnistdiff import cli, config as C, priors, processes as D, samplers, schedules
+from mnistdiff.report import labels as report_metrics
 from mnistdiff.errors import UserError
 
 AVERAGING = [(cls, order, g) for cls in (D.RowAveraging, D.ColumnAveraging)

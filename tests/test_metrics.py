@@ -20,7 +20,7 @@ import torch
 
 from mnistdiff import classifier as CL, config as C, data, evaluate as E, metrics as M, runs, train as T
 from mnistdiff.errors import UserError
-from mnistdiff.figures import RunFigures
+from mnistdiff.report.figures import RunFigures
 
 from .conftest import cli
 

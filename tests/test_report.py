@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from mnistdiff import config as C, report, report_metrics as M
+from mnistdiff import config as C
+from mnistdiff.report import build as report, labels as M
 from mnistdiff.cli import main
 from mnistdiff.errors import UserError
 from mnistdiff.sample import sample_run

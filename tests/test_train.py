@@ -3,7 +3,8 @@ import warnings
 
 import torch
 
-from mnistdiff import config as C, figures, nets, processes, runs, samplers, schedules, train as T
+from mnistdiff import config as C, nets, processes, runs, samplers, schedules, train as T
+from mnistdiff.report import figures
 
 
 def test_loss_falls_over_a_few_hundred_steps(tmp_path):

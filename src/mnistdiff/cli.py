@@ -91,7 +91,7 @@ def cmd_train(args) -> int:
         cfg = C.apply(cfg, overrides)
         run = Path(args.run or f"runs/{args.preset or 'ddpm-default'}")
     C.validate(cfg)
-    from .figures import RunFigures
+    from .report.figures import RunFigures
 
     state = T.train(cfg, run, resume=bool(args.resume), data_dir=args.data_dir, progress=not args.quiet,
                     on_epoch=RunFigures())

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import torch
 
-from . import data, figures, priors, samplers
+from . import data, priors, samplers
+from .report import figures
 
 N_PANEL = 16  # images per panel, a 4x4 grid as in the report
 LABELS = {"cold-alg1": "Algorithm 1", "cold-alg2": "Algorithm 2"}

@@ -21,8 +21,9 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save
 
-from . import classifier as CL, data, figures, metrics as M, runs
+from . import classifier as CL, data, metrics as M, runs
 from .checkpoint import atomic_write_bytes
+from .report import figures
 from .errors import UserError
 
 EVAL_SEED_OFFSET = 54_321  # per-epoch samples: the same noise every epoch, apart from the grid's

@@ -207,7 +207,7 @@ def run_plan(plan: Plan, runs_dir: str | Path = "runs", *, data_dir=None, progre
 
     Returns (name, what was done, seconds) per run; every run's state is checked before any work starts.
     """
-    from .figures import RunFigures
+    from .report.figures import RunFigures
     from .train import train
 
     runs_dir = Path(runs_dir)

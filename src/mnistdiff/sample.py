@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import checkpoint, config as C, data, figures, nets, perf, predictions, priors, processes, runs, samplers
+from . import checkpoint, config as C, data, nets, perf, predictions, priors, processes, runs, samplers
+from .report import figures
 from .errors import UserError
 
 

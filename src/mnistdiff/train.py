@@ -19,8 +19,9 @@ from tqdm import tqdm
 
 from typing import Callable
 
-from . import (checkpoint, config as C, data, dist, figures, losses, nets, perf, predictions, priors, processes,
-               runs, samplers, schedules)
+from . import (checkpoint, config as C, data, dist, losses, nets, perf, predictions, priors, processes, runs,
+               samplers, schedules)
+from .report import figures
 from .ema import EMA
 from .errors import UserError
 

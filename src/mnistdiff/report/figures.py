@@ -227,8 +227,8 @@ RUN_FIGURES = {"loss.png", "classes.png", *EVAL_FIGURES}  # what write_run_figur
 def write_run_figures(run: Path) -> list[Path]:
     """RUN/figures/: the training loss, and the per-epoch evaluation's metrics and latest class histogram,
     drawn by the report's own functions for this one run. Returns the paths written."""
-    from .report_metrics import label  # the report's names of the metrics
-    from .runs import read_metrics
+    from ..runs import read_metrics
+    from .labels import label  # the report's names of the metrics
 
     rows = read_metrics(run)
     figures, name, out = Path(run) / "figures", Path(run).name, []

@@ -15,9 +15,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import __version__, config as C, figures as F, report_metrics as M, runs
-from .errors import UserError
-from .report_render import Gallery, Heading, Image, Missing, Table, Text, to_html, to_markdown
+from .. import __version__, config as C, runs
+from ..errors import UserError
+from . import figures as F, labels as M
+from .render import Gallery, Heading, Image, Missing, Table, Text, to_html, to_markdown
 
 MARKER = ".mnistdiff-report"  # written into every report folder: only those may be overwritten
 MAX_GRIDS = 6  # epoch grids shown side by side per run
@@ -41,7 +42,7 @@ class RunData:
 
     @property
     def is_cold(self) -> bool:
-        from .processes import PROCESSES
+        from ..processes import PROCESSES
 
         cls = PROCESSES.get(self.config.process.degradation)
         return cls is not None and not cls.stochastic

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import re
 
-from . import config as C
+from .. import config as C
 
 NOT = "not measured"
 
 
 def _process_class(cfg: C.Config):
-    from . import processes
+    from .. import processes
 
     return processes.PROCESSES.get(cfg.process.degradation)  # None: a process this version does not know
 
@@ -162,7 +162,7 @@ def final_values(run) -> tuple[dict[str, str], dict[str, str]]:
         values["Final loss"] = f"{ep[-1]['loss_mean']:.4g}"
         protocols["Final loss"] = (f"mean training {run.config.process.loss.upper()} over the iterations of "
                                    "the last epoch (metrics.jsonl)")
-    from . import priors, samplers
+    from .. import priors, samplers
 
     try:
         main = (samplers.default_sampler(run.config), priors.default_start(run.config))
