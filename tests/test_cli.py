@@ -17,7 +17,10 @@ def test_train_interrupt_resume_sample_end_to_end(tmp_path):
     run = tmp_path / "run"
     # 500 tiny epochs take minutes: the Ctrl-C below lands while training, never after it ended.
     args = [sys.executable, "-m", "mnistdiff", "train", "--run", str(run), *tiny_flags(), "--epochs", "500"]
-    proc = subprocess.Popen(args, stderr=subprocess.PIPE, text=True)
+    # A shell starts background jobs with SIGINT ignored, and Python then installs no Ctrl-C handler:
+    # give the child a terminal user's default, so the test runs the same from `make test` or `... &`.
+    proc = subprocess.Popen(args, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     # Interrupt as a user would (Ctrl-C) once the first epoch's checkpoint exists.
     deadline = time.time() + 300
     while not runs.checkpoint_path(run, "last").exists() and time.time() < deadline:
