@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 import peers  # noqa: E402
 from readme_results import splice  # noqa: E402
 
-from mnistdiff import config as C, data, degradations, losses, metrics, nets, perf, runs, runtime, samplers  # noqa: E402
+from mnistdiff import config as C, data, losses, metrics, nets, perf, processes, runs, runtime, samplers  # noqa: E402
 from mnistdiff import train as training  # noqa: E402
 from mnistdiff.sample import generate, load_trained  # noqa: E402
 
@@ -64,7 +64,7 @@ def matmul_gflops(n: int, dtype, seconds: float = 3.0) -> float:
 
 def train_flops_per_image(cfg) -> float:
     """FLOPs of one training step (forward + backward) per image, counted by FlopCounterMode."""
-    net, degradation = nets.build(cfg.model), degradations.build(cfg.process)
+    net, degradation = nets.build(cfg.model), processes.build(cfg.process)
     bs = 16
     x0, t, noise = torch.rand(bs, 1, 28, 28) - 0.5, torch.randint(1, degradation.T + 1, (bs,)), torch.randn(bs, 1, 28, 28)
     with FlopCounterMode(display=False) as counter:
@@ -79,7 +79,7 @@ def bench_training(cfg, args, work: Path) -> dict:
     images = training.training_images(cfg, None)
     # One untimed step first: oneDNN builds its kernels for these shapes once per process, and
     # whichever loop ran first would otherwise pay for both.
-    warm, degradation = nets.build(cfg.model), degradations.build(cfg.process)
+    warm, degradation = nets.build(cfg.model), processes.build(cfg.process)
     x0 = data.to_model_range(images[:bs])
     losses.diffusion_loss(warm, degradation, x0, torch.randint(1, degradation.T + 1, (bs,)),
                           torch.randn_like(x0)).mean().backward()
@@ -91,7 +91,7 @@ def bench_training(cfg, args, work: Path) -> dict:
     ours_losses = [r["loss"] for r in records if r["type"] == "iter"][:steps]
     torch.manual_seed(cfg.train.seed)
     net = nets.build(cfg.model)
-    ref_losses, ref_s = peers.reference_training(net, degradations.build(cfg.process).schedule, images,
+    ref_losses, ref_s = peers.reference_training(net, processes.build(cfg.process).schedule, images,
                                                  steps=steps, batch_size=bs, lr=cfg.train.lr, seed=cfg.train.seed)
     tail = max(1, steps // 2)
     out.update(ours_images_per_s=epoch["images_per_s"], ref_images_per_s=steps * bs / ref_s,
@@ -123,13 +123,13 @@ def bench_levers(cfg, args) -> list[dict]:
         lc = C.apply(cfg, over)
         torch.manual_seed(0)
         net = perf.prepare(nets.build(lc.model), lc.train)
-        opt, degradation = perf.optimizer(net, lc.train), degradations.build(lc.process)
+        opt, degradation = perf.optimizer(net, lc.train), processes.build(lc.process)
         g = torch.Generator().manual_seed(0)
 
         def step(net=net, opt=opt, degradation=degradation, g=g, lc=lc):
             perf.set_threads(lc.train.threads or default_threads)
             t = torch.randint(1, degradation.T + 1, (bs,), generator=g)
-            with training.autocast(lc):
+            with training.autocast(lc, torch.device("cpu")):
                 loss = losses.diffusion_loss(net, degradation, x0, t, torch.randn(x0.shape, generator=g)).mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -249,7 +249,7 @@ def bench_runtime(args) -> dict:
         with torch.no_grad():
             for p in list(net.parameters())[-2:]:  # the UNet's output conv starts at zero
                 p.normal_(0, 0.05)
-        process = degradations.build(cfg.process)
+        process = processes.build(cfg.process)
         compiled = runtime.prepare(net, (torch.zeros(n, 1, 28, 28), torch.zeros(n)), "openvino", name=name)
         draw = lambda m: lambda seed: generate(m, process, cfg, n, seed=seed, sampler="ddim",  # noqa: E731
                                                sampler_options={"steps": 20})

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from mnistdiff import data, edm
+from mnistdiff import data, processes
 from mnistdiff.errors import UserError
 from mnistdiff.sample import load_trained
 
@@ -33,10 +33,10 @@ def x0_errors(run: Path, x0: torch.Tensor, noise: torch.Tensor) -> list[dict]:
     background = x0 <= -0.5
     rows = []
     for sigma in SIGMAS:
-        if isinstance(process, edm.EDMNoise):
+        if isinstance(process, processes.EDMNoise):
             x0_hat = process.denoise(net, x0 + sigma * noise, torch.full((x0.shape[0],), sigma))
             used = sigma
-        elif process.stochastic:
+        elif process.schedule is not None:
             ab = process.schedule.alphas_cumprod
             ratio = ((1 - ab) / ab).sqrt()
             t = int((ratio[1:] - sigma).abs().argmin()) + 1

@@ -15,19 +15,25 @@ from .conftest import cli, tiny_flags
 
 def test_train_interrupt_resume_sample_end_to_end(tmp_path):
     run = tmp_path / "run"
-    args = [sys.executable, "-m", "mnistdiff", "train", "--run", str(run), *tiny_flags(), "--epochs", "4"]
-    proc = subprocess.Popen(args, stderr=subprocess.PIPE, text=True)
+    # 500 tiny epochs take minutes: the Ctrl-C below lands while training, never after it ended.
+    args = [sys.executable, "-m", "mnistdiff", "train", "--run", str(run), *tiny_flags(), "--epochs", "500"]
+    # A shell starts background jobs with SIGINT ignored, and Python then installs no Ctrl-C handler:
+    # give the child a terminal user's default, so the test runs the same from `make test` or `... &`.
+    proc = subprocess.Popen(args, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     # Interrupt as a user would (Ctrl-C) once the first epoch's checkpoint exists.
     deadline = time.time() + 300
     while not runs.checkpoint_path(run, "last").exists() and time.time() < deadline:
         time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
     err = proc.communicate(timeout=60)[1]
-    assert proc.returncode in (0, 130), err
-    r = cli("train", "--resume", run, "--quiet")
+    assert proc.returncode == 130 and "interrupted; a training run continues with" in err, err
+    done = runs.load_latest(run)[1][2]["epoch"]  # epochs in the checkpoint the resume starts from
+    assert 1 <= done < 500
+    r = cli("train", "--resume", run, "--quiet", "--epochs", done + 2)
     assert r.returncode == 0, r.stderr
     epochs = [row["epoch"] for row in runs.read_metrics(run) if row["type"] == "epoch"]
-    assert epochs == [1, 2, 3, 4]
+    assert epochs == list(range(1, done + 3))
     r = cli("sample", run, "-n", "9", "--seed", "3")
     assert r.returncode == 0, r.stderr
     imgs = np.load(run / "samples/sample-ddpm-n9-seed3.npy")

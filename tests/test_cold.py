@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from mnistdiff import cli, config as C, degradations as D, priors, samplers, schedules
+from mnistdiff import cli, config as C, priors, processes as D, samplers, schedules
+from mnistdiff.report import labels as report_metrics
 from mnistdiff.errors import UserError
 
 AVERAGING = [(cls, order, g) for cls in (D.RowAveraging, D.ColumnAveraging)
@@ -191,7 +192,7 @@ def test_unconditional_starts_are_cached_and_shaped_like_degraded_images(tmp_pat
     assert (v >= torch.tensor(params["low"]) - 1e-6).all() and (v <= torch.tensor(params["high"]) + 1e-6).all()
     noisy = priors.draw("gmm", d, 12, generator=g(), run=tmp_path, components=2, noise=0.01)
     assert not torch.equal(noisy, d.degrade(noisy, _t(12, d.T)))  # the noise breaks the bands
-    with pytest.raises(UserError, match="cold degradation"):
+    with pytest.raises(UserError, match="fitted starts .uniform, gmm. need a process"):
         priors.draw("gmm", D.GaussianNoise(schedules.linear(1e-4, 0.02, 10)), 2, generator=g())
 
 
@@ -232,5 +233,29 @@ def test_cli_trains_a_cold_preset_and_samples_every_start_and_algorithm(tmp_path
         assert (run / "figures/cold-strip-alg2-seed0.png").is_file()
     assert cli.main(["sample", str(run), "--algorithm", "2", "--sampler", "ddpm"]) == 2
     assert cli.main(["sample", str(run), "-n", "2", "--sampler", "ddpm"]) == 2
-    assert "ddpm sampler needs a gaussian" in capsys.readouterr().err
+    assert "ddpm sampler needs a stochastic" in capsys.readouterr().err
     assert not (run / "samples/sample-ddpm-gmm-n2-seed0.png").exists()
+
+
+def test_blur_run_end_to_end(tmp_path, data_dir, capsys):
+    """cold-blur, tiny: trains (L1, x0), describes itself, samples from its default start and sampler and
+    from a conditional start, and the report names it as blur (not as a row order it does not have)."""
+    from tests.conftest import cli as run_cli
+
+    run = tmp_path / "blur"
+    r = run_cli("train", "--preset", "cold-blur", "--subset", "128", "--epochs", "1", "--batch-size", "64",
+                "--hidden", "8,8", "--T", "5", "--quiet", "--run", run)
+    assert r.returncode == 0, r.stderr
+    desc = json.loads((run / "degradation.json").read_text())
+    assert desc["degradation"] == "blur" and desc["T"] == 5 and len(desc["sigma"]) == 5
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows if r["type"] == "epoch"] == [1] and (run / "samples/epoch_0001.png").is_file()
+    assert cli.main(["sample", str(run), "-n", "4", "--components", "2"]) == 0
+    gmm = np.load(run / "samples/sample-cold-alg2-gmm-n4-seed0.npy")
+    assert gmm.shape == (4, 28, 28) and gmm.dtype == np.uint8
+    assert cli.main(["sample", str(run), "-n", "3", "--start", "conditional", "--algorithm", "1"]) == 0
+    assert np.load(run / "samples/sample-cold-alg1-conditional-n3-seed0.npy").shape == (3, 28, 28)
+    assert (run / "figures/cold-conditional-alg1-seed0.png").is_file()
+    cfg = C.from_dict(json.loads((run / "config.json").read_text()))
+    assert "blur" in report_metrics.process_name(cfg) and "order" not in report_metrics.process_name(cfg)
+    assert dict((k, f(cfg)) for k, f in report_metrics.HYPERPARAMETERS)["Row/Column schedule"] == "not used"

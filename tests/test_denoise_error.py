@@ -4,7 +4,7 @@ import importlib.util
 
 import torch
 
-from mnistdiff import config as C, data, degradations, train as T
+from mnistdiff import config as C, data, processes, train as T
 
 from .conftest import ROOT, TINY
 
@@ -17,7 +17,7 @@ def _script():
 
 
 def test_an_oracle_net_has_no_denoising_error_and_a_zero_net_has_the_noise_variance(tiny_cfg):
-    degradation = degradations.build(tiny_cfg.process)
+    degradation = processes.build(tiny_cfg.process)
     schedule = degradation.schedule
     x0 = data.to_model_range(data.load_split("test").images[:16])
 

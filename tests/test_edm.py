@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from mnistdiff import config as C, degradations, edm, losses, nets
+from mnistdiff import config as C, edm, nets, processes
 
 from .conftest import cli, tiny_flags
 
@@ -29,7 +29,7 @@ class ExactNet(nn.Module):
 
 
 def test_preconditioning_limits_and_unit_variance():
-    p = edm.EDMNoise(sigma_data=0.5)
+    p = processes.EDMNoise(sigma_data=0.5)
     c_skip, c_out, c_in = p.preconditioning(torch.tensor([1e-4, 0.5, 1e4]))
     assert c_skip[0].item() == pytest.approx(1, abs=1e-6) and c_out[0].item() == pytest.approx(1e-4, rel=1e-3)
     assert c_skip[2].item() == pytest.approx(0, abs=1e-6) and c_out[2].item() == pytest.approx(0.5, rel=1e-3)
@@ -46,14 +46,14 @@ def test_preconditioning_limits_and_unit_variance():
 def test_time_maps_sigma_range_to_unit_interval_and_degrade_is_variance_preserving():
     assert edm.time_of(torch.tensor([edm.SIGMA_MIN, edm.SIGMA_MAX])).tolist() == pytest.approx([0, 1], abs=1e-6)
     assert edm.sigma_of(edm.time_of(torch.tensor([0.3]))).item() == pytest.approx(0.3, rel=1e-5)
-    p = edm.EDMNoise()
+    p = processes.EDMNoise()
     x0, n = torch.full((2, 1, 28, 28), 0.5), torch.randn(2, 1, 28, 28, generator=torch.Generator().manual_seed(0))
     x = p.degrade(x0, torch.tensor([1, 1]), n)  # t = T: sigma_max, as a conditional start asks
     assert torch.allclose(x, (x0 + 80 * n) / math.sqrt(1 + 80**2), atol=1e-6)
 
 
 def test_training_sigmas_are_log_normal():
-    p = edm.EDMNoise(p_mean=-1.2, p_std=1.2)
+    p = processes.EDMNoise(p_mean=-1.2, p_std=1.2)
     log_sigma = torch.log(edm.sigma_of(p.sample_t(50_000, torch.Generator().manual_seed(0))))
     assert log_sigma.mean().item() == pytest.approx(-1.2, abs=0.03)
     assert log_sigma.std().item() == pytest.approx(1.2, abs=0.03)
@@ -62,17 +62,17 @@ def test_training_sigmas_are_log_normal():
 def test_loss_is_lambda_weighted_denoising_error():
     """Their eq. 2 with lambda = (sigma^2 + sigma_data^2) / (sigma sigma_data)^2, computed the long way."""
     torch.manual_seed(0)
-    p = edm.EDMNoise(sigma_data=0.5)
+    p = processes.EDMNoise(sigma_data=0.5)
     net = nn.Conv2d(1, 1, 3, padding=1)
     f = lambda x, t: net(x) + t.view(-1, 1, 1, 1)  # noqa: E731 - any net that uses both inputs
     x0, noise = torch.rand(3, 1, 28, 28) - 0.5, torch.randn(3, 1, 28, 28)
     t = edm.time_of(torch.tensor([0.01, 0.7, 20.0]))
-    got = losses.diffusion_loss(f, p, x0, t, noise, prediction="x0")
+    got = p.loss(f, x0, t, noise)
     sigma = edm.sigma_of(t)
     d = p.denoise(f, x0 + sigma.view(-1, 1, 1, 1) * noise, sigma)
     lam = (sigma**2 + 0.25) / (sigma * 0.5) ** 2
     assert torch.allclose(got, lam * (d - x0).square().flatten(1).mean(1), rtol=1e-4)
-    l1 = losses.diffusion_loss(f, p, x0, t, noise, prediction="x0", norm="l1")
+    l1 = p.loss(f, x0, t, noise, norm="l1")
     assert torch.allclose(l1, lam.sqrt() * (d - x0).abs().flatten(1).mean(1), rtol=1e-4)
 
 
@@ -81,7 +81,7 @@ def test_samplers_carry_noise_to_the_data_distribution_with_an_exact_denoiser(sa
     """Per-pixel N(mu, s^2) data: the probability-flow ODE maps the start to exactly that law, so the
     samples' std converges to s as steps grow (a wrong step size, sign or order stalls or diverges)."""
     mu, s = -0.3, 0.2
-    p = edm.EDMNoise(sigma_data=0.5)
+    p = processes.EDMNoise(sigma_data=0.5)
     x_T = torch.randn(64, 1, 28, 28, generator=torch.Generator().manual_seed(0))
     errors = []
     for steps in (18, 50, 200):
@@ -105,10 +105,10 @@ def test_dpmpp_2m_gives_diffusers_edm_dpm_solver_images(steps):
     torch.manual_seed(0)  # an untrained net with a non-zero output: any fixed F checks the arithmetic
     net = nets.build(C.apply(C.preset("ddpm-default"), {"hidden": (8, 8)}).model).eval()
     x_T = torch.randn(3, 1, 28, 28, generator=torch.Generator().manual_seed(5))
-    ours = edm.sample_dpmpp_2m(net, edm.EDMNoise(sigma_data=0.5), x_T, steps=steps)
+    ours = edm.sample_dpmpp_2m(net, processes.EDMNoise(sigma_data=0.5), x_T, steps=steps)
     theirs = peers.diffusers_edm_dpmpp_2m(net, x_T, steps, sigma_data=0.5)
     assert (ours - theirs).abs().max() < 1e-4 * ours.abs().max()
-    other = edm.sample_dpmpp_2m(net, edm.EDMNoise(sigma_data=0.4), x_T, steps=steps)
+    other = edm.sample_dpmpp_2m(net, processes.EDMNoise(sigma_data=0.4), x_T, steps=steps)
     assert (ours - other).abs().max() > 1e-2
 
 
@@ -123,7 +123,7 @@ def test_karras_sigmas():
 def test_config_checks():
     base = C.apply(C.preset("quick-unet"), {"degradation": "edm", "prediction": "x0", "min_snr": 0})
     C.validate(base)
-    assert isinstance(degradations.build(base.process), edm.EDMNoise)
+    assert isinstance(processes.build(base.process), processes.EDMNoise)
     for bad in ({"prediction": "eps"}, {"min_snr": 5.0}, {"sigma_data": 0.0}, {"p_std": -1.0}):
         with pytest.raises(Exception):
             C.validate(C.apply(base, bad))
@@ -144,10 +144,10 @@ def test_edm_run_trains_samples_and_refuses_ddpm_samplers(tmp_path):
     assert out["heun"].shape == (4, 28, 28) and (out["heun"] != out["dpm++2m"]).any()
     for command in ("sample", "evaluate"):
         r = cli(command, run, "-n", "10", "--sampler", "ddim", "--runtime", "torch")
-        assert r.returncode == 2 and "--sampler heun or dpm++2m" in r.stderr and "Traceback" not in r.stderr
+        assert r.returncode == 2 and "--sampler heun|dpm++2m" in r.stderr and "Traceback" not in r.stderr
     r = cli("train", "--run", tmp_path / "bad", *tiny_flags(), *EDM_FLAGS[:2], "--prediction", "eps")
     assert r.returncode == 2 and "--prediction x0" in r.stderr and not (tmp_path / "bad").exists()
     ddpm = tmp_path / "ddpm"
     assert cli("train", "--run", ddpm, *tiny_flags()).returncode == 0
     r = cli("sample", ddpm, "-n", "4", "--sampler", "heun", "--runtime", "torch")
-    assert r.returncode == 2 and "--sampler ddpm or ddim" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and "--sampler ddpm|ddim" in r.stderr and "Traceback" not in r.stderr

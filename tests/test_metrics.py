@@ -20,6 +20,7 @@ import torch
 
 from mnistdiff import classifier as CL, config as C, data, evaluate as E, metrics as M, runs, train as T
 from mnistdiff.errors import UserError
+from mnistdiff.report.figures import RunFigures
 
 from .conftest import cli
 
@@ -235,7 +236,7 @@ def _evals(run):
 def test_training_logs_eval_rows_that_survive_resume_and_leave_training_unchanged(cache, tmp_path, monkeypatch):
     monkeypatch.setenv("MNISTDIFF_CACHE", str(cache))
     cfg = C.apply(C.preset("ddpm-default"), EVAL_TINY)
-    T.train(cfg, tmp_path / "whole", progress=False)
+    T.train(cfg, tmp_path / "whole", progress=False, on_epoch=RunFigures())
     rows = _evals(tmp_path / "whole")
     assert [r["epoch"] for r in rows] == [1, 2]
     assert {"classifier_is", "classifier_is_std", "fd_classifier", "class_histogram"} <= set(rows[0])

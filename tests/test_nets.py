@@ -1,15 +1,16 @@
 import pytest
 import torch
+from torch import nn
 
 from mnistdiff import config as C, nets
 
 
-@pytest.mark.parametrize("act", ["gelu", "relu", "elu", "silu"])
-def test_seed_cnn_shapes(act):
+@pytest.mark.parametrize("act, module", [("gelu", nn.GELU), ("relu", nn.ReLU), ("elu", nn.ELU), ("silu", nn.SiLU)])
+def test_seed_cnn_shapes_and_activation(act, module):
     net = nets.SeedCNN((16, 32, 32, 16), act)
     x = torch.randn(3, 1, 28, 28)
     assert net(x, torch.rand(3)).shape == x.shape
-    assert isinstance(net.blocks[0].act, nets.ACTIVATIONS[act])
+    assert all(type(b.act) is module for b in net.blocks)  # the named activation, in every block
 
 
 def test_seed_cnn_structure_is_the_reports():

@@ -6,7 +6,7 @@ import sys
 import pytest
 import torch
 
-from mnistdiff import degradations, nets, samplers
+from mnistdiff import processes, nets, samplers
 
 from .conftest import ROOT
 
@@ -17,7 +17,7 @@ import peers  # noqa: E402
 @pytest.fixture
 def net_and_schedule(tiny_cfg):
     torch.manual_seed(0)  # an untrained net: any fixed eps function checks the samplers' arithmetic
-    return nets.build(tiny_cfg.model).eval(), degradations.build(tiny_cfg.process).schedule
+    return nets.build(tiny_cfg.model).eval(), processes.build(tiny_cfg.process).schedule
 
 
 def _x_T(n=3):

@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 
-from mnistdiff import checkpoint, config as C, degradations, losses, nets, perf, samplers, schedules
+from mnistdiff import checkpoint, config as C, processes, losses, nets, perf, samplers, schedules
 from mnistdiff.errors import UserError
 from mnistdiff.sample import generate, load_trained
 from mnistdiff.train import train
@@ -101,7 +101,7 @@ def test_ddim_callback_sees_every_step_with_x_t_before_the_update():
 
 
 def test_ddim_is_registered_and_its_options_are_checked():
-    assert "ddim" in samplers.SAMPLERS and samplers.FOR_STOCHASTIC["ddim"]
+    assert "ddim" in samplers.SAMPLERS and samplers.SAMPLERS["ddim"].serves == "schedule"
     assert samplers.check_options("ddim", {"steps": 10, "eta": None}, 1000) == {"steps": 10}
     with pytest.raises(UserError, match="does not take --steps"):
         samplers.check_options("ddpm", {"steps": 10}, 1000)
@@ -113,7 +113,7 @@ def test_ddim_is_registered_and_its_options_are_checked():
 
 def test_generate_passes_ddim_options_through():
     cfg = C.apply(C.Config(), {"T": 20, "hidden": (4, 8)})
-    degradation = degradations.build(cfg.process)
+    degradation = processes.build(cfg.process)
     net = tiny_net()
     a = generate(net, degradation, cfg, 3, seed=0, sampler="ddim", sampler_options={"steps": 5, "eta": 0.0})
     b = generate(net, degradation, cfg, 3, seed=0, sampler="ddim", sampler_options={"steps": 20, "eta": 0.0})
@@ -122,11 +122,11 @@ def test_generate_passes_ddim_options_through():
 
 # -- levers: on and off agree -------------------------------------------------------------------------
 
-def _train_steps(tc_overrides: dict, steps: int = 3) -> tuple[list[float], dict]:
+def _train_steps(tc_overrides: dict, steps: int = 3) -> tuple[list[float], dict, torch.nn.Module, torch.optim.Optimizer]:
     cfg = C.apply(C.Config(), {"T": 50, "hidden": (4, 8), **tc_overrides})
     torch.manual_seed(0)
     net = nets.build(cfg.model)
-    degradation = degradations.build(cfg.process)
+    degradation = processes.build(cfg.process)
     net = perf.prepare(net, cfg.train)
     opt = perf.optimizer(net, cfg.train)
     g = torch.Generator().manual_seed(0)
@@ -140,14 +140,23 @@ def _train_steps(tc_overrides: dict, steps: int = 3) -> tuple[list[float], dict]
         loss.backward()
         opt.step()
         out.append(loss.item())
-    return out, {k: v.detach().contiguous() for k, v in net.state_dict().items()}
+    return out, {k: v.detach().contiguous() for k, v in net.state_dict().items()}, net, opt
 
 
-@pytest.mark.parametrize("lever", [{"channels_last": True}, {"adam": "for-loop"}, {"adam": "fused"},
-                                   {"adam": "foreach"}])
-def test_training_levers_give_the_same_steps(lever):
-    base_losses, base_weights = _train_steps({"adam": "for-loop"})
-    losses_, weights = _train_steps(lever)
+# lever -> how to see that it is on (else "the same steps" could compare the baseline with itself)
+LEVER_ON = {
+    "channels_last": lambda net, opt: net.blocks[1].conv.weight.is_contiguous(memory_format=torch.channels_last),
+    "fused": lambda net, opt: opt.defaults["fused"] is True,
+    "foreach": lambda net, opt: opt.defaults["foreach"] is True,
+}
+
+
+@pytest.mark.parametrize("lever, on", [({"channels_last": True}, "channels_last"), ({"adam": "fused"}, "fused"),
+                                       ({"adam": "foreach"}, "foreach")])
+def test_training_levers_give_the_same_steps(lever, on):
+    base_losses, base_weights, base_net, base_opt = _train_steps({"adam": "for-loop"})
+    losses_, weights, net, opt = _train_steps(lever)
+    assert LEVER_ON[on](net, opt) and not LEVER_ON[on](base_net, base_opt)
     assert losses_ == pytest.approx(base_losses, rel=1e-5)
     for k in base_weights:
         torch.testing.assert_close(weights[k], base_weights[k], atol=1e-5, rtol=1e-4)

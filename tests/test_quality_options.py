@@ -3,11 +3,11 @@
 import pytest
 import torch
 
-from mnistdiff import (checkpoint, config as C, degradations, ema as E, losses, nets, predictions, runs,
+from mnistdiff import (checkpoint, config as C, processes, ema as E, losses, nets, predictions, runs,
                        samplers, schedules, train as T)
 from mnistdiff.errors import UserError
 from mnistdiff.sample import load_trained
-from mnistdiff.unet import UNet
+from mnistdiff.nets import UNet
 
 UNET = dict(net="unet", hidden=(8, 16), act="silu", subset=128, epochs=2, T=20, batch_size=32, sample_epochs=())
 
@@ -67,13 +67,13 @@ def test_targets_convert_back_to_eps_and_x0(prediction):
 def test_ddim_from_an_exact_x0_or_v_net_lands_on_x0(prediction):
     """A net that outputs the exact target for a known x0, seen through predictions.for_sampling,
     must drive deterministic DDIM onto x0: the conversions and the samplers agree."""
-    process = degradations.build(C.ProcessConfig(T=50))
+    process = processes.build(C.ProcessConfig(T=50))
     x0 = torch.rand(2, 1, 28, 28) * 2 - 1
 
     class Oracle(torch.nn.Module):
         def forward(self, x_t, t):
             i = (t * process.T).round().long()
-            a, s = process.sqrt_ab[i].view(-1, 1, 1, 1), process.sqrt_1mab[i].view(-1, 1, 1, 1)
+            a, s = process.coefficients(i)
             return predictions.target(prediction, x0, (x_t - a * x0) / s, a, s)
 
     net = predictions.for_sampling(Oracle(), prediction, process)
@@ -84,8 +84,8 @@ def test_ddim_from_an_exact_x0_or_v_net_lands_on_x0(prediction):
 
 def test_cold_and_eps_nets_are_sampled_as_they_are():
     net = nets.SeedCNN((4,))
-    assert predictions.for_sampling(net, "eps", degradations.build(C.ProcessConfig())) is net
-    cold = degradations.build(C.ProcessConfig(degradation="row-averaging", T=28, prediction="x0"))
+    assert predictions.for_sampling(net, "eps", processes.build(C.ProcessConfig())) is net
+    cold = processes.build(C.ProcessConfig(degradation="row-averaging", T=28, prediction="x0"))
     assert predictions.for_sampling(net, "x0", cold) is net
 
 
@@ -182,7 +182,7 @@ def test_gradient_clipping_reaches_the_optimizer(tmp_path):
 
 
 def test_ddim_clip_keeps_estimates_in_the_data_range_and_exact_ones_unchanged():
-    process = degradations.build(C.ProcessConfig(T=50))
+    process = processes.build(C.ProcessConfig(T=50))
     x_T = torch.randn(3, 1, 28, 28, generator=torch.Generator().manual_seed(2))
     wild = lambda x, t: 100 * torch.randn(x.shape, generator=torch.Generator().manual_seed(3))  # noqa: E731
     assert samplers.sample_ddim(wild, process.schedule, x_T, steps=10).abs().max() > 1

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from mnistdiff import config as C, report, report_metrics as M
+from mnistdiff import config as C
+from mnistdiff.report import build as report, labels as M
 from mnistdiff.cli import main
 from mnistdiff.errors import UserError
 from mnistdiff.sample import sample_run
@@ -148,7 +149,7 @@ def test_metric_series_are_plotted_and_missing_ones_named(study):
     names = [b.name for b in blocks if isinstance(b, report.Image)]
     missing = [b.text for b in blocks if isinstance(b, report.Missing)]
     assert names[:2] == ["epoch-fid", "epoch-kid"]
-    assert {"epoch-is-classifier", "epoch-fid-classifier", "epoch-class-imbalance"} <= set(names)
+    assert {"epoch-classifier-is", "epoch-fd-classifier", "epoch-class-imbalance"} <= set(names)
     assert all(b.png.startswith(b"\x89PNG") for b in blocks if isinstance(b, report.Image))
     assert any(m.startswith("Inception Score against epoch") for m in missing)  # never the classifier IS instead
     assert any(data[1].name in m for m in missing)
@@ -165,7 +166,8 @@ def test_final_metrics_table_from_eval_json(study):
                         "fd_classifier_floor": 2.5, "fid_floor": 1.5, "floor_reference_cache": {"reused": True}},
                "samples": {"run": "x", "checkpoint": "last", "sampler": "ddpm", "start": "normal", "n": 100, "seed": 0},
                "timing": {"total_s": 9.0},
-               "protocol": {"real": {"split": "test", "count": 2000}, "fid": "torchmetrics FID on pool3"}}
+               "protocol": {"real": {"split": "test", "count": 2000}, "fid": "torchmetrics FID on pool3",
+                            "fd_classifier": "FD of the classifier's 128-d features"}}
     data[0].evals = {"ddpm-normal-n100-seed0-last": result,
                      "cold": {**result, "samples": {**result["samples"], "sampler": "ddpm", "start": "conditional"}}}
     rows = {r[0]: r[1:] for r in M.final_table(data)}
@@ -173,6 +175,8 @@ def test_final_metrics_table_from_eval_json(study):
     assert rows["FID"][2].startswith("n = 100 samples (ddpm, normal start, seed 0, last checkpoint) vs the first "
                                      "2000 test digits: torchmetrics FID on pool3")
     assert rows["Inception Score"][0] == "1.4 ± 0.12"
+    # each metric under the one name evaluate.py writes, with the protocol text written under that name
+    assert rows["Fréchet distance (classifier features)"][-1].endswith(": FD of the classifier's 128-d features")
     assert rows["real: Classifier IS"][0] == "9.8 ± 0.05"
     assert rows["FID (ddpm, conditional start)"][0] == "75"
     assert rows["real: Classifier-feature floor (real test vs train)"][0] == "2.5"
@@ -193,3 +197,12 @@ def test_cli_report_and_errors(study, tmp_path, capsys):
     assert not (tmp_path / "d").exists()
     assert main(["report", str(runs[0]), "-o", str(tmp_path / "e"), "--grid-epochs", "one"]) == 2
     assert json.loads((tmp_path / "c" / report.MARKER).read_text())["made_by"].startswith("mnistdiff")
+
+
+def test_the_one_metrics_reader_leaves_out_a_half_written_last_line(tmp_path):
+    """runs.read_metrics serves training, figures and the report: a run still training may be read
+    between a row's first bytes and its newline."""
+    from mnistdiff import runs as R
+
+    (tmp_path / "metrics.jsonl").write_text('{"type": "iter", "step": 1, "loss": 0.5}\n{"type": "iter", "st')
+    assert R.read_metrics(tmp_path) == [{"type": "iter", "step": 1, "loss": 0.5}]

@@ -6,9 +6,8 @@ import sys
 import pytest
 import torch
 
-from mnistdiff import config as C, metrics as M, nets, runtime as RT
+from mnistdiff import config as C, metrics as M, nets, processes, runtime as RT
 from mnistdiff.sample import generate
-from mnistdiff import degradations
 
 
 def test_inception_features_agree_with_torch_within_1e5(tmp_path):
@@ -37,7 +36,7 @@ def test_unet_samples_agree_with_torch_from_the_same_noise():
     example = (torch.zeros(16, 1, 28, 28), torch.zeros(16))
     compiled = RT.prepare(net, example, "openvino", name="test-unet")
     assert isinstance(compiled, RT.OpenVINOModule)
-    process = degradations.build(cfg.process)
+    process = processes.build(cfg.process)
     kw = dict(seed=3, sampler="ddim", sampler_options={"steps": 10})
     a = generate(net, process, cfg, 16, **kw)
     b = generate(compiled, process, cfg, 16, **kw)

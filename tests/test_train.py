@@ -1,8 +1,10 @@
 import json
+import warnings
 
 import torch
 
-from mnistdiff import config as C, degradations, nets, runs, samplers, schedules, train as T
+from mnistdiff import config as C, nets, processes, runs, samplers, schedules, train as T
+from mnistdiff.report import figures
 
 
 def test_loss_falls_over_a_few_hundred_steps(tmp_path):
@@ -50,7 +52,7 @@ def test_ddpm_with_an_oracle_recovers_x0_and_adds_no_noise_at_the_last_step():
 
 
 def test_degrade_at_zero_is_identity_and_noise_grows():
-    deg = degradations.build(C.Config().process)
+    deg = processes.build(C.Config().process)
     x0 = torch.rand(3, 1, 28, 28) - 0.5
     noise = torch.randn_like(x0)
     assert torch.equal(deg.degrade(x0, torch.zeros(3, dtype=torch.long), noise), x0)
@@ -58,10 +60,51 @@ def test_degrade_at_zero_is_identity_and_noise_grows():
     assert torch.allclose(x_T, noise, atol=0.01)
 
 
-def test_epoch_grids_use_the_same_noise(tmp_path, tiny_cfg):
+def test_epoch_grids_use_the_same_noise(tmp_path, tiny_cfg, monkeypatch):
+    """Each epoch's grid starts from the same x_T and draws the same sampling noise (a fixed generator),
+    so grids of successive epochs differ only by the net."""
+    draws = []
+    real_draw = T.priors.draw
+
+    def draw(*args, generator, **kw):
+        x_T = real_draw(*args, generator=generator, **kw)
+        draws.append((x_T.clone(), generator.get_state().clone()))  # the state the sampler's noise comes from
+        return x_T
+
+    monkeypatch.setattr(T.priors, "draw", draw)
     cfg = C.apply(tiny_cfg, dict(sample_epochs=(1, 2)))
     T.train(cfg, tmp_path / "run", progress=False)
+    assert len(draws) == 2
+    assert torch.equal(draws[0][0], draws[1][0]) and torch.equal(draws[0][1], draws[1][1])
     assert (tmp_path / "run/samples/epoch_0001.png").exists() and (tmp_path / "run/samples/epoch_0002.png").exists()
     saved = json.loads((tmp_path / "run/config.json").read_text())
     assert C.from_dict(saved) == cfg
-    assert (tmp_path / "run/figures/loss.png").stat().st_size > 1000
+
+
+def test_training_writes_no_figures_and_calls_its_epoch_hook(tmp_path, tiny_cfg):
+    """Training writes checkpoints, metrics.jsonl and grids; figures come from the caller's on_epoch hook."""
+    T.train(tiny_cfg, tmp_path / "bare", progress=False)
+    assert not any((tmp_path / "bare/figures").iterdir()) and (tmp_path / "bare/samples/epoch_0002.png").is_file()
+    calls = []
+    T.train(tiny_cfg, tmp_path / "hooked", progress=False, on_epoch=lambda run, epoch, final: calls.append(
+        (run, epoch, final)))
+    assert calls == [(tmp_path / "hooked", 1, False), (tmp_path / "hooked", 2, True)]
+    T.train(tiny_cfg, tmp_path / "drawn", progress=False, on_epoch=figures.RunFigures())
+    assert (tmp_path / "drawn/figures/loss.png").stat().st_size > 1000
+
+
+def test_bf16_autocast_runs_on_the_device_of_the_run(tmp_path, tiny_cfg, monkeypatch):
+    """--precision bf16 must autocast where the run trains: a GPU run autocast on "cpu" trains in fp32."""
+    cfg = C.apply(tiny_cfg, {"precision": "bf16"})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # no GPU here: torch warns and disables the cuda autocast
+        assert T.autocast(cfg, torch.device("cuda")).device == "cuda"
+    with T.autocast(cfg, torch.device("cpu")):
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.bfloat16
+    with T.autocast(C.apply(cfg, {"precision": "fp32"}), torch.device("cpu")):
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.float32
+    seen = []
+    real = T.autocast
+    monkeypatch.setattr(T, "autocast", lambda c, device: seen.append(device) or real(c, device))
+    T.train(cfg, tmp_path / "run", progress=False, stop_after_steps=1)
+    assert seen == [T.dist.context().device]

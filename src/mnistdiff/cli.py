@@ -91,43 +91,55 @@ def cmd_train(args) -> int:
         cfg = C.apply(cfg, overrides)
         run = Path(args.run or f"runs/{args.preset or 'ddpm-default'}")
     C.validate(cfg)
+    from .report.figures import RunFigures
+
     state = T.train(cfg, run, resume=bool(args.resume), data_dir=args.data_dir, progress=not args.quiet,
-                    sample_after=args.sample_after)
+                    on_epoch=RunFigures())
     if os.environ.get("RANK", "0") == "0":  # under torchrun: once, not once per process
         print(f"trained {run}: epoch {state.epoch}, step {state.step}", file=sys.stderr)
+        if args.sample_after and state.epoch == cfg.train.epochs:
+            from .sample import sample_run
+
+            sample_run(run, n=64, seed=cfg.train.seed, data_dir=args.data_dir)
     return 0
+
+
+def _sampler(args) -> str | None:
+    """The sampler --sampler or --algorithm names (None: the process's default)."""
+    from .samplers import cold_sampler
+
+    if args.algorithm and args.sampler:
+        raise UserError("give --algorithm (cold runs) or --sampler, not both")
+    return cold_sampler(args.algorithm) if args.algorithm else args.sampler
+
+
+def _sampler_options(args) -> dict:
+    """Every sampler option flag, None where not given (generate() drops those)."""
+    from .samplers import option_names
+
+    return {name: getattr(args, name) for name in option_names()}
 
 
 def cmd_sample(args) -> int:
     from .sample import sample_run
 
-    from .samplers import cold_sampler
-
-    if args.algorithm and args.sampler:
-        raise UserError("give --algorithm (cold runs) or --sampler, not both")
-    sampler = cold_sampler(args.algorithm) if args.algorithm else args.sampler
+    sampler = _sampler(args)
     sample_run(args.run, n=args.n, seed=args.seed, which=args.checkpoint, sampler=sampler,
                start=args.start, out=args.out, data_dir=args.data_dir, batch_size=args.batch_size,
                start_options={"components": args.components, "noise": args.start_noise},
-               sampler_options={"steps": args.steps, "eta": args.eta, "clip": args.clip}, weights=args.weights,
-               runtime=args.runtime)
+               sampler_options=_sampler_options(args), weights=args.weights, runtime=args.runtime)
     return 0
 
 
 def cmd_evaluate(args) -> int:
     from . import evaluate as E
-    from .samplers import cold_sampler
 
-    if args.algorithm and args.sampler:
-        raise UserError("give --algorithm (cold runs) or --sampler, not both")
     out, result = E.evaluate_run(
-        args.run, n=args.n, seed=args.seed, which=args.checkpoint,
-        sampler=cold_sampler(args.algorithm) if args.algorithm else args.sampler, start=args.start,
+        args.run, n=args.n, seed=args.seed, which=args.checkpoint, sampler=_sampler(args), start=args.start,
         split=args.split, n_ref=args.n_ref, metrics=args.metrics, real_rows=args.real_rows, name=args.name,
         batch_size=args.batch_size, cache=args.cache_dir, inception_weights=args.inception_weights,
         inception_logits=args.inception_logits, data_dir=args.data_dir, progress=not args.quiet,
-        sampler_options={"steps": args.steps, "eta": args.eta, "clip": args.clip}, weights=args.weights,
-        runtime=args.runtime)
+        sampler_options=_sampler_options(args), weights=args.weights, runtime=args.runtime)
     print("\n".join(E.report_lines(result)))
     print(f"wrote {out}", file=sys.stderr)
     return 0
@@ -167,25 +179,28 @@ def cmd_presets(args) -> int:
 
 def _add_sampling_flags(p: argparse.ArgumentParser) -> None:
     """Which checkpoint, sampler and start: shared by `sample` and `evaluate`, which both generate."""
-    from . import priors, samplers
+    from . import priors, processes, samplers
     from . import runtime as RT
     from .sample import WEIGHTS
 
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default: 0)")
     p.add_argument("--checkpoint", default="last", choices=["last", "best", "prev"],
                    help="which checkpoint of a run (default: last)")
-    p.add_argument("--sampler", choices=list(samplers.SAMPLERS), help="default: the process's own")
-    p.add_argument("--algorithm", choices=list(samplers.COLD_ALGORITHMS),
-                   help="cold runs: direct prediction, or Algorithm 1 or 2 of Bansal et al. 2022 (default: 2)")
-    p.add_argument("--start", choices=list(priors.STARTS), help="starting point x_T (default: the process's "
-                   "own: normal for gaussian, gmm for cold)")
-    p.add_argument("--steps", type=int, help="--sampler ddim: number of timesteps used, 1..T (default: 50); "
-                   "heun: Karras sigmas, 2*steps-1 net calls (default: 18); dpm++2m: net calls (default: 20)")
-    p.add_argument("--eta", type=float, help="--sampler ddim: noise scale, 0 deterministic .. 1 DDPM-like "
-                   "(default: 0)")
-    p.add_argument("--clip", action="store_true", default=None,
-                   help="--sampler ddim: clamp each step's x0 estimate to the data range (stops a short-trained "
-                        "model's samples from ending as saturated noise)")
+    p.add_argument("--sampler", choices=list(samplers.SAMPLERS), help="default: the process's own; " + "; ".join(
+        f"{name}: {s.help} ({s.serves} processes)"
+        for name, s in samplers.SAMPLERS.items()))
+    algorithms = samplers.algorithms()
+    p.add_argument("--algorithm", choices=list(algorithms), help="cold runs, short for --sampler: " + "; ".join(
+        f"{a} = {name}" for a, name in algorithms.items()))
+    p.add_argument("--start", choices=list(priors.STARTS), help="starting point x_T (default: the process's own: " +
+                   ", ".join(f"{c.default_start} for {name}" for name, c in processes.PROCESSES.items()) + ")")
+    for option in samplers.option_names():  # one flag per option name, whichever samplers take it
+        users = [name for name, s in samplers.SAMPLERS.items() if option in s.options]
+        first = samplers.SAMPLERS[users[0]]
+        o = first.options[option]
+        kind = dict(action="store_true", default=None) if o.type is bool else dict(type=o.type)
+        p.add_argument(f"--{option}", **kind, help=f"--sampler {'|'.join(users)}: {o.help} "
+                                                   f"(default: {first.defaults[option]})")
     p.add_argument("--runtime", choices=list(RT.RUNTIMES), default="auto",
                    help="inference runtime of the sampling net and the Inception features: torch, openvino, or "
                         "auto (the faster on this machine, probed once and remembered in the cache folder) "

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import torch
 
-from . import data, plots, priors, samplers
+from . import data, priors, samplers
+from .report import figures
 
 N_PANEL = 16  # images per panel, a 4x4 grid as in the report
 LABELS = {"cold-alg1": "Algorithm 1", "cold-alg2": "Algorithm 2"}
@@ -46,9 +47,9 @@ def panels(net, degradation, *, sampler: str, start: str, seed: int, run=None, d
     generated = samplers.SAMPLERS[algorithmic](net, degradation, x_T)
     out = f"Algorithmic generation\n({LABELS[algorithmic]})"
     if x0 is None:
-        return [(f"Degraded from distribution\n({start})", plots.contrast_stretch(x_T[:, 0])), (out, _u8(generated))]
+        return [(f"Degraded from distribution\n({start})", figures.contrast_stretch(x_T[:, 0])), (out, _u8(generated))]
     direct = samplers.SAMPLERS["cold-direct"](net, degradation, x_T)
-    return [("Original", _u8(x0)), ("Degraded", plots.contrast_stretch(x_T[:, 0])),
+    return [("Original", _u8(x0)), ("Degraded", figures.contrast_stretch(x_T[:, 0])),
             ("Direct prediction", _u8(direct)), (out, _u8(generated))]
 
 
@@ -64,7 +65,7 @@ def strip(net, degradation, *, sampler: str, seed: int, data_dir=None) -> tuple[
         xs[s], x0_hats[s] = _u8(x_s)[0], _u8(x0_hat)[0]
 
     xs[0] = _u8(samplers.SAMPLERS[algorithmic](net, degradation, chain[T:], callback=record))[0]
-    rows = [("D(x0, t)", list(_u8(chain))), ("D(x0, t)\nstretched", list(plots.contrast_stretch(chain[:, 0]))),
+    rows = [("D(x0, t)", list(_u8(chain))), ("D(x0, t)\nstretched", list(figures.contrast_stretch(chain[:, 0]))),
             (f"x_t\n{LABELS[algorithmic]}", xs), ("R(x_t, t)", x0_hats)]
     return rows, [f"t={t}" for t in range(T + 1)]
 
@@ -77,10 +78,10 @@ def write_all(fig_dir: Path, net, degradation, *, sampler: str, start: str, seed
     name = type(degradation).__name__
     tag = algorithmic.removeprefix("cold-")
     panel_path = fig_dir / f"cold-{start}-{tag}-seed{seed}.png"
-    plots.panels_figure(panels(net, degradation, sampler=sampler, start=start, seed=seed, run=run,
+    figures.panels_figure(panels(net, degradation, sampler=sampler, start=start, seed=seed, run=run,
                                data_dir=data_dir, start_options=start_options),
                         panel_path, title=f"{name}, T={degradation.T}, start {start}, seed {seed}")
     strip_path = fig_dir / f"cold-strip-{tag}-seed{seed}.png"
     rows, labels = strip(net, degradation, sampler=sampler, seed=seed, data_dir=data_dir)
-    plots.strip_figure(rows, strip_path, labels, title=f"{name}: one test digit along t = 0..{degradation.T}")
+    figures.strip_figure(rows, strip_path, labels, title=f"{name}: one test digit along t = 0..{degradation.T}")
     return [panel_path, strip_path]

@@ -7,6 +7,7 @@ The resolved config is written to every run directory and every checkpoint, so `
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import tomllib
 import typing
@@ -18,7 +19,7 @@ from .errors import UserError
 
 @dataclass
 class ModelConfig:
-    net: str = "cnn"  # network architecture: cnn (the report's) or unet (unet.py)
+    net: str = "cnn"  # network architecture: cnn (the report's) or unet (nets.py)
     hidden: tuple[int, ...] = (16, 32, 32, 16)  # cnn: channels of its blocks; unet: channels per level (28, 14, 7 px)
     act: str = "gelu"  # activation: gelu, relu, elu, silu
     attention: bool = False  # unet: self-attention at the lowest resolution
@@ -85,19 +86,33 @@ class Config:
 SECTIONS = {"model": ModelConfig, "process": ProcessConfig, "train": TrainConfig}
 # Field name -> section; names are unique across sections, so CLI flags can be flat (--lr, --T).
 FIELD_SECTION = {f.name: s for s, cls in SECTIONS.items() for f in dataclasses.fields(cls)}
-CHOICES = {
-    "net": ("cnn", "unet"),
-    "act": ("gelu", "relu", "elu", "silu"),
-    "degradation": ("gaussian", "edm", "row-averaging", "column-averaging", "blur"),
-    "schedule": ("linear", "cosine"),
-    "prediction": ("eps", "x0", "v"),
-    "lr_decay": ("constant", "cosine"),
-    "loss": ("mse", "l1"),
-    "order": ("random", "outside-in", "inside-out"),
-    "precision": ("fp32", "bf16"),
-    "adam": ("for-loop", "foreach", "fused"),
-    "eval_metrics": ("all", "classifier"),
-}
+
+
+@functools.cache
+def choices() -> dict[str, tuple[str, ...]]:
+    """The allowed values of each choice field, read from the registry that implements them (so a new
+    process, schedule or net is one registry entry). Imported on first use: the registries need torch."""
+    from . import losses, nets, perf, predictions, processes, schedules
+
+    return {
+        "net": tuple(nets.NETS),
+        "act": tuple(nets.ACTIVATIONS),
+        "degradation": tuple(processes.PROCESSES),
+        "schedule": tuple(schedules.SCHEDULES),
+        "prediction": predictions.PREDICTIONS,
+        "lr_decay": schedules.LR_DECAYS,
+        "loss": tuple(losses.NORMS),
+        "order": tuple(schedules.ORDERS),
+        "precision": ("fp32", "bf16"),
+        "adam": perf.ADAM_IMPLEMENTATIONS,
+        "eval_metrics": ("all", "classifier"),
+    }
+
+
+def __getattr__(name: str):
+    if name == "CHOICES":  # C.CHOICES reads as a constant, computed on first use
+        return choices()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def field_help() -> dict[str, str]:
@@ -202,15 +217,15 @@ def merge_file(cfg: Config, d: dict) -> Config:
 def validate(cfg: Config) -> Config:
     """Refuse impossible values with a message that says how to fix them."""
     m, p, t = cfg.model, cfg.process, cfg.train
-    for name in CHOICES:
+    for name, allowed in choices().items():
         value = getattr(getattr(cfg, FIELD_SECTION[name]), name)
-        if value not in CHOICES[name]:
-            raise UserError(f"unknown {name} {value!r}; choose one of: {', '.join(CHOICES[name])}")
+        if value not in allowed:
+            raise UserError(f"unknown {name} {value!r}; choose one of: {', '.join(allowed)}")
     if not m.hidden or any(not 0 < h <= 4096 for h in m.hidden):
         raise UserError(f"hidden={','.join(map(str, m.hidden)) or '(empty)'} must list channel counts "
                         "from 1 to 4096, e.g. --hidden 16,32,32,16")
     if m.net == "unet":
-        from .unet import MAX_LEVELS
+        from .nets import MAX_LEVELS
 
         if len(m.hidden) > MAX_LEVELS:
             raise UserError(f"a unet has at most {MAX_LEVELS} levels (28, 14, 7 pixels), got hidden="
@@ -227,16 +242,16 @@ def validate(cfg: Config) -> Config:
         raise UserError(f"beta1={p.beta1} must be smaller than beta2={p.beta2}")
     if p.group < 1 or 28 % p.group:
         raise UserError(f"group={p.group} must divide 28 (1, 2, 4, 7, 14 or 28)")
-    from .degradations import DEGRADATIONS  # lazily: config stays importable without torch
+    from .processes import process_class  # lazily: config stays importable without torch
 
-    cls = DEGRADATIONS[p.degradation]
+    cls = process_class(p.degradation)
     if not cls.stochastic and p.prediction != "x0":
         raise UserError(f"{p.degradation} is a cold (deterministic) degradation: the net must restore x0; "
                         "pass --prediction x0")
     if not 0 <= p.min_snr < float("inf") or (p.min_snr and not cls.stochastic):
-        raise UserError(f"min_snr={p.min_snr} must be >= 0 (e.g. --min-snr 5) and is for the gaussian process only")
-    if hasattr(cls, "check_config"):
-        cls.check_config(p)
+        raise UserError(f"min_snr={p.min_snr} must be >= 0 (e.g. --min-snr 5) and is for a stochastic (noise) "
+                        "process only, e.g. --degradation gaussian")
+    cls.check_config(p)
     if not t.lr > 0:
         raise UserError(f"lr={t.lr} must be positive, e.g. --lr 2e-4")
     if not 0 <= t.ema_decay < 1:
@@ -254,7 +269,7 @@ def validate(cfg: Config) -> Config:
         raise UserError("checkpoint_every and threads must be >= 0")
     if t.eval_every < 0 or t.n_eval < 10 or not 10 <= t.eval_ref <= 10000:
         raise UserError(f"eval_every={t.eval_every} must be >= 0, n_eval={t.n_eval} >= 10 and "
-                        f"eval_ref={t.eval_ref} in [2, 10000] (the MNIST test set), e.g. --eval-every 5")
+                        f"eval_ref={t.eval_ref} in [10, 10000] (the MNIST test set), e.g. --eval-every 5")
     return cfg
 
 

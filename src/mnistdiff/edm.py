@@ -1,6 +1,7 @@
 """The EDM formulation of Gaussian diffusion (Karras et al. 2022, "Elucidating the Design Space of
 Diffusion-Based Generative Models"): continuous noise levels sigma, a preconditioned denoiser, a
-log-normal training distribution of sigma, and deterministic second-order (Heun) sampling.
+log-normal training distribution of sigma, and deterministic second-order (Heun) sampling. The
+process itself is processes.EDMNoise; this module holds its arithmetic and its samplers.
 
     D(x; sigma) = c_skip(sigma) x + c_out(sigma) F(c_in(sigma) x; c_noise(sigma))      (their eq. 7)
 
@@ -8,7 +9,7 @@ with x = x0 + sigma n (the variance-exploding view). The preconditioning keeps t
 training target at unit variance at every sigma, and lets D fall back on x itself at low noise
 (c_skip -> 1, c_out -> sigma) instead of asking a net to amplify its own output by 1/sigma.
 
-Outside this module the process looks like any other stochastic degradation: `degrade` returns the
+Outside these modules the process looks like any other stochastic one: `degrade` returns the
 variance-preserving image x / sqrt(1 + sigma^2), so a standard-normal start is its fully degraded image
 (the samplers scale it back), and its time t in [0, 1] is log sigma mapped linearly from
 [log sigma_min, log sigma_max]; the nets take that t as they take t / T from a DDPM.
@@ -36,69 +37,15 @@ def time_of(sigma: torch.Tensor) -> torch.Tensor:
     return (torch.log(sigma) - _LOG_MIN) / (_LOG_MAX - _LOG_MIN)
 
 
-class EDMNoise:
-    """x_sigma = x0 + sigma n, n ~ N(0, I), trained on log sigma ~ N(p_mean, p_std^2) (Karras et al. 2022)."""
+def time_of_log_sigma(log_sigma: torch.Tensor) -> torch.Tensor:
+    return (log_sigma - _LOG_MIN) / (_LOG_MAX - _LOG_MIN)
 
-    stochastic = True
-    T = 1  # time is continuous in [0, 1]; t = T is sigma_max
 
-    def __init__(self, *, sigma_data: float = 0.5, p_mean: float = -1.2, p_std: float = 1.2):
-        self.sigma_data, self.p_mean, self.p_std = sigma_data, p_mean, p_std
-
-    @classmethod
-    def from_config(cls, p) -> "EDMNoise":
-        return cls(sigma_data=p.sigma_data, p_mean=p.p_mean, p_std=p.p_std)
-
-    @classmethod
-    def check_config(cls, p) -> None:
-        if p.prediction != "x0":
-            raise UserError("the edm process preconditions its net to predict x0 (Karras et al. 2022); "
-                            "pass --prediction x0")
-        if p.min_snr:
-            raise UserError("min_snr is for the discrete gaussian process; the edm loss weights every sigma "
-                            "by its preconditioning (pass --min-snr 0)")
-        if not (0 < p.sigma_data < math.inf and 0 < p.p_std < math.inf and math.isfinite(p.p_mean)):
-            raise UserError(f"sigma_data={p.sigma_data} and p_std={p.p_std} must be positive and p_mean="
-                            f"{p.p_mean} finite, e.g. --sigma-data 0.5 --p-mean -1.2 --p-std 1.2")
-
-    def sample_t(self, n: int, generator: torch.Generator) -> torch.Tensor:
-        """Training times: log sigma ~ N(p_mean, p_std^2), where the loss still falls (their Fig. 5a)."""
-        log_sigma = self.p_mean + self.p_std * torch.randn((n,), generator=generator)
-        return (log_sigma - _LOG_MIN) / (_LOG_MAX - _LOG_MIN)
-
-    def degrade(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
-        """The variance-preserving image (x0 + sigma n) / sqrt(1 + sigma^2) at time t (float, 0..1)."""
-        if noise is None:
-            noise = torch.randn_like(x0)
-        sigma = sigma_of(t.to(x0.dtype)).view(-1, 1, 1, 1)
-        return (x0 + sigma * noise) / (1 + sigma**2).sqrt()
-
-    def preconditioning(self, sigma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(c_skip, c_out, c_in) of Karras et al. Table 1, broadcastable to images."""
-        sd2 = self.sigma_data**2
-        s = sigma.view(-1, 1, 1, 1)
-        c_skip = sd2 / (s**2 + sd2)
-        c_out = s * self.sigma_data / (s**2 + sd2).sqrt()
-        c_in = 1 / (s**2 + sd2).sqrt()
-        return c_skip, c_out, c_in
-
-    def denoise(self, net, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-        """D(x; sigma) for the variance-exploding x = x0 + sigma n (sigma: one value per image)."""
-        c_skip, c_out, c_in = self.preconditioning(sigma)
-        return c_skip * x + c_out * net(c_in * x, time_of(sigma)).float()
-
-    def loss(self, net, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor, *, norm) -> torch.Tensor:
-        """Per-image lambda(sigma) |D(x; sigma) - x0|^2, computed as the unit-weight |F - F_target|^2
-        (their eq. 8 with lambda = 1 / c_out^2); `norm` is applied to that difference."""
-        sigma = sigma_of(t.float())
-        c_skip, c_out, c_in = self.preconditioning(sigma)
-        x = x0 + sigma.view(-1, 1, 1, 1) * noise
-        out = net(c_in * x, t.float()).float()
-        return norm(out - (x0 - c_skip * x) / c_out).flatten(1).mean(1)
-
-    def describe(self) -> dict:
-        return {"degradation": "edm", "sigma_data": self.sigma_data, "p_mean": self.p_mean, "p_std": self.p_std,
-                "sigma_min": SIGMA_MIN, "sigma_max": SIGMA_MAX}
+def preconditioning(sigma: torch.Tensor, sigma_data: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(c_skip, c_out, c_in) of Karras et al. Table 1 for one sigma per image, shaped (B, 1, 1, 1)."""
+    sd2 = sigma_data**2
+    s = sigma.view(-1, 1, 1, 1)
+    return sd2 / (s**2 + sd2), s * sigma_data / (s**2 + sd2).sqrt(), 1 / (s**2 + sd2).sqrt()
 
 
 def karras_sigmas(steps: int, sigma_min: float = SIGMA_MIN, sigma_max: float = SIGMA_MAX,
@@ -112,26 +59,19 @@ def karras_sigmas(steps: int, sigma_min: float = SIGMA_MIN, sigma_max: float = S
     return [(hi + i / (steps - 1) * (lo - hi)) ** rho for i in range(steps)] + [0.0]
 
 
-def _check(process) -> None:
-    if not isinstance(process, EDMNoise):
-        raise UserError("the heun and dpm++2m samplers need an edm process (--degradation edm); "
-                        "sample a DDPM run with --sampler ddpm or ddim")
-
-
 Callback = Callable[[int, torch.Tensor, torch.Tensor], None] | None
 
 
-def _denoiser(net, process: EDMNoise, n: int, device) -> Callable[[torch.Tensor, float], torch.Tensor]:
+def _denoiser(net, process, n: int, device) -> Callable[[torch.Tensor, float], torch.Tensor]:
     return lambda x, sigma: process.denoise(net, x, torch.full((n,), sigma, device=device))
 
 
 @torch.inference_mode()
-def sample_heun(net, process: EDMNoise, x_T: torch.Tensor, *, steps: int = 18, generator=None,
+def sample_heun(net, process, x_T: torch.Tensor, *, steps: int = 18, generator=None,
                 callback: Callback = None) -> torch.Tensor:
     """Algorithm 1 of Karras et al. 2022: Heun's second-order ODE steps on the Karras sigmas, Euler on
     the last (to sigma = 0); 2 * steps - 1 net calls. x_T is a standard-normal start (the process's
     fully degraded image), scaled here to sigma_max. Deterministic: `generator` is unused."""
-    _check(process)
     sigmas = karras_sigmas(steps)
     D = _denoiser(net, process, x_T.shape[0], x_T.device)
     x = x_T * math.sqrt(1 + sigmas[0] ** 2)
@@ -149,11 +89,10 @@ def sample_heun(net, process: EDMNoise, x_T: torch.Tensor, *, steps: int = 18, g
 
 
 @torch.inference_mode()
-def sample_dpmpp_2m(net, process: EDMNoise, x_T: torch.Tensor, *, steps: int = 20, generator=None,
+def sample_dpmpp_2m(net, process, x_T: torch.Tensor, *, steps: int = 20, generator=None,
                     callback: Callback = None) -> torch.Tensor:
     """DPM-Solver++(2M) (Lu et al. 2022, Algorithm 2) on the Karras sigmas: a second-order multistep
     solver in lambda = -log sigma that reuses the previous step's x0 estimate; `steps` net calls."""
-    _check(process)
     sigmas = karras_sigmas(steps)
     D = _denoiser(net, process, x_T.shape[0], x_T.device)
     x = x_T * math.sqrt(1 + sigmas[0] ** 2)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -21,17 +20,13 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save
 
-from . import classifier as CL, data, metrics as M, plots, runs
+from . import classifier as CL, data, metrics as M, runs
 from .checkpoint import atomic_write_bytes
+from .report import figures
 from .errors import UserError
 
 EVAL_SEED_OFFSET = 54_321  # per-epoch samples: the same noise every epoch, apart from the grid's
 METRIC_SETS = ("all", "classifier")  # what an evaluation computes: classifier metrics are ~100x cheaper
-
-
-def cache_dir(arg: str | os.PathLike | None = None) -> Path:
-    """--cache-dir, else $MNISTDIFF_CACHE, else ~/.cache/mnistdiff."""
-    return Path(arg or os.environ.get("MNISTDIFF_CACHE") or Path.home() / ".cache" / "mnistdiff")
 
 
 def reference_key(inception: M.InceptionFeatures, split: data.Split, split_name: str, count: int) -> dict:
@@ -109,7 +104,7 @@ class Evaluator:
         if batch_size < 1:
             raise UserError(f"batch size {batch_size} must be positive, e.g. --batch-size 64")
         self.split, self.n_ref, self.batch_size, self.progress = split, n_ref, batch_size, progress
-        self.cache, self.data_dir = cache_dir(cache), data_dir
+        self.cache, self.data_dir = runs.cache_dir(cache), data_dir
         real = data.load_split(split, data_dir)
         if not 2 <= n_ref <= len(real):
             raise UserError(f"--n-ref {n_ref} must lie in [2, {len(real)}] for the {split} split")
@@ -214,7 +209,7 @@ def evaluator_for(**kwargs) -> Evaluator:
 
 def log_epoch_eval(log: runs.MetricsLog, cfg, net, degradation, run: Path, epoch: int, step: int, *,
                    data_dir=None, progress: bool = True) -> dict:
-    """Generate cfg.train.n_eval digits with the run's default sampler, log an 'eval' row, redraw figures."""
+    """Generate cfg.train.n_eval digits with the run's default sampler and log an 'eval' row."""
     from . import dist
     from .sample import generate
 
@@ -239,7 +234,6 @@ def log_epoch_eval(log: runs.MetricsLog, cfg, net, degradation, run: Path, epoch
     row["timing"]["sampling_s"] = round(sampling_s, 2)
     log.write(type="eval", epoch=epoch, step=step, **row, time_s=round(time.perf_counter() - t0, 2))
     log.flush()
-    plots.eval_figures(runs.read_metrics(run), Path(run) / "figures")
     if progress:
         print(f"epoch {epoch} eval: {summary(row)} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
     return row
@@ -310,8 +304,10 @@ def evaluate_run(run, *, n: int = 10_000, seed: int = 0, which: str = "last", sa
                          "weights": weights}
     result["protocol"] = ev.protocol()
     np.save(out.with_suffix(".npy"), images.numpy())
-    plots.class_histogram_figure(result["class_histogram"], out.with_name(f"{name}-classes.png"),
-                                 title=f"Classes of {n} samples of {run.name} (imbalance {result['class_imbalance']:.3f})")
+    figures.write_png(figures.class_histograms(
+        {run.name: result["class_histogram"]},
+        title=f"Classes of {n} samples of {run.name} (imbalance {result['class_imbalance']:.3f})"),
+        out.with_name(f"{name}-classes.png"))
     atomic_write_bytes(out, (json.dumps(result, indent=2) + "\n").encode())
     return out, result
 

@@ -207,6 +207,7 @@ def run_plan(plan: Plan, runs_dir: str | Path = "runs", *, data_dir=None, progre
 
     Returns (name, what was done, seconds) per run; every run's state is checked before any work starts.
     """
+    from .report.figures import RunFigures
     from .train import train
 
     runs_dir = Path(runs_dir)
@@ -222,7 +223,8 @@ def run_plan(plan: Plan, runs_dir: str | Path = "runs", *, data_dir=None, progre
             if status == "restart":
                 with runs.locked(run):  # refuse if a live process still owns it
                     shutil.rmtree(run)
-            train(planned.config, run, resume=status == "resume", data_dir=data_dir, progress=progress)
+            train(planned.config, run, resume=status == "resume", data_dir=data_dir, progress=progress,
+                  on_epoch=RunFigures())
             _record(run, plan, "train", status, time.perf_counter() - t0, reset=True)
         finished = _read_record(run)["done"] if run.exists() else []
         for kind, opts in planned.stages():
@@ -265,7 +267,7 @@ def _check_evaluate(evaluate, name: str, where: str) -> dict | None:
         from . import evaluate as E
     except ImportError as e:
         raise UserError(f"{where}: run {name!r} asks for evaluate, but evaluation cannot load ({e}); "
-                        "remove `evaluate` from the plan or install mnistdiff[eval]") from None
+                        "remove `evaluate` from the plan, or reinstall mnistdiff with its dependencies (`make venv`)") from None
 
     if not isinstance(evaluate, dict):
         raise UserError(f"{where}: evaluate of run {name!r} must be true or a table of options, e.g. {{ n = 1000 }}")

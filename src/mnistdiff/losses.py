@@ -1,4 +1,4 @@
-"""Training objectives: loss(net, degradation, x0, t, noise) -> per-sample loss vector.
+"""Training objectives: loss(net, process, x0, t, noise) -> per-sample loss vector.
 
 Per-sample (not reduced) so the trainer can log loss by timestep range and weight it if asked.
 """
@@ -23,21 +23,17 @@ def min_snr_weight(prediction: str, snr: torch.Tensor, gamma: float) -> torch.Te
     return clipped  # x0
 
 
-def diffusion_loss(net, degradation, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor, *,
+def diffusion_loss(net, process, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor, *,
                    prediction: str = "eps", norm: str = "mse", min_snr: float = 0.0) -> torch.Tensor:
     """|| target - net(degrade(x0, t), t / T) ||, averaged over pixels, one value per image.
 
     Targets: eps (Ho et al. 2020, Algorithm 1), x0 (Bansal et al. 2022's restoration operator R, or
-    DDPM with x0 output), v (Salimans & Ho 2022); eps and v exist for the gaussian process only.
+    DDPM with x0 output), v (Salimans & Ho 2022); eps, v and min-SNR need a stochastic process's
+    noise coefficients (config.validate refuses them for cold ones).
     """
-    if hasattr(degradation, "loss"):  # a preconditioned process (edm.py) defines its own objective
-        return degradation.loss(net, x0, t, noise, norm=NORMS[norm])
-    x_t = degradation.degrade(x0, t, noise)
-    out = net(x_t, t.float() / degradation.T)
-    a = s = None
-    if degradation.stochastic:
-        a = degradation.sqrt_ab.to(t.device)[t].view(-1, 1, 1, 1)
-        s = degradation.sqrt_1mab.to(t.device)[t].view(-1, 1, 1, 1)
+    x_t = process.degrade(x0, t, noise)
+    out = net(x_t, t.float() / process.T)
+    a, s = process.coefficients(t) or (None, None)
     diff = out.float() - predictions.target(prediction, x0, noise, a, s)
     per_sample = NORMS[norm](diff).flatten(1).mean(1)
     if min_snr:

@@ -1,6 +1,7 @@
-"""Networks: net(x_t, t) -> tensor with x_t's shape; they know nothing of diffusion.
+"""Networks, the report's CNN and a small UNet: net(x_t, t) -> tensor with x_t's shape.
 
-t is a float per image (timestep / T, in [0, 1]); the process decides what the output means.
+They know nothing of diffusion: t is a float per image (timestep / T, in [0, 1]); the process decides
+what the output means.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 ACTIVATIONS = {"gelu": nn.GELU, "relu": nn.ReLU, "elu": nn.ELU, "silu": nn.SiLU}
@@ -67,16 +69,125 @@ class SeedCNN(nn.Module):
         return self.out(h)
 
 
+# -- the UNet ----------------------------------------------------------------------------------------
+# A small UNet for 28x28 digits (Ho et al. 2020's architecture, shrunk), with the same interface as
+# SeedCNN: levels at 28, 14 and 7 pixels (one per entry of `hidden`), time-conditioned residual blocks,
+# skips from each down level to its up level, optional self-attention at the lowest resolution.
+
+MAX_LEVELS = 3  # 28 -> 14 -> 7; 7 does not halve evenly, so a fourth level could not meet its skip
+
+
+def norm_groups(c: int) -> int:
+    """GroupNorm groups for c channels: 8 where possible (Wu & He 2018 use 32; our widths are small)."""
+    return next(g for g in (8, 4, 2, 1) if c % g == 0)
+
+
+def _zero(module: nn.Module) -> nn.Module:
+    # The last conv of every residual branch starts at zero: each block starts as the identity,
+    # which keeps the early steps of a deep net as stable as a shallow one's.
+    for p in module.parameters():
+        nn.init.zeros_(p)
+    return module
+
+
+class ResBlock(nn.Module):
+    """GroupNorm -> act -> 3x3 conv, plus a per-channel shift from the time embedding, twice;
+    a 1x1 conv on the skip path when the width changes."""
+
+    def __init__(self, c_in: int, c_out: int, emb_dim: int, act: type[nn.Module]):
+        super().__init__()
+        self.norm1 = nn.GroupNorm(norm_groups(c_in), c_in)
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, padding=1)
+        self.emb = nn.Linear(emb_dim, c_out)
+        self.norm2 = nn.GroupNorm(norm_groups(c_out), c_out)
+        self.conv2 = _zero(nn.Conv2d(c_out, c_out, 3, padding=1))
+        self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
+        self.act = act()
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(self.act(self.norm1(x))) + self.emb(emb)[:, :, None, None]
+        return self.skip(x) + self.conv2(self.act(self.norm2(h)))
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention over the pixels of a feature map (residual, zero-initialised out)."""
+
+    def __init__(self, c: int, heads: int = 4):
+        super().__init__()
+        self.heads = heads if c % heads == 0 else 1
+        self.norm = nn.GroupNorm(norm_groups(c), c)
+        self.qkv = nn.Conv2d(c, 3 * c, 1)
+        self.out = _zero(nn.Conv2d(c, c, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        q, k, v = self.qkv(self.norm(x)).reshape(b, 3, self.heads, c // self.heads, h * w).unbind(1)
+        a = F.scaled_dot_product_attention(q.transpose(-1, -2), k.transpose(-1, -2), v.transpose(-1, -2))
+        return x + self.out(a.transpose(-1, -2).reshape(b, c, h, w))
+
+
+class UNet(nn.Module):
+    """hidden[i] channels at level i (28 / 2^i pixels); res_blocks residual blocks per level and side."""
+
+    def __init__(self, hidden: tuple[int, ...] = (32, 64, 64), act: str = "silu", attention: bool = False,
+                 res_blocks: int = 1, in_channels: int = 1, time_frequencies: int = 16):
+        super().__init__()
+        if not 1 <= len(hidden) <= MAX_LEVELS:
+            raise ValueError(f"a UNet on 28x28 has 1 to {MAX_LEVELS} levels, got {len(hidden)}")
+        act_cls = ACTIVATIONS[act]
+        emb = 4 * hidden[0]
+        self.time = SinusoidalTimeEncoding(time_frequencies, emb, act_cls, width=emb)
+        self.inp = nn.Conv2d(in_channels, hidden[0], 3, padding=1)
+        self.down = nn.ModuleList()
+        self.downsample = nn.ModuleList()
+        c = hidden[0]
+        for i, w in enumerate(hidden):
+            self.down.append(nn.ModuleList(ResBlock(c if j == 0 else w, w, emb, act_cls) for j in range(res_blocks)))
+            c = w
+            if i + 1 < len(hidden):
+                self.downsample.append(nn.Conv2d(w, w, 3, stride=2, padding=1))
+        self.mid = ResBlock(c, c, emb, act_cls)
+        self.attn = SelfAttention(c) if attention else nn.Identity()
+        self.up = nn.ModuleList()
+        self.upsample = nn.ModuleList()
+        for i in reversed(range(len(hidden))):
+            w = hidden[i]
+            # The first block of a level takes the skip concatenated to the path from below.
+            self.up.append(nn.ModuleList(ResBlock(2 * w if j == 0 else w, w, emb, act_cls) for j in range(res_blocks)))
+            if i > 0:
+                self.upsample.append(nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"),
+                                                   nn.Conv2d(w, hidden[i - 1], 3, padding=1)))
+        self.out = nn.Sequential(nn.GroupNorm(norm_groups(hidden[0]), hidden[0]), act_cls(),
+                                 _zero(nn.Conv2d(hidden[0], in_channels, 3, padding=1)))
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        emb = self.time(t)
+        h = self.inp(x)
+        skips = []
+        for i, blocks in enumerate(self.down):
+            for block in blocks:
+                h = block(h, emb)
+            skips.append(h)
+            if i < len(self.downsample):
+                h = self.downsample[i](h)
+        h = self.attn(self.mid(h, emb))
+        for i, blocks in enumerate(self.up):
+            h = torch.cat([h, skips.pop()], dim=1)
+            for block in blocks:
+                h = block(h, emb)
+            if i < len(self.upsample):
+                h = self.upsample[i](h)
+        return self.out(h)
+
+
+# config name -> builder from a ModelConfig; config.CHOICES["net"] is this dict's keys.
+NETS = {"cnn": lambda m: SeedCNN(tuple(m.hidden), m.act),
+        "unet": lambda m: UNet(tuple(m.hidden), m.act, attention=m.attention, res_blocks=m.res_blocks)}
+
+
 def build(model_cfg) -> nn.Module:
     """Network from a ModelConfig (the one place that maps config names to classes)."""
-    if model_cfg.net == "cnn":
-        return SeedCNN(tuple(model_cfg.hidden), model_cfg.act)
-    if model_cfg.net == "unet":
-        from .unet import UNet  # unet.py imports this module's building blocks
-
-        return UNet(tuple(model_cfg.hidden), model_cfg.act, attention=model_cfg.attention,
-                    res_blocks=model_cfg.res_blocks)
-    raise KeyError(model_cfg.net)
+    return NETS[model_cfg.net](model_cfg)
 
 
 def count_parameters(net: nn.Module) -> int:

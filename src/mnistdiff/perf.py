@@ -1,7 +1,9 @@
 """Speed levers, each a TrainConfig field, applied in one place so training and sampling agree.
 
-Every lever changes how the same arithmetic runs, never what it computes (results agree to float
-rounding; tests/test_perf_levers.py checks each on and off). Which ones are on by default follows
+threads, channels_last and adam change how the same arithmetic runs, not what it computes (results
+agree to float rounding; tests/test_perf_levers.py checks each on and off). precision bf16 changes the
+arithmetic itself (bf16 products, fp32 weights), and compile may fuse and reorder it: neither agrees
+with fp32 bit for bit, and the tests do not compare them with it. Which ones are on by default follows
 benchmarks/results.md, measured on the machine named there: a lever that does not pay stays off.
 
 - threads:       torch's intra-op threads (0 keeps torch's default, one per core)

@@ -1,4 +1,4 @@
-"""What a gaussian-process net predicts: eps (Ho et al. 2020), x0, or v (Salimans & Ho 2022).
+"""What a stochastic-process net predicts: eps (Ho et al. 2020), x0, or v (Salimans & Ho 2022).
 
 With x_t = a x0 + s eps, a = sqrt(alpha_bar_t), s = sqrt(1 - alpha_bar_t) and a^2 + s^2 = 1:
     v = a eps - s x0,   x0 = a x_t - s v,   eps = s x_t + a v.
@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+
+
+PREDICTIONS = ("eps", "x0", "v")  # config.CHOICES["prediction"]
 
 
 def target(prediction: str, x0: torch.Tensor, eps: torch.Tensor, a, s) -> torch.Tensor:
@@ -46,18 +49,17 @@ def to_x0(prediction: str, out: torch.Tensor, x_t: torch.Tensor, a, s) -> torch.
 class EpsFrom(nn.Module):
     """net(x_t, t/T) of any target, seen as an eps-prediction net (what the DDPM and DDIM samplers use)."""
 
-    def __init__(self, net: nn.Module, prediction: str, degradation):
+    def __init__(self, net: nn.Module, prediction: str, process):
         super().__init__()
-        self.net, self.prediction, self.T = net, prediction, degradation.T
-        self.a, self.s = degradation.sqrt_ab, degradation.sqrt_1mab
+        self.net, self.prediction, self.process = net, prediction, process
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        i = (t * self.T).round().long()  # samplers pass t / T; the schedule is indexed by the integer t
-        a, s = self.a.to(x.device)[i].view(-1, 1, 1, 1), self.s.to(x.device)[i].view(-1, 1, 1, 1)
+        i = (t * self.process.T).round().long().to(x.device)  # samplers pass t / T; coefficients take the integer t
+        a, s = self.process.coefficients(i)
         return to_eps(self.prediction, self.net(x, t).float(), x, a, s)
 
 
-def for_sampling(net: nn.Module, prediction: str, degradation) -> nn.Module:
-    if prediction == "eps" or not degradation.stochastic or hasattr(degradation, "denoise"):
+def for_sampling(net: nn.Module, prediction: str, process) -> nn.Module:
+    if prediction == "eps" or not process.stochastic:
         return net
-    return EpsFrom(net, prediction, degradation)
+    return EpsFrom(net, prediction, process)

@@ -1,6 +1,6 @@
 """Starting points x_T: distributions of fully degraded images.
 
-For Gaussian noise that is N(0, I). For a cold degradation x_T = D(x0, T) is described by a few
+For Gaussian noise that is N(0, I). For a cold process x_T = D(x0, T) is described by a few
 values (28 row means for row averaging, one mean for blur; `final_values`), and the starts are:
   conditional  D(x0, T) of real MNIST test images (the report's method; the output resembles x0),
   uniform      independent uniform values per row/column/band, ranges fitted on the training set
@@ -19,8 +19,7 @@ from typing import Callable
 
 import torch
 
-from . import checkpoint, data
-from .degradations import DEGRADATIONS
+from . import checkpoint, data, processes
 from .errors import UserError
 
 # Fitting on a seeded 10,000-image subset of the training split keeps a fit to seconds on 2 cores;
@@ -29,7 +28,7 @@ FIT_IMAGES = 10_000
 FIT_SEED = 0
 
 
-def standard_normal(degradation, n: int, *, generator: torch.Generator, **_) -> torch.Tensor:
+def standard_normal(process, n: int, *, generator: torch.Generator, **_) -> torch.Tensor:
     return torch.randn((n, 1, 28, 28), generator=generator)
 
 
@@ -48,19 +47,19 @@ def test_originals(n: int, *, generator: torch.Generator, data_dir=None) -> torc
     return data.to_model_range(data.load_split("test", data_dir).images[test_indices(n, generator)])
 
 
-def conditional(degradation, n: int, *, generator: torch.Generator, data_dir=None, **_) -> torch.Tensor:
+def conditional(process, n: int, *, generator: torch.Generator, data_dir=None, **_) -> torch.Tensor:
     x0 = test_originals(n, generator=generator, data_dir=data_dir)
-    noise = torch.randn(x0.shape, generator=generator) if degradation.stochastic else None
-    return degradation.degrade(x0, torch.full((n,), degradation.T, dtype=torch.long), noise)
+    noise = torch.randn(x0.shape, generator=generator) if process.stochastic else None
+    return process.degrade(x0, torch.full((n,), process.T, dtype=torch.long), noise)
 
 
 # -- unconditional: distributions of the final values, fitted on training images ---------------------
 
-def training_final_values(degradation, data_dir=None) -> tuple[torch.Tensor, str]:
+def training_final_values(process, data_dir=None) -> tuple[torch.Tensor, str]:
     """(FIT_IMAGES, k) final values of fully degraded training images, and the data's digest."""
     split = data.load_split("train", data_dir)
     idx = data.subset_indices(len(split), FIT_IMAGES, FIT_SEED)
-    return degradation.final_values(data.to_model_range(split.images[idx])).double(), split.sha256
+    return process.final_values(data.to_model_range(split.images[idx])).double(), split.sha256
 
 
 def fit_uniform(values: torch.Tensor, **_) -> dict:
@@ -99,12 +98,9 @@ def sample_gmm(params: dict, n: int, generator: torch.Generator) -> torch.Tensor
 FITS = {"uniform": (fit_uniform, sample_uniform), "gmm": (fit_gmm, sample_gmm)}
 
 
-def fitted(kind: str, degradation, *, run: Path | None = None, data_dir=None, **options) -> dict:
+def fitted(kind: str, process, *, run: Path | None = None, data_dir=None, **options) -> dict:
     """Parameters of a fitted start, read from RUN/priors/ when a fit with the same key is cached."""
-    if not hasattr(degradation, "final_values"):
-        raise UserError(f"start {kind!r} needs a cold degradation (its fully degraded images are described by "
-                        "a few values); use --start normal or conditional for this run")
-    values_key = {"degradation": type(degradation).__name__, "group": getattr(degradation, "group", None)}
+    values_key = process.final_values_key()  # a UserError for a process without final values
     key = {"kind": kind, **values_key, **options, "fit_images": FIT_IMAGES, "fit_seed": FIT_SEED}
     path = None
     if run is not None:
@@ -114,7 +110,7 @@ def fitted(kind: str, degradation, *, run: Path | None = None, data_dir=None, **
             cached = json.loads(path.read_text())
             if cached.get("key") == key:
                 return cached["params"]
-    values, data_digest = training_final_values(degradation, data_dir)
+    values, data_digest = training_final_values(process, data_dir)
     params = FITS[kind][0](values, **options)
     if path is not None:
         payload = {"key": key, "train_sha256": data_digest, "params": params}
@@ -127,14 +123,14 @@ def fitted(kind: str, degradation, *, run: Path | None = None, data_dir=None, **
 
 
 def _unconditional(kind: str):
-    def start(degradation, n: int, *, generator: torch.Generator, run: Path | None = None, data_dir=None,
+    def start(process, n: int, *, generator: torch.Generator, run: Path | None = None, data_dir=None,
               components: int = 10, noise: float = 0.0, **_) -> torch.Tensor:
         if components < 1 or noise < 0:
             raise UserError(f"components={components} must be >= 1 and start noise={noise} >= 0")
         options = {"components": components} if kind == "gmm" else {}
-        params = fitted(kind, degradation, run=run, data_dir=data_dir, **options)
+        params = fitted(kind, process, run=run, data_dir=data_dir, **options)
         values = FITS[kind][1](params, n, generator).float().clamp(-0.5, 0.5)  # band means of real images
-        x_T = degradation.from_final_values(values)
+        x_T = process.from_final_values(values)
         if noise:
             x_T = x_T + noise * torch.randn(x_T.shape, generator=generator)
         return x_T
@@ -142,18 +138,15 @@ def _unconditional(kind: str):
     return start
 
 
-# name -> fn(degradation, n, *, generator, run, data_dir, **options) -> x_T (n, 1, 28, 28)
+# name -> fn(process, n, *, generator, run, data_dir, **options) -> x_T (n, 1, 28, 28)
 STARTS: dict[str, Callable] = {"normal": standard_normal, "conditional": conditional,
                                "uniform": _unconditional("uniform"), "gmm": _unconditional("gmm")}
-# A degradation missing here starts from N(0, I) when stochastic and from the fitted GMM when cold.
-DEFAULT_START = {"gaussian": "normal"}
 
 
 def default_start(cfg) -> str:
-    name = cfg.process.degradation
-    return DEFAULT_START.get(name, "normal" if DEGRADATIONS[name].stochastic else "gmm")
+    return processes.process_class(cfg.process.degradation).default_start
 
 
-def draw(name: str, degradation, n: int, *, generator: torch.Generator, run: Path | None = None,
+def draw(name: str, process, n: int, *, generator: torch.Generator, run: Path | None = None,
          data_dir=None, **options) -> torch.Tensor:
-    return STARTS[name](degradation, n, generator=generator, run=run, data_dir=data_dir, **options)
+    return STARTS[name](process, n, generator=generator, run=run, data_dir=data_dir, **options)

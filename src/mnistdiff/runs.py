@@ -109,10 +109,13 @@ class MetricsLog:
 
 
 def read_metrics(run: Path) -> list[dict]:
+    """The rows of RUN/metrics.jsonl (the one reader of it); a run still training may end in a
+    half-written line, which is left out."""
     path = Path(run) / "metrics.jsonl"
-    if not path.exists():
+    if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [json.loads(line) for line in path.read_text().splitlines(keepends=True)
+            if line.endswith("\n") and line.strip()]
 
 
 def checkpoint_path(run: Path, which: str = "last") -> Path:
@@ -167,3 +170,9 @@ def _fault_pause() -> None:
     pause = os.environ.get("MNISTDIFF_CHECKPOINT_PAUSE")
     if pause:
         time.sleep(float(pause))
+
+
+def cache_dir(arg: str | os.PathLike | None = None) -> Path:
+    """What is computed once per machine (the classifier, reference features, runtime probes): --cache-dir,
+    else $MNISTDIFF_CACHE, else ~/.cache/mnistdiff."""
+    return Path(arg or os.environ.get("MNISTDIFF_CACHE") or Path.home() / ".cache" / "mnistdiff")

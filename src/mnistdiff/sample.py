@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import checkpoint, config as C, data, degradations, nets, perf, plots, predictions, priors, runs, samplers
+from . import checkpoint, config as C, data, nets, perf, priors, processes, runs, samplers
 from . import runtime as RT
+from .report import figures
 from .errors import UserError
 
 
@@ -22,8 +23,8 @@ def load_trained(target: str | Path, which: str = "last", weights: str = "ema", 
     """(cfg, net in eval mode, degradation) from a run directory or a checkpoint file.
 
     weights: ema takes the EMA weights where the run kept them (ema_decay > 0), else the trained
-    ones; raw always the trained ones. The net is returned as the samplers want it: for a gaussian
-    process, predicting eps whatever the run's prediction target (predictions.for_sampling), and run
+    ones; raw always the trained ones. The net is returned as the samplers want it (the process's
+    sampling_net: eps-predicting for a discrete noise schedule, whatever the run's target), and run
     by `runtime` (runtime.py: torch, openvino, or auto, probed on a batch of `batch_size`)."""
     if weights not in WEIGHTS:
         raise UserError(f"unknown weights {weights!r}; choose one of: {', '.join(WEIGHTS)}")
@@ -50,15 +51,13 @@ def load_trained(target: str | Path, which: str = "last", weights: str = "ema", 
     perf.set_threads(cfg.train.threads)
     perf.prepare(net, cfg.train)  # the run's speed levers apply to sampling too
     if runtime != "torch":
-        from .evaluate import cache_dir
-
         b = max(1, min(batch_size, 500))
         name = f"{cfg.model.net}-{'-'.join(map(str, cfg.model.hidden))}-{cfg.model.act}-r{cfg.model.res_blocks}" \
                f"{'-attn' if cfg.model.attention else ''}"
         net = RT.prepare(net, (torch.zeros(b, 1, 28, 28), torch.zeros(b)), runtime, name=name,
-                         cache_dir=cache_dir(cache))
-    degradation = degradations.build(cfg.process)
-    return cfg, predictions.for_sampling(net, cfg.process.prediction, degradation), degradation
+                         cache_dir=runs.cache_dir(cache))
+    process = processes.build(cfg.process)
+    return cfg, process.sampling_net(net, cfg.process.prediction), process
 
 
 def generate(net, degradation, cfg: C.Config, n: int, *, seed: int = 0, sampler: str | None = None,
@@ -123,7 +122,7 @@ def sample_run(run: str | Path, *, n: int = 64, seed: int = 0, which: str = "las
     images = generate(net, degradation, cfg, n, seed=seed, sampler=sampler, start=start, run=run_dir,
                       data_dir=data_dir, batch_size=batch_size, start_options=start_options,
                       sampler_options=sampler_options)
-    plots.save_grid(images, png, nrow=math.ceil(math.sqrt(n)))
+    figures.save_grid(images, png, nrow=math.ceil(math.sqrt(n)))
     np.save(npy, images.numpy())
     print(f"wrote {png} and {npy} ({n} images, sampler {sampler}, seed {seed})", file=sys.stderr)
     if not degradation.stochastic:

@@ -1,19 +1,22 @@
-"""Samplers: pure functions from a net and a starting point to images.
+"""Samplers: pure functions from a net and a starting point to images, and their one registry.
 
-Each takes the net, the process data (schedule or degradation), the starting tensor x_T, and
+Each takes the net, the process data (its schedule, or the process itself), the starting tensor x_T, and
 keyword-only options; randomness comes only from an explicit torch.Generator, so a seed
 reproduces the same images. `callback(t, x_t, x0_hat)` sees every step (for trajectory figures).
+SAMPLERS holds every fact about each sampler (function, processes served, options); a new
+sampler is one entry there, and the CLI's --sampler/--algorithm choices, option flags and checks follow.
 """
 
 from __future__ import annotations
 
+import inspect
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Callable
 
 import torch
 
-from . import edm
-from .degradations import DEGRADATIONS
+from . import edm, processes
 from .predictions import to_eps, to_x0
 from .errors import UserError
 from .schedules import Schedule
@@ -80,6 +83,11 @@ def ddim_step(x_t: torch.Tensor, eps: torch.Tensor, alpha_bar_t: float, alpha_ba
     return x_s, x0_hat
 
 
+def _check_eta(eta: float, T: int | None = None) -> None:
+    if eta < 0:
+        raise UserError(f"eta={eta} must be >= 0 (0: deterministic DDIM, 1: DDPM-like noise)")
+
+
 @torch.inference_mode()
 def sample_ddim(net, schedule: Schedule, x_T: torch.Tensor, *, steps: int = 50, eta: float = 0.0,
                 clip: bool = False, generator: torch.Generator | None = None, callback: Callback = None) -> torch.Tensor:
@@ -87,8 +95,7 @@ def sample_ddim(net, schedule: Schedule, x_T: torch.Tensor, *, steps: int = 50, 
 
     The last step goes to alpha_bar_0 = 1 (x0 itself), where sigma is 0: the output carries no noise.
     """
-    if eta < 0:
-        raise UserError(f"eta={eta} must be >= 0 (0: deterministic DDIM, 1: DDPM-like noise)")
+    _check_eta(eta)
     T = schedule.T
     ab = schedule.alphas_cumprod.tolist()
     taus = ddim_timesteps(T, steps)
@@ -112,7 +119,7 @@ COLD_ALGORITHMS = ("direct", "1", "2")
 
 
 @torch.inference_mode()
-def sample_cold(net, degradation, x_T: torch.Tensor, *, algorithm: str = "2",
+def sample_cold(net, process, x_T: torch.Tensor, *, algorithm: str = "2",
                 generator: torch.Generator | None = None, callback: Callback = None) -> torch.Tensor:
     """Restore x_T with a cold-diffusion sampler of Bansal et al. 2022 (R = net predicting x0).
 
@@ -124,9 +131,7 @@ def sample_cold(net, degradation, x_T: torch.Tensor, *, algorithm: str = "2",
     """
     if algorithm not in COLD_ALGORITHMS:
         raise UserError(f"unknown cold algorithm {algorithm!r}; choose one of: {', '.join(COLD_ALGORITHMS)}")
-    if degradation.stochastic:
-        raise UserError("cold samplers need a deterministic degradation; use the ddpm sampler for gaussian runs")
-    T = degradation.T
+    T = process.T
     x = x_T.clone()
     n = x.shape[0]
     if algorithm == "direct":
@@ -140,85 +145,119 @@ def sample_cold(net, degradation, x_T: torch.Tensor, *, algorithm: str = "2",
             callback(s, x, x0_hat)
         s_vec = torch.full((n,), s, dtype=torch.long, device=x.device)
         if algorithm == "1":
-            x = degradation.degrade(x0_hat, s_vec - 1)
+            x = process.degrade(x0_hat, s_vec - 1)
         else:
-            x = x - degradation.degrade(x0_hat, s_vec) + degradation.degrade(x0_hat, s_vec - 1)
+            x = x - process.degrade(x0_hat, s_vec) + process.degrade(x0_hat, s_vec - 1)
     return x
 
 
-def _ddpm(net, degradation, x_T, **kw):
-    if not hasattr(degradation, "schedule"):
-        raise UserError("the ddpm sampler needs a gaussian (noise) process; pick a cold sampler: "
-                        "--algorithm direct|1|2")
-    return sample_ddpm(net, degradation.schedule, x_T, **kw)
+@dataclass(frozen=True)
+class Option:
+    """A sampler option beyond the common signature; its default is the sampler function's own."""
+
+    type: type  # int, float, or bool (a bool is a CLI switch)
+    help: str
+    check: Callable[[object, int], None] | None = None  # check(value, T) raises UserError
 
 
-def _ddim(net, degradation, x_T, **kw):
-    if not hasattr(degradation, "schedule"):
-        raise UserError("the ddim sampler needs a gaussian (noise) process; pick a cold sampler: "
-                        "--algorithm direct|1|2")
-    return sample_ddim(net, degradation.schedule, x_T, **kw)
+@dataclass(frozen=True)
+class Sampler:
+    """One registry entry: fn(net, process, x_T, *, generator, callback, **options) -> x_0."""
+
+    fn: Callable
+    serves: str  # the process family it samples (processes.Process.family): schedule, sigma or cold
+    help: str
+    options: dict[str, Option] = field(default_factory=dict)
+    algorithm: str | None = None  # a cold sampler's name as `--algorithm` spells it (Bansal et al.'s numbering)
+    defaults_from: Callable | None = None  # the pure function whose keyword defaults are the options' defaults
+
+    @property
+    def defaults(self) -> dict:
+        params = inspect.signature(self.defaults_from or self.fn).parameters
+        return {name: params[name].default for name in self.options}
+
+    def __call__(self, net, process, x_T: torch.Tensor, **kw) -> torch.Tensor:
+        return self.fn(net, process, x_T, **kw)
 
 
-# name -> fn(net, degradation, x_T, *, generator, callback); feeds the CLI's --sampler choices.
-SAMPLERS: dict[str, Callable] = {
-    "ddpm": _ddpm,
-    "ddim": _ddim,  # options: steps, eta, clip (`mnistdiff sample RUN --sampler ddim --steps 50 --clip`)
-    "heun": edm.sample_heun,  # edm runs; option: steps (2 * steps - 1 net calls)
-    "dpm++2m": edm.sample_dpmpp_2m,  # edm runs; option: steps (net calls)
-    "cold-direct": partial(sample_cold, algorithm="direct"),
-    "cold-alg1": partial(sample_cold, algorithm="1"),
-    "cold-alg2": partial(sample_cold, algorithm="2"),
+def _check_steps(steps, T: int) -> None:
+    ddim_timesteps(T, steps)
+
+
+def _check_sigmas(steps, T: int) -> None:
+    edm.karras_sigmas(steps)
+
+
+def _on_schedule(fn: Callable) -> Callable:
+    """A schedule sampler as a registry function: it reads the process's noise schedule."""
+    return lambda net, process, x_T, **kw: fn(net, process.schedule, x_T, **kw)
+
+
+# name -> every fact about the sampler; feeds the CLI (--sampler, --algorithm, --steps/--eta/--clip).
+SAMPLERS: dict[str, Sampler] = {
+    "ddpm": Sampler(_on_schedule(sample_ddpm), "schedule", "ancestral sampling, all T steps (Ho et al. 2020)"),
+    "ddim": Sampler(_on_schedule(sample_ddim), "schedule", "DDIM on a sub-sequence of the steps (Song et al. 2021)",
+                    options={"steps": Option(int, "number of timesteps used, 1..T", _check_steps),
+                             "eta": Option(float, "noise scale, 0 deterministic .. 1 DDPM-like", _check_eta),
+                             "clip": Option(bool, "clamp each step's x0 estimate to the data range (stops a "
+                                                  "short-trained model's samples from ending as saturated noise)")},
+                    defaults_from=sample_ddim),
+    "heun": Sampler(edm.sample_heun, "sigma", "Heun's second-order solver on Karras et al.'s sigmas, "
+                    "2 * steps - 1 net calls (Karras et al. 2022, Algorithm 1)",
+                    options={"steps": Option(int, "number of sigmas (net calls: 2 * steps - 1)", _check_sigmas)}),
+    "dpm++2m": Sampler(edm.sample_dpmpp_2m, "sigma", "DPM-Solver++(2M) on Karras et al.'s sigmas, steps net "
+                       "calls (Lu et al. 2022)",
+                       options={"steps": Option(int, "number of sigmas (net calls)", _check_sigmas)}),
+    "cold-direct": Sampler(partial(sample_cold, algorithm="direct"), "cold",
+                           "one restoration R(x_T, T) (Bansal et al. 2022)", algorithm="direct"),
+    "cold-alg1": Sampler(partial(sample_cold, algorithm="1"), "cold",
+                         "Algorithm 1 of Bansal et al. 2022: restore, degrade to s-1", algorithm="1"),
+    "cold-alg2": Sampler(partial(sample_cold, algorithm="2"), "cold",
+                         "Algorithm 2 of Bansal et al. 2022: restore with error correction", algorithm="2"),
 }
-# The sampler a process uses when none is named; a degradation missing here gets ddpm when it is
-# stochastic and Bansal et al.'s Algorithm 2 when it is cold (so a new degradation needs no entry).
-DEFAULT_SAMPLER = {"gaussian": "ddpm", "edm": "heun"}
 
 
-# Which processes a sampler serves: True for stochastic (noise) processes, False for cold ones.
-FOR_STOCHASTIC = {"ddpm": True, "ddim": True, "heun": True, "dpm++2m": True, "cold-direct": False, "cold-alg1": False, "cold-alg2": False}
+def serving(family: str) -> list[str]:
+    """The samplers that serve a process family (processes.Process.family)."""
+    return [name for name, s in SAMPLERS.items() if s.serves == family]
 
-# Options a sampler takes beyond the common signature (CLI flags --steps / --eta pass them through).
-OPTIONS = {"ddim": ("steps", "eta", "clip"), "heun": ("steps",), "dpm++2m": ("steps",)}
+
+def option_names() -> list[str]:
+    """Every option any sampler takes (the CLI has one flag per name)."""
+    return list(dict.fromkeys(o for s in SAMPLERS.values() for o in s.options))
 
 
 def check_options(name: str, options: dict | None, T: int) -> dict:
     """The options given (None values dropped), refusing, before any work, any the sampler does not take."""
+    takes = SAMPLERS[name].options
     options = {k: v for k, v in (options or {}).items() if v is not None}
-    extra = sorted(set(options) - set(OPTIONS.get(name, ())))
+    extra = sorted(set(options) - set(takes))
     if extra:
-        takes = ", ".join(f"--{o}" for o in OPTIONS.get(name, ())) or "no options"
-        raise UserError(f"the {name} sampler does not take --{extra[0]} (it takes {takes}); "
+        flags = ", ".join(f"--{o}" for o in takes) or "no options"
+        raise UserError(f"the {name} sampler does not take --{extra[0]} (it takes {flags}); "
                         "e.g. --sampler ddim --steps 50 --eta 0")
-    if name == "ddim":
-        ddim_timesteps(T, options.get("steps", 50))
-        if options.get("eta", 0.0) < 0:
-            raise UserError(f"eta={options['eta']} must be >= 0 (0: deterministic DDIM, 1: DDPM-like noise)")
-    if name in ("heun", "dpm++2m"):
-        edm.karras_sigmas(options.get("steps", 18))
+    for key, value in {**SAMPLERS[name].defaults, **options}.items():
+        if takes[key].check is not None:
+            takes[key].check(value, T)
     return options
 
 
-EDM_SAMPLERS = ("heun", "dpm++2m")  # continuous-sigma solvers: for the edm process, and only for it
-
-
-def check_compatible(name: str, degradation) -> None:
+def check_compatible(name: str, process) -> None:
     """Refuse, before any work, a sampler that cannot run this run's process."""
-    if degradation.stochastic and (name in EDM_SAMPLERS) != isinstance(degradation, edm.EDMNoise):
-        hint = "--sampler heun or dpm++2m" if isinstance(degradation, edm.EDMNoise) else "--sampler ddpm or ddim"
-        raise UserError(f"the {name} sampler does not serve this run's {type(degradation).__name__} process; "
-                        f"use {hint}")
-    if FOR_STOCHASTIC.get(name, degradation.stochastic) != degradation.stochastic:
-        kind = "a gaussian (noise)" if FOR_STOCHASTIC[name] else "a cold (deterministic)"
-        hint = "--sampler ddpm" if degradation.stochastic else "--algorithm direct|1|2"
-        raise UserError(f"the {name} sampler needs {kind} process; this run's needs {hint}")
+    if SAMPLERS[name].serves != process.family:
+        raise UserError(f"the {name} sampler does not serve this run's {type(process).__name__} process; "
+                        f"use --sampler {'|'.join(serving(process.family))}")
+
+
+def algorithms() -> dict[str, str]:
+    """--algorithm spelling -> SAMPLERS name, for the cold samplers."""
+    return {s.algorithm: name for name, s in SAMPLERS.items() if s.algorithm}
 
 
 def cold_sampler(algorithm: str) -> str:
     """The SAMPLERS name of a cold algorithm as the CLI's --algorithm spells it (direct, 1, 2)."""
-    return {"direct": "cold-direct", "1": "cold-alg1", "2": "cold-alg2"}[algorithm]
+    return algorithms()[algorithm]
 
 
 def default_sampler(cfg) -> str:
-    name = cfg.process.degradation
-    return DEFAULT_SAMPLER.get(name, "ddpm" if DEGRADATIONS[name].stochastic else "cold-alg2")
+    return processes.process_class(cfg.process.degradation).default_sampler

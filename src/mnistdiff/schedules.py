@@ -54,16 +54,14 @@ def cosine(T: int, s: float = 0.008, max_beta: float = 0.999) -> Schedule:
     return from_betas(betas)
 
 
-SCHEDULES = {"linear": linear, "cosine": cosine}
+# config name -> schedule from the ProcessConfig values; config.CHOICES["schedule"] is this dict's keys.
+SCHEDULES = {"linear": lambda beta1, beta2, T: linear(beta1, beta2, T),
+             "cosine": lambda beta1, beta2, T: cosine(T)}  # cosine has no betas to set
 
 
 def make(name: str, *, beta1: float, beta2: float, T: int) -> Schedule:
-    """Build a schedule by config name (the CLI's --schedule choices come from SCHEDULES)."""
-    if name == "linear":
-        return linear(beta1, beta2, T)
-    if name == "cosine":
-        return cosine(T)
-    raise KeyError(name)
+    """Build a schedule by config name."""
+    return SCHEDULES[name](beta1, beta2, T)
 
 
 # -- cold diffusion: the order in which rows (columns, bands) are averaged ---------------------------
@@ -89,6 +87,9 @@ ORDERS = {"random": order_random, "outside-in": order_outside_in, "inside-out": 
 
 
 # -- learning rate: a pure function of the step, so a resumed run needs no scheduler state ----------
+
+LR_DECAYS = ("constant", "cosine")  # config.CHOICES["lr_decay"]: the decays learning_rate knows
+
 
 def learning_rate(step: int, *, lr: float, warmup: int = 0, decay: str = "constant", total: int = 1) -> float:
     """The rate for optimizer step `step` (1-based) of `total`: linear warm-up over `warmup` steps, then

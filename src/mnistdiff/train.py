@@ -17,8 +17,10 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from . import (checkpoint, config as C, data, degradations, dist, losses, nets, perf, plots, predictions, priors,
-               runs, samplers, schedules)
+from typing import Callable
+
+from . import checkpoint, config as C, data, dist, nets, perf, priors, processes, runs, samplers, schedules
+from .report import figures
 from .ema import EMA
 from .errors import UserError
 
@@ -44,14 +46,15 @@ def set_threads(cfg: C.Config) -> None:
 
 
 def build(cfg: C.Config):
-    """(net, degradation) from a config: the only place training and sampling construct them."""
+    """(net, process) of a new run from its config, the net's initial weights drawn from the run's seed."""
     torch.manual_seed(cfg.train.seed)
-    return nets.build(cfg.model), degradations.build(cfg.process)
+    return nets.build(cfg.model), processes.build(cfg.process)
 
 
-def autocast(cfg: C.Config):
+def autocast(cfg: C.Config, device: torch.device):
+    """bf16 autocast on the device the run trains on (CPU or GPU), when precision asks for it."""
     if cfg.train.precision == "bf16":
-        return torch.autocast("cpu", dtype=torch.bfloat16)
+        return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 
@@ -107,9 +110,15 @@ def restore(run: Path, cfg: C.Config, net, opt, ema: EMA | None = None) -> tuple
     return state, gen
 
 
+EpochHook = Callable[..., None]  # on_epoch(run, epoch, *, final): after each epoch's checkpoint, main process only
+
+
 def train(cfg: C.Config, run: Path, *, resume: bool = False, data_dir=None, progress: bool = True,
-          sample_after: bool = False, stop_after_steps: int | None = None) -> State:
-    """Train cfg into the run directory `run` (new, or resumed from its last checkpoint)."""
+          on_epoch: EpochHook | None = None, stop_after_steps: int | None = None) -> State:
+    """Train cfg into the run directory `run` (new, or resumed from its last checkpoint).
+
+    Writes what resume and the log need: checkpoints, metrics.jsonl, the epoch grids (and RUN/degradation.json).
+    Anything else (figures: figures.RunFigures) is the caller's `on_epoch` hook."""
     C.validate(cfg)
     dist.local_batch(cfg.train.batch_size, dist.launched_world())  # before waiting for the other ranks
     ctx = dist.init()  # under torchrun / accelerate launch: this process's rank (dist.py)
@@ -117,17 +126,17 @@ def train(cfg: C.Config, run: Path, *, resume: bool = False, data_dir=None, prog
     run = Path(run)
     images = training_images(cfg, data_dir)  # data errors surface before anything is written
     if not resume:
-        dist.on_main(lambda: (runs.create(run, cfg.to_json()), degradations.write_description(
-            run / "degradation.json", degradations.build(cfg.process))), ctx)
+        dist.on_main(lambda: (runs.create(run, cfg.to_json()), processes.write_description(
+            run / "degradation.json", processes.build(cfg.process))), ctx)
     with dist.held_by_main(runs.locked(run), ctx):
-        return _train_locked(cfg, run, images, resume, progress, sample_after, stop_after_steps, data_dir)
+        return _train_locked(cfg, run, images, resume, progress, on_epoch, stop_after_steps, data_dir)
 
 
-def _train_locked(cfg, run, images, resume, progress, sample_after, stop_after_steps, data_dir=None) -> State:
+def _train_locked(cfg, run, images, resume, progress, on_epoch, stop_after_steps, data_dir=None) -> State:
     set_threads(cfg)
     tc = cfg.train
     ctx = dist.context()
-    net, degradation = build(cfg)  # the same seed on every rank: the same initial weights
+    net, process = build(cfg)  # the same seed on every rank: the same initial weights
     net = net.to(ctx.device)
     # Every rank keeps the same average. Copied before the speed levers: a deep copy of a compiled
     # module could keep calling the original's forward.
@@ -150,10 +159,9 @@ def _train_locked(cfg, run, images, resume, progress, sample_after, stop_after_s
     steps_per_epoch = math.ceil(n / bs)
     lr_at = lambda step: schedules.learning_rate(step, lr=tc.lr, warmup=tc.lr_warmup, decay=tc.lr_decay,  # noqa: E731
                                                  total=tc.epochs * steps_per_epoch)
-    # Grids and evaluations sample from the EMA weights when there are any, as eps-prediction.
-    sampling_net = lambda: predictions.for_sampling(dist.on_cpu(ema.module if ema else net),  # noqa: E731
-                                                    cfg.process.prediction, degradation)
-    last_epoch_done, last_figure = state.epoch, time.perf_counter()
+    # Grids and evaluations sample from the EMA weights when there are any, as the process's samplers want.
+    sampling_net = lambda: process.sampling_net(dist.on_cpu(ema.module if ema else net),  # noqa: E731
+                                                cfg.process.prediction)
     try:
         for epoch in range(state.epoch + 1, tc.epochs + 1):
             perm = data.epoch_permutation(n, tc.seed, epoch)
@@ -168,16 +176,15 @@ def _train_locked(cfg, run, images, resume, progress, sample_after, stop_after_s
                 batch = perm[k * bs:(k + 1) * bs]  # the global batch; this rank trains on its shard
                 # Every rank draws the whole global batch's t and noise, then keeps its shard's: each
                 # image gets what a single process would give it, whatever the number of ranks.
-                t = (degradation.sample_t(batch.shape[0], gen) if hasattr(degradation, "sample_t")
-                     else torch.randint(1, degradation.T + 1, (batch.shape[0],), generator=gen))
+                t = process.sample_t(batch.shape[0], gen)
                 noise = torch.randn((batch.shape[0], 1, *images.shape[1:]), generator=gen)
                 mine = dist.shard(batch.shape[0], ctx)
                 x0 = data.to_model_range(images[batch[mine]]).to(ctx.device)
                 t, noise = t[mine].to(ctx.device), noise[mine].to(ctx.device)
-                with autocast(cfg):
-                    per_sample = losses.diffusion_loss(model, degradation, x0, t, noise,
-                                                       prediction=cfg.process.prediction, norm=cfg.process.loss,
-                                                       min_snr=cfg.process.min_snr)
+                with autocast(cfg, ctx.device):
+                    per_sample = process.loss(model, x0, t, noise,
+                                              prediction=cfg.process.prediction, norm=cfg.process.loss,
+                                              min_snr=cfg.process.min_snr)
                 loss, value = dist.global_mean(per_sample, batch.shape[0], ctx)  # value: the global batch's
                 if not math.isfinite(value):
                     log.write(type="event", event="nonfinite_loss", epoch=epoch, step=state.step + 1, loss=str(value))
@@ -212,12 +219,12 @@ def _train_locked(cfg, run, images, resume, progress, sample_after, stop_after_s
             log.write(type="epoch", epoch=epoch, step=state.step, loss_mean=mean,
                       time_s=elapsed, images_per_s=seen / max(elapsed, 1e-9))
             if ctx.is_main and (epoch in tc.sample_epochs or epoch == tc.epochs):
-                save_epoch_grid(cfg, sampling_net(), degradation, run / "samples" / f"epoch_{epoch:04d}.png",
+                save_epoch_grid(cfg, sampling_net(), process, run / "samples" / f"epoch_{epoch:04d}.png",
                                 data_dir)
             if tc.eval_every and (epoch % tc.eval_every == 0 or epoch == tc.epochs):
                 from .evaluate import log_epoch_eval  # Inception and torchmetrics load only when asked
 
-                log_epoch_eval(log, cfg, sampling_net(), degradation, run, epoch, state.step,
+                log_epoch_eval(log, cfg, sampling_net(), process, run, epoch, state.step,
                                data_dir=data_dir, progress=progress)
             state.epoch, state.step_in_epoch = epoch, 0
             is_best = mean < state.best_loss
@@ -228,30 +235,23 @@ def _train_locked(cfg, run, images, resume, progress, sample_after, stop_after_s
                 save_checkpoint(run, cfg, net, opt, state, gen, ema=ema, best=True)
             if ctx.is_main:
                 save_checkpoint(run, cfg, net, opt, state, gen, ema=ema)
-            # Redrawing costs ~1 s: negligible per real epoch, dominant for tiny ones; so at most once a minute.
-            if ctx.is_main and (epoch == tc.epochs or epoch in tc.sample_epochs
-                                or time.perf_counter() - last_figure > 60):
-                plots.loss_figure(runs.read_metrics(run), run / "figures" / "loss.png")
-                last_figure = time.perf_counter()
-            last_epoch_done = epoch
+            if on_epoch is not None and ctx.is_main:
+                on_epoch(run, epoch, final=epoch == tc.epochs)
             if progress:
                 print(f"epoch {epoch}/{tc.epochs}: mean loss {mean:.5f}, {seen / elapsed:.0f} images/s, "
                       f"{elapsed:.1f} s", file=sys.stderr)
     finally:
         log.close()
-    if sample_after and last_epoch_done == tc.epochs and ctx.is_main:
-        from .sample import sample_run
-        sample_run(run, n=64, seed=tc.seed, data_dir=data_dir)
     dist.barrier(ctx)  # every rank returns once rank 0's files are all written
     return state
 
 
-def save_epoch_grid(cfg: C.Config, net, degradation, path: Path, data_dir=None) -> None:
+def save_epoch_grid(cfg: C.Config, net, process, path: Path, data_dir=None) -> None:
     """A 4x4 grid from the same fixed noise at every epoch (the report's Figs 1.3, 1.8)."""
     net.eval()
     g = torch.Generator().manual_seed(cfg.train.seed + GRID_SEED_OFFSET)
-    x_T = priors.draw(priors.default_start(cfg), degradation, 16, generator=g, run=path.parent.parent,
+    x_T = priors.draw(priors.default_start(cfg), process, 16, generator=g, run=path.parent.parent,
                       data_dir=data_dir)
-    x0 = samplers.SAMPLERS[samplers.default_sampler(cfg)](net, degradation, x_T, generator=g)
-    plots.save_grid(data.to_uint8(x0[:, 0]), path, nrow=4)
+    x0 = samplers.SAMPLERS[samplers.default_sampler(cfg)](net, process, x_T, generator=g)
+    figures.save_grid(data.to_uint8(x0[:, 0]), path, nrow=4)
     net.train()

@@ -15,9 +15,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import __version__, config as C, report_figures as F, report_metrics as M
-from .errors import UserError
-from .report_render import Gallery, Heading, Image, Missing, Table, Text, to_html, to_markdown
+from .. import __version__, config as C, runs
+from ..errors import UserError
+from . import figures as F, labels as M
+from .render import Gallery, Heading, Image, Missing, Table, Text, to_html, to_markdown
 
 MARKER = ".mnistdiff-report"  # written into every report folder: only those may be overwritten
 MAX_GRIDS = 6  # epoch grids shown side by side per run
@@ -41,15 +42,10 @@ class RunData:
 
     @property
     def is_cold(self) -> bool:
-        return self.config.process.degradation not in ("gaussian", "edm")
+        from ..processes import PROCESSES
 
-
-def _read_rows(path: Path) -> list[dict]:
-    """metrics.jsonl rows; a run still training may end in a half-written line, which is left out."""
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines(keepends=True)
-            if line.endswith("\n") and line.strip()]
+        cls = PROCESSES.get(self.config.process.degradation)
+        return cls is not None and not cls.stochastic
 
 
 def load_run(path: str | Path) -> RunData:
@@ -59,7 +55,7 @@ def load_run(path: str | Path) -> RunData:
                         "`mnistdiff train` or `mnistdiff experiment`")
     try:
         cfg = C.from_dict(json.loads((path / "config.json").read_text()))
-        rows = _read_rows(path / "metrics.jsonl")
+        rows = runs.read_metrics(path)
         evals = {p.stem: json.loads(p.read_text()) for p in sorted((path / "eval").glob("*.json"))}
         record = json.loads((path / "experiment.json").read_text()) if (path / "experiment.json").is_file() else None
     except (ValueError, OSError, UserError) as e:
@@ -223,7 +219,7 @@ def run_figures(runs: list[RunData]) -> list:
     """Figures each run saved itself: cold-diffusion panels (Figs 2.2, 2.6, 3.1-3.3), strips, metrics."""
     out = [Heading("Cold diffusion panels and other run figures")]
     for r in runs:
-        pngs = [p for p in sorted((r.path / "figures").glob("*.png")) if p.name not in M.SUPERSEDED_FIGURES]
+        pngs = [p for p in sorted((r.path / "figures").glob("*.png")) if p.name not in F.RUN_FIGURES]
         for p in pngs:
             out.append(Image(_slug(r.name, "fig", p.stem), p.read_bytes(), f"{r.name}: {M.figure_caption(p.stem)}"))
         if r.is_cold and not pngs:

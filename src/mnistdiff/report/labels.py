@@ -10,37 +10,43 @@ from __future__ import annotations
 
 import re
 
-from . import config as C
+from .. import config as C
 
 NOT = "not measured"
 
 
-def _cold_T(cfg: C.Config) -> int | None:
-    try:
-        from . import degradations
-        return degradations.build(cfg.process).T
-    except Exception:  # a degradation this version cannot rebuild: show the configured T instead
-        return None
+def _process_class(cfg: C.Config):
+    from .. import processes
+
+    return processes.PROCESSES.get(cfg.process.degradation)  # None: a process this version does not know
 
 
 def process_name(cfg: C.Config) -> str:
-    p = cfg.process
-    if p.degradation == "gaussian":
-        return f"DDPM (Gaussian noise, {p.schedule} betas)"
-    return f"cold: {p.degradation}, {p.order} order" + (f", groups of {p.group}" if p.group > 1 else "")
+    cls = _process_class(cfg)
+    return cls.label(cfg.process) if cls else f"{cfg.process.degradation} (unknown to this version)"
 
 
 def timesteps(cfg: C.Config) -> str:
-    T = _cold_T(cfg) if cfg.process.degradation != "gaussian" else cfg.process.T
-    return str(T if T is not None else cfg.process.T)
+    """The process's own T (cold averaging derives it from the group), else the configured one."""
+    try:
+        return str(_process_class(cfg).from_config(cfg.process).T)
+    except Exception:  # a process this version cannot rebuild: show the configured T instead
+        return str(cfg.process.T)
+
+
+def _if_used(field: str, value):
+    """A config value as a row, or "not used" when the run's process does not read that field."""
+    def row(c: C.Config) -> str:
+        cls = _process_class(c)
+        return value(c) if cls is None or field in cls.uses else "not used"
+    return row
 
 
 # (row label as in the report's tables, value from the config)
 HYPERPARAMETERS = [
     ("Process", process_name),
-    ("β's (linear schedule)", lambda c: f"({c.process.beta1:g}, {c.process.beta2:g})"
-     if c.process.degradation == "gaussian" else "not used"),
-    ("Row/Column schedule", lambda c: c.process.order if c.process.degradation != "gaussian" else "not used"),
+    ("β's (linear schedule)", _if_used("beta1", lambda c: f"({c.process.beta1:g}, {c.process.beta2:g})")),
+    ("Row/Column schedule", _if_used("order", lambda c: c.process.order)),
     ("Number of timesteps", timesteps),
     ("Learning rate", lambda c: f"{c.train.lr:g}"),
     ("Number of hidden layers & units", lambda c: "(" + ", ".join(map(str, c.model.hidden)) + ")"),
@@ -62,37 +68,27 @@ def other_settings(cfg: C.Config) -> str:
     return ", ".join(diff) or "none"
 
 
-# name -> (label, unit and direction, protocol when the run states none); keys as evaluate.py logs them
+# name -> (label, unit and direction, protocol when the run states none); the names evaluate.py writes,
+# the only ones for each metric in metrics.jsonl, RUN/eval/*.json and the report
 KNOWN = {
     "fid": ("FID", "lower is better", "Fréchet distance of Inception-v3 pool3 features (2048-d) against "
                                       "real MNIST test digits"),
-    "is_inception": ("Inception Score", "higher is better", "exp E KL(p(y|x) || p(y)) of Inception-v3 logits"),
+    "inception_is": ("Inception Score", "higher is better", "exp E KL(p(y|x) || p(y)) of Inception-v3 logits"),
     "kid": ("KID", "lower is better", "kernel inception distance, Inception-v3 pool3 features, cubic kernel"),
-    "is_classifier": ("Classifier IS", "higher is better, 10 at most",
+    "classifier_is": ("Classifier IS", "higher is better, 10 at most",
                       "Inception Score with the MNIST classifier's 10-way softmax in place of Inception's"),
-    "fid_classifier": ("Fréchet distance (classifier features)", "lower is better",
+    "fd_classifier": ("Fréchet distance (classifier features)", "lower is better",
                        "Fréchet distance of the MNIST classifier's penultimate features against real test digits"),
     "class_imbalance": ("Class imbalance", "0 balanced, 0.9 one digit only",
                         "total variation distance of the predicted-class histogram from uniform"),
     "fid_floor": ("FID floor (real test vs real train)", "lower is better", "FID between two sets of real digits"),
     "kid_floor": ("KID floor (real test vs real train)", "lower is better", "KID between two sets of real digits"),
-    "fid_classifier_floor": ("Classifier-feature floor (real test vs train)", "lower is better",
+    "fd_classifier_floor": ("Classifier-feature floor (real test vs train)", "lower is better",
                              "classifier-feature Fréchet distance between two sets of real digits"),
 }
-# other spellings seen in run files -> the names above
-ALIASES = {"is": "is_inception", "inception_is": "is_inception", "classifier_is": "is_classifier",
-           "fd_classifier": "fid_classifier", "fd_classifier_floor": "fid_classifier_floor"}
-REQUIRED_SERIES = ("fid", "is_inception")  # the report plots these against epoch: say so when missing
+REQUIRED_SERIES = ("fid", "inception_is")  # the report plots these against epoch: say so when missing
 _NOT_METRICS = {"type", "step", "epoch", "time_s", "n", "n_samples", "seed", "images_per_s", "metrics_s",
                 "sampling_s", "train_count", "count", "floor_count"}
-# drawn again by the report, overlaid across runs (loss: plots.loss_figure; the rest: plots.eval_figures)
-SUPERSEDED_FIGURES = {"loss.png", "fid.png", "kid.png", "is.png", "classes.png"}
-
-
-def canonical(key: str) -> str:
-    if key.endswith("_std"):
-        return canonical(key[:-4]) + "_std"
-    return ALIASES.get(key, key)
 
 
 def label(key: str) -> tuple[str, str]:
@@ -110,7 +106,6 @@ def epoch_series(rows: list[dict]) -> dict[str, list[tuple[int, float, float | N
     for r in rows:
         if r.get("type") != "eval" or "epoch" not in r:
             continue
-        r = {canonical(k): v for k, v in r.items()}
         for k, v in r.items():
             if k in _NOT_METRICS or k.endswith("_std") or not _numeric(v):
                 continue
@@ -129,7 +124,7 @@ def series_protocol(runs, key: str) -> str:
     texts = set()
     for run in runs:
         tc = run.config.train
-        if any(canonical(k) == key for r in run.of_type("eval") for k in r):
+        if any(key in r for r in run.of_type("eval")):
             n = getattr(tc, "n_eval", None)
             ref = getattr(tc, "eval_ref", None)
             texts.add(f"{n} samples of the run's default sampler per evaluation, against the first {ref} "
@@ -152,9 +147,7 @@ def _eval_protocol(d: dict, key: str) -> str:
     s, p = d.get("samples", {}), d.get("protocol", {})
     p = p if isinstance(p, dict) else {"": str(p)}
     real = p.get("real", {}) if isinstance(p.get("real"), dict) else {}
-    how = next((str(v) for k, v in p.items() if canonical(k) == key and isinstance(v, str)), None) \
-        or (p["classifier_fid"] if key == "fid_classifier" and isinstance(p.get("classifier_fid"), str) else None) \
-        or KNOWN.get(key, ("", "", "see the run's eval JSON"))[2]
+    how = p.get(key) if isinstance(p.get(key), str) else KNOWN.get(key, ("", "", "see the run's eval JSON"))[2]
     what = (f"n = {s.get('n', '?')} samples ({s.get('sampler', '?')}, {s.get('start', '?')} start, seed "
             f"{s.get('seed', '?')}, {s.get('checkpoint', '?')} checkpoint) vs the first {real.get('count', '?')} "
             f"{real.get('split', '?')} digits")
@@ -169,7 +162,7 @@ def final_values(run) -> tuple[dict[str, str], dict[str, str]]:
         values["Final loss"] = f"{ep[-1]['loss_mean']:.4g}"
         protocols["Final loss"] = (f"mean training {run.config.process.loss.upper()} over the iterations of "
                                    "the last epoch (metrics.jsonl)")
-    from . import priors, samplers
+    from .. import priors, samplers
 
     try:
         main = (samplers.default_sampler(run.config), priors.default_start(run.config))
@@ -179,14 +172,13 @@ def final_values(run) -> tuple[dict[str, str], dict[str, str]]:
         setting = _setting(d)
         suffix = "" if setting == main else f" ({setting[0]}, {setting[1]} start)"
         for group, prefix in ((d, ""), (d.get("real") if isinstance(d.get("real"), dict) else {}, "real: ")):
-            flat = {canonical(k): v for k, v in group.items()}
-            for k, v in flat.items():
+            for k, v in group.items():
                 if k in _NOT_METRICS or k.endswith("_std") or not _numeric(v):
                     continue
                 metric = f"{prefix}{label(k)[0]}{suffix}"
                 if metric in values:  # a second evaluation of the same setting: keep the first, name the other
                     metric = f"{metric} [{name}]"
-                values[metric] = _fmt(v, flat.get(f"{k}_std"))
+                values[metric] = _fmt(v, group.get(f"{k}_std"))
                 protocols[metric] = _eval_protocol(d, k) if not prefix else \
                     f"real digits, no model: {KNOWN.get(k, ('', '', 'see the eval JSON'))[2]}"
     return values, protocols
@@ -260,7 +252,7 @@ def wall_minutes(run) -> str:
     return f"{train / 60:.1f} + {sum(s['wall_s'] for s in sessions) / 60 - train / 60:.1f}"
 
 
-INCEPTION_KEYS = {"fid", "kid", "is_inception"}
+INCEPTION_KEYS = {"fid", "kid", "inception_is"}
 
 
 def why_missing(run, key: str) -> str:
@@ -272,7 +264,7 @@ def why_missing(run, key: str) -> str:
         return "classifier metrics only"
     if not run.of_type("eval"):
         return "no evaluation reached yet"
-    if key == "is_inception":
+    if key == "inception_is":
         return "Inception logit weights (torch-fidelity) absent: see the classifier IS"
     return "not logged"
 
