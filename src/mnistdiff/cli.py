@@ -55,6 +55,13 @@ class Parser(argparse.ArgumentParser):
     def error(self, message):  # one line, exit 2, no usage dump
         self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
+    def parse_known_args(self, args=None, namespace=None):
+        ns, rest = super().parse_known_args(args, namespace)
+        for action in self._actions:  # argparse turns `--out=--` into an empty list: refuse it as missing
+            if action.nargs is None and isinstance(getattr(ns, action.dest, None), list):
+                self.error(f"argument {'/'.join(action.option_strings)}: expected one argument")
+        return ns, rest
+
 
 def _add_config_flags(p: argparse.ArgumentParser) -> None:
     defaults, about = C.Config(), C.field_help()
@@ -206,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sample", help="generate images from a trained run or checkpoint",
                        epilog=EXAMPLES["sample"], formatter_class=argparse.RawDescriptionHelpFormatter)
     s.add_argument("run", help="run directory or checkpoint file")
-    s.add_argument("-n", type=int, default=64, help="number of images (default: 64)")
+    s.add_argument("-n", type=int, default=64, help="number of images, at most 100000 (default: 64)")
     _add_sampling_flags(s)
     s.add_argument("--components", type=int, default=10, help="--start gmm: mixture components (default: 10)")
     s.add_argument("--start-noise", type=float, default=0.0,
@@ -219,7 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("evaluate", help="FID, KID, Inception and classifier IS of a trained run's samples",
                        epilog=EXAMPLES["evaluate"], formatter_class=argparse.RawDescriptionHelpFormatter)
     e.add_argument("run", help="run directory")
-    e.add_argument("-n", type=int, default=10_000, help="generated images (default: 10000, the report's final FID)")
+    e.add_argument("-n", type=int, default=10_000, help="generated images, 10 to 100000 (default: 10000, the report's final FID)")
     _add_sampling_flags(e)
     e.add_argument("--split", default="test", choices=["test", "train"],
                    help="real images of the comparison (default: test)")
@@ -269,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         # An error every rank of a multi-process run raises alike is printed by rank 0 only.
         if not (getattr(e, "every_rank", False) and os.environ.get("RANK", "0") != "0"):
-            print(f"mnistdiff: error: {e}", file=sys.stderr)
+            print(f"mnistdiff: error: {' '.join(str(e).splitlines())}", file=sys.stderr)  # one line, always
         return 2
     except KeyboardInterrupt:
         return _interrupted()

@@ -263,7 +263,7 @@ def evaluate_run(run, *, n: int = 10_000, seed: int = 0, which: str = "last", sa
                  weights: str = "ema") -> tuple[Path, dict]:
     """The final evaluation: n samples of a trained run -> RUN/eval/<name>.json (+ .npy samples, class chart)."""
     from . import priors, samplers
-    from .sample import generate, load_trained
+    from .sample import check_counts, generate, load_trained
 
     run = Path(run)
     if not (run / "config.json").is_file():
@@ -271,6 +271,10 @@ def evaluate_run(run, *, n: int = 10_000, seed: int = 0, which: str = "last", sa
     if n < 10:
         raise UserError(f"-n {n} is too few samples: IS uses 10 splits and FID a covariance; use at least 10 "
                         "(the report's protocol: 10000)")
+    check_counts(n, sample_batch_size)
+    if name is not None and (not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name
+                             or len(name.encode(errors="replace")) > 200):
+        raise UserError(f"--name {name!r} must be a plain file name (no folders): results go to {run}/eval/NAME.json")
     cfg, net, degradation = load_trained(run, which, weights)
     sampler = sampler or samplers.default_sampler(cfg)
     # Options left unset (None) keep the sampler's defaults and stay out of the result's name.
@@ -284,7 +288,10 @@ def evaluate_run(run, *, n: int = 10_000, seed: int = 0, which: str = "last", sa
     out = run / "eval" / f"{name}.json"
     if out.exists():
         raise UserError(f"{out} already exists; pass another --name or --seed (nothing was overwritten)")
-    runs.ensure_writable(out.parent)
+    made_eval_dir = not out.parent.exists()
+    runs.ensure_writable(out.parent)  # refused now rather than after hours of sampling
+    if made_eval_dir:
+        out.parent.rmdir()  # made again with the results: a failed evaluation leaves no empty eval/
     t0 = time.perf_counter()
     ev = Evaluator(metrics=metrics, split=split, n_ref=n_ref, cache=cache, data_dir=data_dir,
                    inception_weights=inception_weights, inception_logits=inception_logits,
@@ -306,6 +313,7 @@ def evaluate_run(run, *, n: int = 10_000, seed: int = 0, which: str = "last", sa
                          "seed": seed, "file": out.with_suffix(".npy").name, "sampler_options": sampler_options,
                          "weights": weights}
     result["protocol"] = ev.protocol()
+    out.parent.mkdir(exist_ok=True)
     np.save(out.with_suffix(".npy"), images.numpy())
     plots.class_histogram_figure(result["class_histogram"], out.with_name(f"{name}-classes.png"),
                                  title=f"Classes of {n} samples of {run.name} (imbalance {result['class_imbalance']:.3f})")
