@@ -7,6 +7,7 @@ The resolved config is written to every run directory and every checkpoint, so `
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import tomllib
 import typing
@@ -97,6 +98,7 @@ CHOICES = {
 }
 
 
+@functools.cache  # read once: every parser and every config load asks
 def field_help() -> dict[str, str]:
     """Each field's trailing `# comment` in this file: the one description of a setting, shown by --help."""
     import inspect
@@ -111,6 +113,7 @@ def field_help() -> dict[str, str]:
     return out
 
 
+@functools.cache
 def field_type(name: str):
     cls = SECTIONS[FIELD_SECTION[name]]
     return typing.get_type_hints(cls)[name]
@@ -172,9 +175,13 @@ def load_file(path: str | Path) -> dict:
     """Read a config file (.json or .toml) as a nested dict; sections may also be given flat."""
     path = Path(path)
     try:
+        if path.exists() and not path.is_file():  # a FIFO would block
+            raise UserError(f"config file {path} is not a regular file")
         text = path.read_text()
     except OSError as e:
         raise UserError(f"cannot read config file {path}: {e.strerror}") from None
+    except UnicodeDecodeError:
+        raise UserError(f"config file {path} is not UTF-8 text") from None
     try:
         d = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
     except (ValueError, tomllib.TOMLDecodeError) as e:
@@ -230,12 +237,13 @@ def validate(cfg: Config) -> Config:
     if not cls.stochastic and p.prediction != "x0":
         raise UserError(f"{p.degradation} is a cold (deterministic) degradation: the net must restore x0; "
                         "pass --prediction x0")
-    if not 0 <= p.min_snr < float("inf") or (p.min_snr and not cls.stochastic):
-        raise UserError(f"min_snr={p.min_snr} must be >= 0 (e.g. --min-snr 5) and is for the gaussian process only")
+    if not 0 <= p.min_snr <= 1e6 or (p.min_snr and not cls.stochastic):
+        raise UserError(f"min_snr={p.min_snr} must lie in [0, 1e6] (e.g. --min-snr 5) and is for the gaussian "
+                        "process only")
     if hasattr(cls, "check_config"):
         cls.check_config(p)
-    if not t.lr > 0:
-        raise UserError(f"lr={t.lr} must be positive, e.g. --lr 2e-4")
+    if not 0 < t.lr < float("inf"):
+        raise UserError(f"lr={t.lr} must be positive and finite, e.g. --lr 2e-4")
     if not 0 <= t.ema_decay < 1:
         raise UserError(f"ema_decay={t.ema_decay} must lie in [0, 1) (0: off), e.g. --ema-decay 0.999")
     if t.lr_warmup < 0 or not 0 <= t.grad_clip < float("inf"):
