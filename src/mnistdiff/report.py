@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from pathlib import Path
 
 from . import __version__, config as C, report_figures as F, report_metrics as M
 from .errors import UserError
+from .runs import parse_row
 from .report_render import Gallery, Heading, Image, Missing, Table, Text, to_html, to_markdown
 
 MARKER = ".mnistdiff-report"  # written into every report folder: only those may be overwritten
@@ -48,7 +48,7 @@ def _read_rows(path: Path) -> list[dict]:
     """metrics.jsonl rows; a run still training may end in a half-written line, which is left out."""
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines(keepends=True)
+    return [parse_row(line, f"{path} line {i}") for i, line in enumerate(path.read_text().splitlines(keepends=True), 1)
             if line.endswith("\n") and line.strip()]
 
 
@@ -255,10 +255,20 @@ def _prepare(out: Path) -> None:
                         "(only folders made by `mnistdiff report` are overwritten)")
     try:
         out.mkdir(parents=True, exist_ok=True)
-        if (out / "img").is_dir():
-            shutil.rmtree(out / "img")  # stale images of the previous report
+        for rel in _previous_images(out):  # stale images of the previous report; nothing else in img/
+            (out / rel).unlink(missing_ok=True)
     except OSError as e:
         raise UserError(f"cannot write to {out} ({e.strerror}); choose a writable -o directory") from None
+
+
+def _previous_images(out: Path) -> list[str]:
+    """The img/ files the previous report listed in its marker (none for a marker without the list)."""
+    try:
+        files = json.loads((out / MARKER).read_text()).get("files", [])
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [f for f in files if isinstance(f, str) and f.startswith("img/") and "/" not in f[4:]
+            and f[4:] not in ("", ".", "..") and (out / f).is_file()]
 
 
 def write_report(paths: list[str | Path], out: str | Path, *, title: str = "MNIST diffusion study",
@@ -268,9 +278,9 @@ def write_report(paths: list[str | Path], out: str | Path, *, title: str = "MNIS
     out = Path(out)
     blocks = build(runs, grid_epochs)
     _prepare(out)
-    (out / MARKER).write_text(json.dumps({"made_by": f"mnistdiff {__version__}",
-                                          "runs": [str(r.path) for r in runs]}) + "\n")
     md, files = to_markdown(title, blocks)
+    (out / MARKER).write_text(json.dumps({"made_by": f"mnistdiff {__version__}",
+                                          "runs": [str(r.path) for r in runs], "files": sorted(files)}) + "\n")
     for rel, png in files.items():
         (out / rel).parent.mkdir(parents=True, exist_ok=True)
         (out / rel).write_bytes(png)
