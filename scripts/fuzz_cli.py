@@ -377,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
         twin = case_dir.with_name(case_dir.name + "-sub")
         if ran_twice < args.subprocess and argv[0] != "train":  # the same files, for a real process afterwards
             shutil.copytree(case_dir, twin, symlinks=True)
-        before, top = _listing(root, root / "a", work), _listing(case_dir)
+        before, top = _listing(root, root / "a", work) - {twin}, _listing(case_dir)
         HUNG.clear()
         try:
             code, err = run_in_process(argv, case_dir)
