@@ -246,3 +246,22 @@ def test_a_rebuilt_report_keeps_the_users_files_in_img(run, tmp_path):
     assert run_cli("report", run, "-o", out)[0] == 0
     assert (out / "img" / "notes.txt").read_text() == "mine"
     assert (out / "img" / images[0]).read_bytes() != b"stale"  # the report's own images are rewritten
+
+
+def test_checkpoints_of_the_first_format_still_load_with_the_same_content_checks(run):
+    """Runs trained before the header joined the checksum resume and sample as before."""
+    from safetensors.torch import save as st_save
+
+    last = runs.checkpoint_path(run, "last")
+    tensors, config, state = checkpoint.load(last)
+
+    def write_v1(tensors):
+        meta = {"format": checkpoint.FORMAT_1, "config": json.dumps(config, sort_keys=True),
+                "state": json.dumps(state, sort_keys=True), "sha256": checkpoint._digest(tensors)}
+        last.write_bytes(st_save(tensors, metadata=meta))
+
+    write_v1(tensors)
+    assert checkpoint.load(last)[2] == state
+    _nan_weights(tensors, config, state)
+    write_v1(tensors)
+    refused("sample", run, "-n", "2", match="non-finite values in")
