@@ -29,7 +29,7 @@ import time
 import traceback
 from pathlib import Path
 
-STEP_CAP = 4  # optimizer steps per training case
+STEP_CAP = 2  # optimizer steps per training case
 CASE_LIMIT_S = 60  # a case still running after this is a failure (a hang)
 
 INTS = ["0", "1", "2", "-1", "-7", "3", "10", "1000000000000", str(2 ** 63), str(2 ** 64), "1e3", "1e400", "2.5",
@@ -207,7 +207,7 @@ def _flags(rng: random.Random, table: dict, k: int) -> list[str]:
 def make_case(rng: random.Random, refs: dict[str, Path], case_dir: Path) -> tuple[list[str], str]:
     """(argv, description) of one random case, its files made under case_dir; argv's paths are relative
     to case_dir, where the case runs."""
-    kind = rng.choices(["train", "resume", "sample", "evaluate", "report", "other"], [15, 13, 30, 15, 2, 25])[0]
+    kind = rng.choices(["train", "resume", "sample", "evaluate", "report", "other"], [10, 8, 32, 10, 1, 39])[0]
     what = ""
     run = case_dir / "run"
     if kind in ("resume", "sample", "evaluate", "report"):

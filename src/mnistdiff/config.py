@@ -229,6 +229,8 @@ def validate(cfg: Config) -> Config:
         raise UserError(f"betas ({p.beta1}, {p.beta2}) must lie in (0, 1), e.g. --beta1 1e-4 --beta2 0.02")
     if p.beta1 >= p.beta2:
         raise UserError(f"beta1={p.beta1} must be smaller than beta2={p.beta2}")
+    if not 0 <= p.order_seed < 2 ** 32 or not 0 <= t.seed < 2 ** 32:  # seeds are scaled and offset below 2**63
+        raise UserError(f"seed={t.seed} and order_seed={p.order_seed} must lie in [0, 2**32), e.g. --seed 1")
     if p.group < 1 or 28 % p.group:
         raise UserError(f"group={p.group} must divide 28 (1, 2, 4, 7, 14 or 28)")
     from .degradations import DEGRADATIONS  # lazily: config stays importable without torch

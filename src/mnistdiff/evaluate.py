@@ -271,7 +271,7 @@ def evaluate_run(run, *, n: int = 10_000, seed: int = 0, which: str = "last", sa
     if n < 10:
         raise UserError(f"-n {n} is too few samples: IS uses 10 splits and FID a covariance; use at least 10 "
                         "(the report's protocol: 10000)")
-    check_counts(n, sample_batch_size)
+    check_counts(n, sample_batch_size, seed=seed)
     if name is not None and (not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name
                              or len(name.encode(errors="replace")) > 200):
         raise UserError(f"--name {name!r} must be a plain file name (no folders): results go to {run}/eval/NAME.json")

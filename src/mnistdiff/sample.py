@@ -17,8 +17,10 @@ WEIGHTS = ("ema", "raw")
 MAX_SAMPLES = 100_000  # -n ceiling of sample and evaluate: all x_T are drawn at once (314 MB of float32)
 
 
-def check_counts(n: int, batch_size: int, flag: str = "--batch-size") -> None:
-    """Sample count and batch size, refused before any work."""
+def check_counts(n: int, batch_size: int, flag: str = "--batch-size", seed: int = 0) -> None:
+    """Sample count, batch size and seed, refused before any work."""
+    if not -2 ** 63 <= seed < 2 ** 64:  # what a torch.Generator takes
+        raise UserError(f"seed {seed} is out of range; pass a --seed between 0 and 2**63 - 1")
     if n <= 0:
         raise UserError(f"sample count {n} must be positive, e.g. -n 64")
     if n > MAX_SAMPLES:
@@ -75,7 +77,7 @@ def generate(net, degradation, cfg: C.Config, n: int, *, seed: int = 0, sampler:
     All n starting points are drawn first, in one call, so a conditional start uses n distinct test
     images (not a fresh draw per batch) and x_T does not depend on the batch size.
     """
-    check_counts(n, batch_size)
+    check_counts(n, batch_size, seed=seed)
     sampler = sampler or samplers.default_sampler(cfg)
     start = start or priors.default_start(cfg)
     if sampler not in samplers.SAMPLERS:
@@ -105,7 +107,7 @@ def sample_run(run: str | Path, *, n: int = 64, seed: int = 0, which: str = "las
 
     For a cold run, also the figures of the report's Section 2 (cold_figures.write_all) in RUN/figures/.
     """
-    check_counts(n, batch_size)
+    check_counts(n, batch_size, seed=seed)
     if out is not None and Path(out).suffix.lower() != ".png":
         raise UserError(f"--out {out} must name a .png file (the .npy array is written beside it)")
     run = Path(run)
