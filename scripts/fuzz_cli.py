@@ -181,12 +181,14 @@ def damage_run(run: Path, rng: random.Random) -> str:
         if rng.random() < 0.5:
             (run / runs.CKPT_DIR).write_text("a file")
     elif kind == "stale-tmp":
-        (run / runs.CKPT_DIR / f".last.safetensors{checkpoint.TMP_TAG}{rng.randint(2, 10 ** 6)}").write_bytes(b"0" * 100)
+        stale = run / runs.CKPT_DIR / f".last.safetensors{checkpoint.TMP_TAG}{rng.randint(2, 10 ** 6)}"
+        stale.write_bytes(b"0" * 100)
     elif kind in ("samples-file", "eval-file"):
         p = run / kind.split("-")[0]
         remove(p)
         p.write_text("a file")
-    return f"{kind} {slot.name if kind in ('flip', 'truncate', 'random', 'empty', 'directory', 'fifo', 'dangling', 'rehash') else ''}".strip()
+    on_slot = ("flip", "truncate", "random", "empty", "directory", "fifo", "dangling", "rehash")
+    return f"{kind} {slot.name}" if kind in on_slot else kind
 
 
 # -- cases ----------------------------------------------------------------------------------------
@@ -249,7 +251,8 @@ def make_case(rng: random.Random, refs: dict[str, Path], case_dir: Path) -> tupl
             lambda: ["presets", *rng.sample(["-v", "--verbose", "x"], rng.randint(0, 1))],
             lambda: ["experiment", rng.choice(["nope", "quick", "p.toml"]), "--dry-run", "--runs", "runs"],
             lambda: [rng.choice(["train", "sample", "evaluate", "report", "x", ""]),
-                     *[rng.choice(TEXT + INTS + ["--run", "--resume", "-n", "--help-me"]) for _ in range(rng.randint(0, 4))]],
+                     *[rng.choice(TEXT + INTS + ["--run", "--resume", "-n", "--help-me"])
+                       for _ in range(rng.randint(0, 4))]],
         ])()
         (case_dir / "p.toml").write_text(rng.choice(["[[run]]\npreset = 'quick'\n", "x", "[[run]]\npreset = 'nope'\n"]))
     return argv, f"{kind} {what}".strip()

@@ -226,7 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("evaluate", help="FID, KID, Inception and classifier IS of a trained run's samples",
                        epilog=EXAMPLES["evaluate"], formatter_class=argparse.RawDescriptionHelpFormatter)
     e.add_argument("run", help="run directory")
-    e.add_argument("-n", type=int, default=10_000, help="generated images, 10 to 100000 (default: 10000, the report's final FID)")
+    e.add_argument("-n", type=int, default=10_000,
+                   help="generated images, 10 to 100000 (default: 10000, the report's final FID)")
     _add_sampling_flags(e)
     e.add_argument("--split", default="test", choices=["test", "train"],
                    help="real images of the comparison (default: test)")

@@ -218,7 +218,8 @@ def _writing(run: Path):
         yield
     except OSError as e:
         raise UserError(f"cannot write to {Path(run) / CKPT_DIR} ({e.strerror}); free space or fix its "
-                        f"permissions, then `mnistdiff train --resume {run}` (the last good checkpoint is kept)") from None
+                        f"permissions, then `mnistdiff train --resume {run}` (the last good checkpoint is "
+                        "kept)") from None
 
 
 def _set_aside_if_not_a_file(path: Path) -> None:

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import checkpoint, checkpoint_check, config as C, data, degradations, nets, perf, plots, predictions, priors, runs, samplers
+from . import (checkpoint, checkpoint_check, config as C, data, degradations, nets, perf, plots, predictions, priors,
+               runs, samplers)
 from .errors import UserError
 
 
