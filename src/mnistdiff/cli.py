@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import os
 import sys
 from pathlib import Path
@@ -281,12 +282,21 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return _interrupted()
+    except OSError as e:
+        if e.errno not in PATH_ERRORS:
+            raise
+        # A path the system refuses before any file is opened (too long, a loop of links, ...).
+        print(f"mnistdiff: error: cannot use {e.filename!s:.80} ({e.strerror}); pass another path", file=sys.stderr)
+        return 2
     except Exception as e:
         # Ctrl-C while a C extension initialises (matplotlib's Agg on the first figure) surfaces as
         # ImportError("initialization failed") caused by the KeyboardInterrupt: an interrupt all the same.
         if _caused_by_interrupt(e):
             return _interrupted()
         raise
+
+
+PATH_ERRORS = (errno.ENAMETOOLONG, errno.ELOOP, errno.ENOTDIR)
 
 
 def _caused_by_interrupt(e: BaseException | None) -> bool:
