@@ -196,8 +196,8 @@ def damage_run(run: Path, rng: random.Random) -> str:
 def _damage(run: Path, rng: random.Random) -> str:
     try:
         return damage_run(run, rng)
-    except OSError as e:  # a second damage that the first made impossible (a folder now a file, ...)
-        return f"(skipped: {e.strerror})"
+    except (OSError, ValueError) as e:  # a second damage the first made impossible (a folder now a file, ...)
+        return f"(skipped: {getattr(e, 'strerror', None) or e})"
 
 
 def _flags(rng: random.Random, table: dict, k: int) -> list[str]:
