@@ -244,8 +244,8 @@ def validate(cfg: Config) -> Config:
                         "process only")
     if hasattr(cls, "check_config"):
         cls.check_config(p)
-    if not 0 < t.lr < float("inf"):
-        raise UserError(f"lr={t.lr} must be positive and finite, e.g. --lr 2e-4")
+    if not 0 < t.lr <= 1e30:  # Adam's step must fit a float32 (--lr 1e300 overflowed inside the optimizer)
+        raise UserError(f"lr={t.lr} must be positive and finite (at most 1e30), e.g. --lr 2e-4")
     if not 0 <= t.ema_decay < 1:
         raise UserError(f"ema_decay={t.ema_decay} must lie in [0, 1) (0: off), e.g. --ema-decay 0.999")
     if t.lr_warmup < 0 or not 0 <= t.grad_clip < float("inf"):

@@ -189,8 +189,8 @@ def check_options(name: str, options: dict | None, T: int) -> dict:
                         "e.g. --sampler ddim --steps 50 --eta 0")
     if name == "ddim":
         ddim_timesteps(T, options.get("steps", 50))
-        if options.get("eta", 0.0) < 0:
-            raise UserError(f"eta={options['eta']} must be >= 0 (0: deterministic DDIM, 1: DDPM-like noise)")
+        if not 0 <= options.get("eta", 0.0) <= 1:  # above 1 sigma_t outgrows sqrt(1 - alpha_bar_{t-1})
+            raise UserError(f"eta={options['eta']} must lie in [0, 1] (0: deterministic DDIM, 1: DDPM-like noise)")
     return options
 
 
