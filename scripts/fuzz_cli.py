@@ -398,7 +398,9 @@ def main(argv: list[str] | None = None) -> int:
         if (argv[:1] == ["evaluate"] or argv[:2] == ["train", "--resume"]) and _listing(case_dir) != top:
             problems.append(f"wrote outside the run: {sorted(map(str, _listing(case_dir) - top))}")
         if twin.exists() and not problems:
+            started = time.perf_counter()
             sub_code, sub_err = run_as_process(argv, twin)
+            deadline += time.perf_counter() - started  # --seconds bounds the in-process cases only
             ran_twice += 1
             matched += sub_code == code
             if sub_code != code or "Traceback" in sub_err:

@@ -20,5 +20,5 @@ def test_fuzzing_the_cli_briefly_finds_no_failure(cache):
     summary = r.stdout.strip().splitlines()[-1] if r.stdout.strip() else ""
     assert r.returncode == 0 and ", failures: 0 " in summary, r.stdout[-3000:] + r.stderr[-3000:]
     tried = int(summary.split("cases tried: ")[1].split(",")[0])
-    assert tried >= 20, summary
+    assert tried >= 10, summary  # a few hundred on an idle 2-core machine
     assert "2 of 2 run again as real processes ended the same" in summary, summary
