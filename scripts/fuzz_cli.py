@@ -100,8 +100,10 @@ def damage_run(run: Path, rng: random.Random) -> str:
             raw = raw[:rng.randrange(len(raw))]
         slot.write_bytes(bytes(raw))
     elif kind == "random":
+        remove(slot)  # an earlier damage may have left a FIFO there: writing to it would block
         slot.write_bytes(rng.randbytes(rng.randint(1, 5000)))
     elif kind == "empty":
+        remove(slot)
         slot.write_bytes(b"")
     elif kind == "directory":
         remove(slot)
@@ -139,12 +141,12 @@ def damage_run(run: Path, rng: random.Random) -> str:
     elif kind == "config.json":
         p = run / "config.json"
         choice = rng.choice(["garbage", "json", "delete", "directory", "fifo", "mutate"])
-        if choice == "mutate":
+        if choice == "mutate" and p.is_file():  # not a FIFO an earlier damage made: reading it would block
             d = json.loads(p.read_text())
             section = rng.choice(sorted(d))
             d[section][rng.choice(sorted(d[section]) + ["unknown"])] = rng.choice([-1, "x", None, 1e308, [], 7])
             p.write_text(json.dumps(d))
-        else:
+        elif choice != "mutate":
             remove(p)
             if choice == "garbage":
                 p.write_bytes(rng.randbytes(100))
