@@ -2,7 +2,10 @@
 
 One file holds the model, the optimizer state, every RNG state, the step counters and the resolved
 config. Loading executes nothing from the file: safetensors is a JSON header plus raw bytes.
-A SHA-256 over all tensor bytes, stored in the header, catches corruption that keeps the length.
+A SHA-256 over every tensor (name, dtype, shape, bytes) and the header's format, config and state,
+stored in the header, catches corruption that keeps the length; then checkpoint_check verifies what
+the bytes say (shapes against the config's net, finite weights, every state field's type and range).
+Files of the first format (digest over the tensor bytes only) still load, with the same content checks.
 """
 
 from __future__ import annotations
@@ -11,30 +14,42 @@ import hashlib
 import json
 import os
 import random
+import stat
 from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import SafetensorError, safe_open
+from safetensors import safe_open
 from safetensors.torch import save as st_save
 
 from .errors import UserError
 
-FORMAT = "mnistdiff-checkpoint-1"
+FORMAT = "mnistdiff-checkpoint-2"
+FORMAT_1 = "mnistdiff-checkpoint-1"  # digest over the tensors only; read, never written
 
 
 class CorruptCheckpoint(UserError):
     """The file is truncated, altered, or not a mnistdiff checkpoint."""
 
 
-def _digest(tensors: dict[str, torch.Tensor]) -> str:
+def _digest(tensors: dict[str, torch.Tensor], header: dict[str, str] | None = None) -> str:
+    """SHA-256 of the tensors and (format 2) the header's strings; header=None gives format 1's digest."""
     h = hashlib.sha256()
     for name in sorted(tensors):
-        t = tensors[name].detach().contiguous().reshape(-1)
+        t = tensors[name].detach().contiguous()
         h.update(name.encode())
         h.update(str(t.dtype).encode())
-        h.update(t.view(torch.uint8).numpy().tobytes())
+        if header is not None:
+            h.update(repr(tuple(t.shape)).encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    for key in sorted(header or {}):
+        value = header[key].encode()
+        h.update(f"{key}:{len(value)}:".encode())
+        h.update(value)
     return h.hexdigest()
+
+
+TMP_TAG = ".tmp-"  # .NAME.tmp-PID: a write in progress, or left by a killed process (runs.remove_stale_temporaries)
 
 
 def atomic_write_bytes(path: Path, payload: bytes) -> None:
@@ -43,12 +58,16 @@ def atomic_write_bytes(path: Path, payload: bytes) -> None:
     A reader (or a resumed run after kill -9) sees either the old file or the new one, never half.
     """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(payload)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    tmp = path.with_name(f".{path.name}{TMP_TAG}{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(payload)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:  # a full disk, a refused rename, Ctrl-C: no half file left behind
+        tmp.unlink(missing_ok=True)
+        raise
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(dir_fd)  # make the rename itself durable
@@ -106,32 +125,47 @@ def save(path: Path, *, tensors: dict[str, torch.Tensor], config: dict, state: d
         "format": FORMAT,
         "config": json.dumps(config, sort_keys=True),
         "state": json.dumps(state, sort_keys=True),
-        "sha256": _digest(tensors),
     }
+    meta["sha256"] = _digest(tensors, meta)
     atomic_write_bytes(Path(path), st_save(tensors, metadata=meta))
 
 
 def load(path: Path) -> tuple[dict[str, torch.Tensor], dict, dict]:
     """-> (tensors, config dict, state dict); raises CorruptCheckpoint on any damage."""
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"checkpoint {path} does not exist; train first or pass an existing --checkpoint")
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        raise UserError(f"checkpoint {path} does not exist; train first or pass an existing --checkpoint") from None
+    if not stat.S_ISREG(mode):  # never opened: reading a FIFO would block
+        kind = "a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else \
+            "a socket" if stat.S_ISSOCK(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) \
+            else "not a regular file"
+        raise CorruptCheckpoint(f"checkpoint {path} is {kind}, not a checkpoint file; remove it, "
+                                "or sample with --checkpoint prev")
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
             tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as e:  # noqa: BLE001 - SafetensorError, OSError, ...; a Rust panic is a BaseException
         raise CorruptCheckpoint(f"checkpoint {path} is truncated or not a safetensors file ({e}); "
                                 "delete it or resume from another checkpoint") from None
-    if meta.get("format") != FORMAT:
+    if meta.get("format") not in (FORMAT, FORMAT_1):
         raise CorruptCheckpoint(f"{path} is not a mnistdiff checkpoint (format {meta.get('format')!r})")
-    if _digest(tensors) != meta.get("sha256"):
+    header = {k: meta.get(k, "") for k in ("format", "config", "state")} if meta["format"] == FORMAT else None
+    if _digest(tensors, header) != meta.get("sha256"):
         raise CorruptCheckpoint(f"checkpoint {path} fails its SHA-256 check (the file was altered or "
                                 "damaged); delete it or resume from another checkpoint")
     try:
-        return tensors, json.loads(meta["config"]), json.loads(meta["state"])
-    except (KeyError, ValueError) as e:
+        config, state = json.loads(meta["config"]), json.loads(meta["state"])
+    except (KeyError, ValueError, RecursionError) as e:
         raise CorruptCheckpoint(f"checkpoint {path} has an unreadable header ({e})") from None
+    from .checkpoint_check import check  # it builds nets and optimizers, which import this module
+
+    check(path, tensors, config, state)
+    return tensors, config, state
 
 
 EMA_PREFIX = "ema/"  # the EMA weights (ema.py), beside the trained ones under "model/"

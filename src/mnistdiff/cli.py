@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import os
 import sys
 from pathlib import Path
@@ -54,6 +55,13 @@ EXAMPLES = {
 class Parser(argparse.ArgumentParser):
     def error(self, message):  # one line, exit 2, no usage dump
         self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+    def parse_known_args(self, args=None, namespace=None):
+        ns, rest = super().parse_known_args(args, namespace)
+        for action in self._actions:  # argparse turns `--out=--` into an empty list: refuse it as missing
+            if action.nargs is None and isinstance(getattr(ns, action.dest, None), list):
+                self.error(f"argument {'/'.join(action.option_strings)}: expected one argument")
+        return ns, rest
 
 
 def _add_config_flags(p: argparse.ArgumentParser) -> None:
@@ -229,7 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sample", help="generate images from a trained run or checkpoint",
                        epilog=EXAMPLES["sample"], formatter_class=argparse.RawDescriptionHelpFormatter)
     s.add_argument("run", help="run directory or checkpoint file")
-    s.add_argument("-n", type=int, default=64, help="number of images (default: 64)")
+    s.add_argument("-n", type=int, default=64, help="number of images, at most 100000 (default: 64)")
     _add_sampling_flags(s)
     s.add_argument("--components", type=int, default=10, help="--start gmm: mixture components (default: 10)")
     s.add_argument("--start-noise", type=float, default=0.0,
@@ -242,7 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("evaluate", help="FID, KID, Inception and classifier IS of a trained run's samples",
                        epilog=EXAMPLES["evaluate"], formatter_class=argparse.RawDescriptionHelpFormatter)
     e.add_argument("run", help="run directory")
-    e.add_argument("-n", type=int, default=10_000, help="generated images (default: 10000, the report's final FID)")
+    e.add_argument("-n", type=int, default=10_000,
+                   help="generated images, 10 to 100000 (default: 10000, the report's final FID)")
     _add_sampling_flags(e)
     e.add_argument("--split", default="test", choices=["test", "train"],
                    help="real images of the comparison (default: test)")
@@ -292,16 +301,25 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         # An error every rank of a multi-process run raises alike is printed by rank 0 only.
         if not (getattr(e, "every_rank", False) and os.environ.get("RANK", "0") != "0"):
-            print(f"mnistdiff: error: {e}", file=sys.stderr)
+            print(f"mnistdiff: error: {' '.join(str(e).splitlines())}", file=sys.stderr)  # one line, always
         return 2
     except KeyboardInterrupt:
         return _interrupted()
+    except OSError as e:
+        if e.errno not in PATH_ERRORS:
+            raise
+        # A path the system refuses before any file is opened (too long, a loop of links, ...).
+        print(f"mnistdiff: error: cannot use {e.filename!s:.80} ({e.strerror}); pass another path", file=sys.stderr)
+        return 2
     except Exception as e:
         # Ctrl-C while a C extension initialises (matplotlib's Agg on the first figure) surfaces as
         # ImportError("initialization failed") caused by the KeyboardInterrupt: an interrupt all the same.
         if _caused_by_interrupt(e):
             return _interrupted()
         raise
+
+
+PATH_ERRORS = (errno.ENAMETOOLONG, errno.ELOOP, errno.ENOTDIR)
 
 
 def _caused_by_interrupt(e: BaseException | None) -> bool:

@@ -115,6 +115,7 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+@functools.cache  # read once: every parser and every config load asks
 def field_help() -> dict[str, str]:
     """Each field's trailing `# comment` in this file: the one description of a setting, shown by --help."""
     import inspect
@@ -129,6 +130,7 @@ def field_help() -> dict[str, str]:
     return out
 
 
+@functools.cache
 def field_type(name: str):
     cls = SECTIONS[FIELD_SECTION[name]]
     return typing.get_type_hints(cls)[name]
@@ -190,9 +192,13 @@ def load_file(path: str | Path) -> dict:
     """Read a config file (.json or .toml) as a nested dict; sections may also be given flat."""
     path = Path(path)
     try:
+        if path.exists() and not path.is_file():  # a FIFO would block
+            raise UserError(f"config file {path} is not a regular file")
         text = path.read_text()
     except OSError as e:
         raise UserError(f"cannot read config file {path}: {e.strerror}") from None
+    except UnicodeDecodeError:
+        raise UserError(f"config file {path} is not UTF-8 text") from None
     try:
         d = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
     except (ValueError, tomllib.TOMLDecodeError) as e:
@@ -240,6 +246,8 @@ def validate(cfg: Config) -> Config:
         raise UserError(f"betas ({p.beta1}, {p.beta2}) must lie in (0, 1), e.g. --beta1 1e-4 --beta2 0.02")
     if p.beta1 >= p.beta2:
         raise UserError(f"beta1={p.beta1} must be smaller than beta2={p.beta2}")
+    if not 0 <= p.order_seed < 2 ** 32 or not 0 <= t.seed < 2 ** 32:  # seeds are scaled and offset below 2**63
+        raise UserError(f"seed={t.seed} and order_seed={p.order_seed} must lie in [0, 2**32), e.g. --seed 1")
     if p.group < 1 or 28 % p.group:
         raise UserError(f"group={p.group} must divide 28 (1, 2, 4, 7, 14 or 28)")
     from .processes import process_class  # lazily: config stays importable without torch
@@ -248,12 +256,12 @@ def validate(cfg: Config) -> Config:
     if not cls.stochastic and p.prediction != "x0":
         raise UserError(f"{p.degradation} is a cold (deterministic) degradation: the net must restore x0; "
                         "pass --prediction x0")
-    if not 0 <= p.min_snr < float("inf") or (p.min_snr and not cls.stochastic):
-        raise UserError(f"min_snr={p.min_snr} must be >= 0 (e.g. --min-snr 5) and is for a stochastic (noise) "
-                        "process only, e.g. --degradation gaussian")
+    if not 0 <= p.min_snr <= 1e6 or (p.min_snr and not cls.stochastic):
+        raise UserError(f"min_snr={p.min_snr} must lie in [0, 1e6] (e.g. --min-snr 5) and is for a stochastic "
+                        "(noise) process only")
     cls.check_config(p)
-    if not t.lr > 0:
-        raise UserError(f"lr={t.lr} must be positive, e.g. --lr 2e-4")
+    if not 0 < t.lr <= 1e30:  # Adam's step must fit a float32 (--lr 1e300 overflowed inside the optimizer)
+        raise UserError(f"lr={t.lr} must be positive and finite (at most 1e30), e.g. --lr 2e-4")
     if not 0 <= t.ema_decay < 1:
         raise UserError(f"ema_decay={t.ema_decay} must lie in [0, 1) (0: off), e.g. --ema-decay 0.999")
     if t.lr_warmup < 0 or not 0 <= t.grad_clip < float("inf"):

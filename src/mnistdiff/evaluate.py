@@ -258,7 +258,7 @@ def evaluate_run(run, *, n: int = 10_000, seed: int = 0, which: str = "last", sa
                  weights: str = "ema", runtime: str = "torch") -> tuple[Path, dict]:
     """The final evaluation: n samples of a trained run -> RUN/eval/<name>.json (+ .npy samples, class chart)."""
     from . import priors, samplers
-    from .sample import generate, load_trained
+    from .sample import check_counts, generate, load_trained
 
     run = Path(run)
     if not (run / "config.json").is_file():
@@ -266,6 +266,10 @@ def evaluate_run(run, *, n: int = 10_000, seed: int = 0, which: str = "last", sa
     if n < 10:
         raise UserError(f"-n {n} is too few samples: IS uses 10 splits and FID a covariance; use at least 10 "
                         "(the report's protocol: 10000)")
+    check_counts(n, sample_batch_size, seed=seed)
+    if name is not None and (not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name
+                             or len(name.encode(errors="replace")) > 200):
+        raise UserError(f"--name {name!r} must be a plain file name (no folders): results go to {run}/eval/NAME.json")
     cfg, net, degradation = load_trained(run, which, weights, runtime=runtime, cache=cache,
                                          batch_size=min(n, sample_batch_size))
     sampler = sampler or samplers.default_sampler(cfg)
@@ -281,7 +285,10 @@ def evaluate_run(run, *, n: int = 10_000, seed: int = 0, which: str = "last", sa
     out = run / "eval" / f"{name}.json"
     if out.exists():
         raise UserError(f"{out} already exists; pass another --name or --seed (nothing was overwritten)")
-    runs.ensure_writable(out.parent)
+    made_eval_dir = not out.parent.exists()
+    runs.ensure_writable(out.parent)  # refused now rather than after hours of sampling
+    if made_eval_dir:
+        out.parent.rmdir()  # made again with the results: a failed evaluation leaves no empty eval/
     t0 = time.perf_counter()
     ev = Evaluator(metrics=metrics, split=split, n_ref=n_ref, cache=cache, data_dir=data_dir,
                    inception_weights=inception_weights, inception_logits=inception_logits,
@@ -303,6 +310,7 @@ def evaluate_run(run, *, n: int = 10_000, seed: int = 0, which: str = "last", sa
                          "seed": seed, "file": out.with_suffix(".npy").name, "sampler_options": sampler_options,
                          "weights": weights}
     result["protocol"] = ev.protocol()
+    out.parent.mkdir(exist_ok=True)
     np.save(out.with_suffix(".npy"), images.numpy())
     figures.write_png(figures.class_histograms(
         {run.name: result["class_histogram"]},

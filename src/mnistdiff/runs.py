@@ -9,6 +9,7 @@ import errno
 import fcntl
 import json
 import os
+import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -67,9 +68,21 @@ def locked(run: Path):
             raise
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
+        remove_stale_temporaries(run)
         yield
     finally:
         os.close(fd)
+
+
+def remove_stale_temporaries(run: Path) -> None:
+    """Delete the .NAME.tmp-PID files of writers killed mid-write (2 MB each for a checkpoint).
+
+    Called with the run's lock held: only the lock holder writes there, so any such file is stale.
+    """
+    for folder in (Path(run), Path(run) / CKPT_DIR):
+        for tmp in folder.glob(f".*{checkpoint.TMP_TAG}*"):
+            if tmp.name.rpartition(checkpoint.TMP_TAG)[2] != str(os.getpid()) and tmp.is_file():
+                tmp.unlink(missing_ok=True)
 
 
 class MetricsLog:
@@ -87,8 +100,8 @@ class MetricsLog:
     def truncate_to(self, step: int) -> None:
         if not self.path.exists():
             return
-        keep = [line for line in self.path.read_text().splitlines(keepends=True)
-                if line.endswith("\n") and json.loads(line).get("step", 0) <= step]
+        keep = [line for i, line in enumerate(_read_text(self.path).splitlines(keepends=True), 1)
+                if line.endswith("\n") and parse_row(line, f"{self.path} line {i}").get("step", 0) <= step]
         checkpoint.atomic_write_bytes(self.path, "".join(keep).encode())
 
     def write(self, **row) -> None:
@@ -112,10 +125,37 @@ def read_metrics(run: Path) -> list[dict]:
     """The rows of RUN/metrics.jsonl (the one reader of it); a run still training may end in a
     half-written line, which is left out."""
     path = Path(run) / "metrics.jsonl"
-    if not path.is_file():
+    if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines(keepends=True)
+    return [parse_row(line, f"{path} line {i}") for i, line in enumerate(_read_text(path).splitlines(keepends=True), 1)
             if line.endswith("\n") and line.strip()]
+
+
+ROW_NUMBERS = ("loss", "loss_mean", "time_s", "images_per_s")  # numbers in the iter and epoch rows
+
+
+def parse_row(line: str, where: str) -> dict:
+    """One metrics.jsonl row as MetricsLog writes it, else a one-line UserError naming the line."""
+    try:
+        row = json.loads(line)
+    except ValueError:
+        row = None
+    number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)  # noqa: E731
+    if not (isinstance(row, dict) and isinstance(row.get("type"), str)
+            and all(isinstance(row[k], int) and not isinstance(row[k], bool) and row[k] >= 0
+                    for k in ("step", "epoch") if k in row)
+            and (row["type"] not in ("iter", "epoch") or all(number(row[k]) for k in ROW_NUMBERS if k in row))):
+        raise UserError(f"{where} is not a metrics row as mnistdiff writes them; repair or delete that line")
+    return row
+
+
+def _read_text(path: Path) -> str:
+    if not path.is_file():  # a FIFO would block, a directory raises
+        raise UserError(f"{path} is not a regular file; move it away (the run's log is a file)")
+    try:
+        return path.read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"cannot read {path} ({getattr(e, 'strerror', None) or e}); repair or move it away") from None
 
 
 def checkpoint_path(run: Path, which: str = "last") -> Path:
@@ -156,12 +196,40 @@ def save_rotating(run: Path, **kwargs) -> None:
     At every instant at least one complete checkpoint exists under next/last/prev.
     """
     nxt, last, prev = (checkpoint_path(run, w) for w in ROTATION)
-    checkpoint.save(nxt, **kwargs)
-    _fault_pause()
-    if last.exists():
-        os.replace(last, prev)
-    _fault_pause()
-    os.replace(nxt, last)
+    with _writing(run):
+        checkpoint.save(nxt, **kwargs)
+        _fault_pause()
+        for slot in (last, prev):
+            _set_aside_if_not_a_file(slot)
+        if last.exists():
+            os.replace(last, prev)
+        _fault_pause()
+        os.replace(nxt, last)
+
+
+def save_best(run: Path, **kwargs) -> None:
+    best = checkpoint_path(run, "best")
+    with _writing(run):
+        _set_aside_if_not_a_file(best)
+        checkpoint.save(best, **kwargs)
+
+
+@contextmanager
+def _writing(run: Path):
+    try:
+        yield
+    except OSError as e:
+        raise UserError(f"cannot write to {Path(run) / CKPT_DIR} ({e.strerror}); free space or fix its "
+                        f"permissions, then `mnistdiff train --resume {run}` (the last good checkpoint is "
+                        "kept)") from None
+
+
+def _set_aside_if_not_a_file(path: Path) -> None:
+    """A directory or FIFO where a checkpoint goes (load_latest skipped it) is renamed, never deleted."""
+    if (path.exists() or path.is_symlink()) and not path.is_file():
+        aside = path.with_name(f"{path.name}.not-a-checkpoint-{int(time.time())}")
+        os.replace(path, aside)
+        print(f"warning: {path} was not a checkpoint file; moved it to {aside}", file=sys.stderr)
 
 
 def _fault_pause() -> None:

@@ -9,13 +9,27 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import checkpoint, config as C, data, nets, perf, priors, processes, runs, samplers
+from . import checkpoint, checkpoint_check, config as C, data, nets, perf, priors, processes, runs, samplers
 from . import runtime as RT
 from .report import figures
 from .errors import UserError
 
 
 WEIGHTS = ("ema", "raw")
+MAX_SAMPLES = 100_000  # -n ceiling of sample and evaluate: all x_T are drawn at once (314 MB of float32)
+
+
+def check_counts(n: int, batch_size: int, flag: str = "--batch-size", seed: int = 0) -> None:
+    """Sample count, batch size and seed, refused before any work."""
+    if not -2 ** 63 <= seed < 2 ** 64:  # what a torch.Generator takes
+        raise UserError(f"seed {seed} is out of range; pass a --seed between 0 and 2**63 - 1")
+    if n <= 0:
+        raise UserError(f"sample count {n} must be positive, e.g. -n 64")
+    if n > MAX_SAMPLES:
+        raise UserError(f"sample count {n} is more than the ceiling of {MAX_SAMPLES}; sample in several runs "
+                        "with different --seed values")
+    if batch_size < 1:
+        raise UserError(f"batch size {batch_size} must be positive, e.g. {flag} 500")
 
 
 def load_trained(target: str | Path, which: str = "last", weights: str = "ema", *, runtime: str = "torch",
@@ -41,8 +55,12 @@ def load_trained(target: str | Path, which: str = "last", weights: str = "ema", 
             path, (tensors, cfg_dict, _) = found
         else:
             tensors, cfg_dict, _ = checkpoint.load(path)
+        run_dir = target
     else:
+        path, run_dir = target, target.parent.parent
         tensors, cfg_dict, _ = checkpoint.load(target)
+    if (run_dir / "config.json").is_file():  # a checkpoint inside a run must be that run's
+        checkpoint_check.matches_run(cfg_dict, run_dir, path)
     cfg = C.validate(C.from_dict(cfg_dict))
     net = nets.build(cfg.model)
     has_ema = any(k.startswith(checkpoint.EMA_PREFIX) for k in tensors)
@@ -69,8 +87,7 @@ def generate(net, degradation, cfg: C.Config, n: int, *, seed: int = 0, sampler:
     All n starting points are drawn first, in one call, so a conditional start uses n distinct test
     images (not a fresh draw per batch) and x_T does not depend on the batch size.
     """
-    if n <= 0:
-        raise UserError(f"sample count {n} must be positive, e.g. -n 64")
+    check_counts(n, batch_size, seed=seed)
     sampler = sampler or samplers.default_sampler(cfg)
     start = start or priors.default_start(cfg)
     if sampler not in samplers.SAMPLERS:
@@ -100,11 +117,14 @@ def sample_run(run: str | Path, *, n: int = 64, seed: int = 0, which: str = "las
 
     For a cold run, also the figures of the report's Section 2 (cold_figures.write_all) in RUN/figures/.
     """
-    if n <= 0:
-        raise UserError(f"sample count {n} must be positive, e.g. -n 64")
+    check_counts(n, batch_size, seed=seed)
+    if out is not None and Path(out).suffix.lower() != ".png":
+        raise UserError(f"--out {out} must name a .png file (the .npy array is written beside it)")
+    run = Path(run)
+    if out is None and not run.is_dir() and not (run.parent.parent / "config.json").is_file():
+        raise UserError(f"{run} is not inside a run directory; pass --out FILE.png to say where the samples go")
     # Options left unset (None) keep the sampler's defaults and stay out of the file name.
     sampler_options = {k: v for k, v in (sampler_options or {}).items() if v is not None} or None
-    run = Path(run)
     cfg, net, degradation = load_trained(run, which, weights, runtime=runtime, batch_size=min(n, batch_size))
     sampler = sampler or samplers.default_sampler(cfg)
     run_dir = run if run.is_dir() else run.parent.parent
@@ -112,8 +132,6 @@ def sample_run(run: str | Path, *, n: int = 64, seed: int = 0, which: str = "las
     start_tag = "" if start == "normal" else f"-{start}"  # cold runs have several starts; name them
     sampler_tag = sampler + "".join(f"-{k}{v}" for k, v in (sampler_options or {}).items())
     png = Path(out) if out else run_dir / "samples" / f"sample-{sampler_tag}{start_tag}-n{n}-seed{seed}.png"
-    if png.suffix != ".png":
-        png = png.with_suffix(".png")
     npy = png.with_suffix(".npy")
     for p in (png, npy):
         if p.exists():

@@ -84,8 +84,8 @@ def ddim_step(x_t: torch.Tensor, eps: torch.Tensor, alpha_bar_t: float, alpha_ba
 
 
 def _check_eta(eta: float, T: int | None = None) -> None:
-    if eta < 0:
-        raise UserError(f"eta={eta} must be >= 0 (0: deterministic DDIM, 1: DDPM-like noise)")
+    if not 0 <= eta <= 1:  # above 1 sigma_t outgrows sqrt(1 - alpha_bar_{t-1})
+        raise UserError(f"eta={eta} must lie in [0, 1] (0: deterministic DDIM, 1: DDPM-like noise)")
 
 
 @torch.inference_mode()

@@ -60,6 +60,9 @@ def autocast(cfg: C.Config, device: torch.device):
 
 def training_images(cfg: C.Config, data_dir) -> torch.Tensor:
     split = data.load_split("train", data_dir)
+    if cfg.train.subset > len(split):
+        raise UserError(f"subset={cfg.train.subset} is more than the {len(split)} images of the train split; "
+                        f"pass --subset {len(split)} or fewer (0: all of them)")
     idx = data.subset_indices(len(split), cfg.train.subset, cfg.train.seed)
     return split.images[idx]
 
@@ -78,7 +81,7 @@ def save_checkpoint(run: Path, cfg: C.Config, net, opt, state: State, gen: torch
                                "rng/torch": torch.get_rng_state(), "rng/train": gen.get_state()})
     meta = {**vars(state), "optimizer": opt_meta, "rng": checkpoint.rng_state()}
     if best:
-        checkpoint.save(runs.checkpoint_path(run, "best"), tensors=tensors, config=cfg.to_dict(), state=meta)
+        runs.save_best(run, tensors=tensors, config=cfg.to_dict(), state=meta)
     else:
         runs.save_rotating(run, tensors=tensors, config=cfg.to_dict(), state=meta)
 
@@ -125,6 +128,9 @@ def train(cfg: C.Config, run: Path, *, resume: bool = False, data_dir=None, prog
     progress = progress and ctx.is_main
     run = Path(run)
     images = training_images(cfg, data_dir)  # data errors surface before anything is written
+    if resume and run.is_dir():  # a resume that could not save its checkpoints is refused before it trains
+        for folder in (run, run / runs.CKPT_DIR):
+            runs.ensure_writable(folder)
     if not resume:
         dist.on_main(lambda: (runs.create(run, cfg.to_json()), processes.write_description(
             run / "degradation.json", processes.build(cfg.process))), ctx)

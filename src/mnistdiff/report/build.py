@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -251,10 +250,20 @@ def _prepare(out: Path) -> None:
                         "(only folders made by `mnistdiff report` are overwritten)")
     try:
         out.mkdir(parents=True, exist_ok=True)
-        if (out / "img").is_dir():
-            shutil.rmtree(out / "img")  # stale images of the previous report
+        for rel in _previous_images(out):  # stale images of the previous report; nothing else in img/
+            (out / rel).unlink(missing_ok=True)
     except OSError as e:
         raise UserError(f"cannot write to {out} ({e.strerror}); choose a writable -o directory") from None
+
+
+def _previous_images(out: Path) -> list[str]:
+    """The img/ files the previous report listed in its marker (none for a marker without the list)."""
+    try:
+        files = json.loads((out / MARKER).read_text()).get("files", [])
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [f for f in files if isinstance(f, str) and f.startswith("img/") and "/" not in f[4:]
+            and f[4:] not in ("", ".", "..") and (out / f).is_file()]
 
 
 def write_report(paths: list[str | Path], out: str | Path, *, title: str = "MNIST diffusion study",
@@ -264,9 +273,9 @@ def write_report(paths: list[str | Path], out: str | Path, *, title: str = "MNIS
     out = Path(out)
     blocks = build(runs, grid_epochs)
     _prepare(out)
-    (out / MARKER).write_text(json.dumps({"made_by": f"mnistdiff {__version__}",
-                                          "runs": [str(r.path) for r in runs]}) + "\n")
     md, files = to_markdown(title, blocks)
+    (out / MARKER).write_text(json.dumps({"made_by": f"mnistdiff {__version__}",
+                                          "runs": [str(r.path) for r in runs], "files": sorted(files)}) + "\n")
     for rel, png in files.items():
         (out / rel).parent.mkdir(parents=True, exist_ok=True)
         (out / rel).write_bytes(png)
