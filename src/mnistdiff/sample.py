@@ -72,8 +72,9 @@ def load_trained(target: str | Path, which: str = "last", weights: str = "ema", 
         b = max(1, min(batch_size, 500))
         name = f"{cfg.model.net}-{'-'.join(map(str, cfg.model.hidden))}-{cfg.model.act}-r{cfg.model.res_blocks}" \
                f"{'-attn' if cfg.model.attention else ''}"
+        # Quietly: `sample` prints one line per file it writes, and errors must stay one line.
         net = RT.prepare(net, (torch.zeros(b, 1, 28, 28), torch.zeros(b)), runtime, name=name,
-                         cache_dir=runs.cache_dir(cache))
+                         cache_dir=runs.cache_dir(cache), progress=False)
     process = processes.build(cfg.process)
     return cfg, process.sampling_net(net, cfg.process.prediction), process
 
