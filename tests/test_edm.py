@@ -121,7 +121,7 @@ def test_karras_sigmas():
 
 
 def test_config_checks():
-    base = C.apply(C.preset("quick-unet"), {"degradation": "edm", "prediction": "x0", "min_snr": 0})
+    base = C.preset("quick-unet")
     C.validate(base)
     assert isinstance(processes.build(base.process), processes.EDMNoise)
     for bad in ({"prediction": "eps"}, {"min_snr": 5.0}, {"sigma_data": 0.0}, {"p_std": -1.0}):

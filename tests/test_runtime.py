@@ -23,7 +23,7 @@ def test_inception_features_agree_with_torch_within_1e5(tmp_path):
 
 def _unet():
     torch.manual_seed(0)
-    cfg = C.apply(C.preset("quick-unet"), {"hidden": (8, 16), "T": 50})
+    cfg = C.apply(C.preset("ddpm-unet"), {"hidden": (8, 16), "T": 50})
     net = nets.build(cfg.model).eval()
     with torch.no_grad():  # the last conv starts at zero; give the net a non-trivial output
         for p in net.out.parameters():
