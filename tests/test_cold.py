@@ -233,7 +233,7 @@ def test_cli_trains_a_cold_preset_and_samples_every_start_and_algorithm(tmp_path
         assert (run / "figures/cold-strip-alg2-seed0.png").is_file()
     assert cli.main(["sample", str(run), "--algorithm", "2", "--sampler", "ddpm"]) == 2
     assert cli.main(["sample", str(run), "-n", "2", "--sampler", "ddpm"]) == 2
-    assert "ddpm sampler needs a stochastic" in capsys.readouterr().err
+    assert "the ddpm sampler does not serve this run's RowAveraging process" in capsys.readouterr().err
     assert not (run / "samples/sample-ddpm-gmm-n2-seed0.png").exists()
 
 

@@ -28,7 +28,7 @@ def test_quality_results_measure_a_run_against_its_targets(tmp_path, cache, monk
     assert _script().main(args) == 0
     r = json.loads((tmp_path / "res/ddpm-unet.json").read_text())
     assert (r["n"], r["n_fid"], r["epochs_done"]) == (20, 20, 1) and r["sampler_options"] == {"steps": 5}
-    assert set(r["targets"]) == {"fid", "classifier_is", "max_class_share_gap_pp", "train_minutes"}
+    assert set(r["targets"]) == {"fid", "kid", "classifier_is", "max_class_share_gap_pp", "train_minutes"}
     assert r["targets"]["fid"]["met"] is False and r["targets"]["train_minutes"]["met"] is True
     assert sum(r["class_histogram"]) == 20 and sum(r["sample_share_pct"]) == pytest.approx(100, abs=0.1)
     assert sum(r["test_share_pct"]) == pytest.approx(100, abs=0.1) and r["test_share_pct"][1] == 11.35  # 1135 ones

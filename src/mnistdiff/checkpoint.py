@@ -22,14 +22,11 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save as st_save
 
-from .errors import UserError
+from .ema import EMA_PREFIX  # noqa: F401 - re-exported: callers say checkpoint.EMA_PREFIX
+from .errors import CorruptCheckpoint, UserError
 
 FORMAT = "mnistdiff-checkpoint-2"
 FORMAT_1 = "mnistdiff-checkpoint-1"  # digest over the tensors only; read, never written
-
-
-class CorruptCheckpoint(UserError):
-    """The file is truncated, altered, or not a mnistdiff checkpoint."""
 
 
 def _digest(tensors: dict[str, torch.Tensor], header: dict[str, str] | None = None) -> str:
@@ -168,7 +165,6 @@ def load(path: Path) -> tuple[dict[str, torch.Tensor], dict, dict]:
     return tensors, config, state
 
 
-EMA_PREFIX = "ema/"  # the EMA weights (ema.py), beside the trained ones under "model/"
 
 
 def model_tensors(net: torch.nn.Module, prefix: str = "model/") -> dict[str, torch.Tensor]:

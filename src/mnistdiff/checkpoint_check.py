@@ -19,7 +19,8 @@ import numpy as np
 import torch
 
 from . import config as C
-from .errors import UserError
+from .ema import EMA_PREFIX
+from .errors import CorruptCheckpoint, UserError
 
 ADAM_KEYS = {"exp_avg": "param", "exp_avg_sq": "param", "max_exp_avg_sq": "param", "step": "scalar"}
 UINT32 = 2 ** 32
@@ -31,8 +32,6 @@ class Bad(Exception):
 
 def check(path: Path, tensors: dict[str, torch.Tensor], config: dict, state: dict) -> C.Config:
     """The checkpoint's validated Config; raises CorruptCheckpoint saying what is wrong."""
-    from .checkpoint import CorruptCheckpoint
-
     try:
         cfg = _config(config)
         net = _expected_net(cfg)
@@ -85,8 +84,6 @@ def _expected_net(cfg: C.Config) -> torch.nn.Module:
 
 
 def _tensors(tensors: dict, net: torch.nn.Module, cfg: C.Config) -> None:
-    from .checkpoint import EMA_PREFIX
-
     weights = {k: v for k, v in net.state_dict().items()}
     params = [p for p in net.parameters()]
     rng = {"rng/torch": torch.get_rng_state(), "rng/train": torch.Generator().get_state()}

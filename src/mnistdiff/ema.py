@@ -9,6 +9,8 @@ import copy
 import torch
 from torch import nn
 
+EMA_PREFIX = "ema/"  # checkpoints keep the EMA weights under this prefix, beside the trained ones under "model/"
+
 
 def decay_at(decay: float, step: int) -> float:
     """The decay used after `step` updates: (1 + n) / (10 + n), capped at `decay`. Early on the

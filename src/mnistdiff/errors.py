@@ -7,3 +7,8 @@ class UserError(Exception):
     The CLI prints it as one line and exits with code 2; library callers can catch it.
     Raise it before anything is written, so a refused command never loses earlier work.
     """
+
+
+class CorruptCheckpoint(UserError):
+    """The file is truncated, altered, or not a mnistdiff checkpoint (raised by checkpoint.py and
+    checkpoint_check.py; here so that neither imports the other for it)."""
