@@ -107,7 +107,7 @@ def measure(row, runs_dir: Path, n: int, evaluator: Evaluator, data_dir, runtime
 
 def markdown(rows: list[dict], machine: dict, n: int) -> str:
     lines = ["# Quality ablation at the `make run` budget", "",
-             "Written by `scripts/quality_ablation.py`; do not edit by hand. " + __doc__.split("\n\n")[1].replace("\n", " "),
+             "Written by `scripts/quality_ablation.py`; do not edit by hand. " + __doc__.split("\n\n")[2].replace("\n", " "),
              "", f"Machine: {machine['cpu']}, {machine['cpu_count']} logical CPUs, torch {machine['torch']}. "
              "Training minutes are the run's own epoch times (metrics.jsonl), taken while other jobs shared the "
              "2 cores, so compare them within this table only.", "",
