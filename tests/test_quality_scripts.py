@@ -1,0 +1,50 @@
+"""scripts/speckle.py and scripts/quality_ablation.py at tiny sizes (no quality number is asserted)."""
+
+import importlib.util
+import json
+
+import pytest
+
+from mnistdiff.errors import UserError
+
+from .conftest import ROOT, cli, tiny_flags
+
+
+def _script(name):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_speckle_tables_ddpm_and_edm_runs_and_refuses_a_cold_one(tmp_path, capsys):
+    ddpm, edm, cold = tmp_path / "ddpm", tmp_path / "edm", tmp_path / "cold"
+    assert cli("train", "--run", ddpm, *tiny_flags()).returncode == 0
+    assert cli("train", "--run", edm, *tiny_flags(), "--degradation", "edm", "--prediction", "x0").returncode == 0
+    speckle = _script("speckle")
+    out = tmp_path / "fig" / "speckle.png"
+    assert speckle.main([str(ddpm), str(edm), "--out", str(out)]) == 0
+    table = json.loads(out.with_suffix(".json").read_text())
+    for run in (ddpm, edm):
+        rows = table[str(run)]
+        assert [r["sigma"] for r in rows] == list(speckle.SIGMAS)
+        assert all(r["background_rms"] >= 0 and r["ink_rms"] > 0 for r in rows)
+    # an edm run is asked at exactly each sigma; a DDPM run at its nearest timestep's
+    assert [r["sigma_used"] for r in table[str(edm)]] == list(speckle.SIGMAS)
+    assert out.is_file() and "| " in capsys.readouterr().out
+    assert cli("train", "--run", cold, *tiny_flags(), "--preset", "cold-row-random", "--T", "28").returncode == 0
+    with pytest.raises(UserError, match="cold run"):  # the script's __main__ turns it into exit 2
+        speckle.main([str(cold)])
+
+
+def test_quality_ablation_lists_rows_and_refuses_unknown_ones(capsys):
+    ablation = _script("quality_ablation")
+    assert ablation.main(["--list"]) == 0
+    listed = capsys.readouterr().out
+    assert all(row[0] in listed for row in ablation.ROWS)
+    assert ablation.main(["--only", "no-such-row"]) == 2
+    assert "unknown row 'no-such-row'" in capsys.readouterr().err
+    # every row's training config is valid and the baseline is the DDPM the ablation compares against
+    for name in ablation.TRAINS:
+        ablation.train_config(name)
+    assert ablation.train_config("ddpm").process.degradation == "gaussian"
