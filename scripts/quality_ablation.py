@@ -82,9 +82,8 @@ def ensure_trained(name: str, runs_dir: Path, data_dir) -> Path:
     return run
 
 
-def measure(row, runs_dir: Path, n: int, evaluator: Evaluator, data_dir, runtime: str) -> dict:
+def measure(row, run: Path, n: int, evaluator: Evaluator, data_dir, runtime: str) -> dict:
     name, train_name, what, sampler, options, weights = row
-    run = ensure_trained(train_name, runs_dir, data_dir)
     cfg, net, process = load_trained(run, weights=weights, runtime=runtime, batch_size=500)
     t0 = time.perf_counter()
     images = generate(net, process, cfg, n, seed=0, sampler=sampler, run=run, data_dir=data_dir,
@@ -151,9 +150,9 @@ def main(argv=None) -> int:
         if args.only and row[0] not in args.only or (row[0] in done and not args.force and done[row[0]]["n"] == args.n):
             continue
         print(f"row {row[0]}: {row[2]}", file=sys.stderr)
-        ensure_trained(row[1], args.runs, args.data_dir)  # before the Inception reference: training is the long part
+        run = ensure_trained(row[1], args.runs, args.data_dir)  # before the Inception reference: training is the long part
         evaluator = evaluator or Evaluator(metrics="all", n_ref=args.n, data_dir=args.data_dir, runtime=args.runtime)
-        measured = measure(row, args.runs, args.n, evaluator, args.data_dir, args.runtime)
+        measured = measure(row, run, args.n, evaluator, args.data_dir, args.runtime)
         # Read again: another instance (--only other rows) may have written meanwhile.
         done = {r["row"]: r for r in json.loads(out_json.read_text())["rows"]} if out_json.exists() else {}
         done[row[0]] = measured

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from mnistdiff import data, processes
+from mnistdiff import data, predictions, processes
 from mnistdiff.errors import UserError
 from mnistdiff.sample import load_trained
 
@@ -40,11 +40,11 @@ def x0_errors(run: Path, x0: torch.Tensor, noise: torch.Tensor) -> list[dict]:
             ab = process.schedule.alphas_cumprod
             ratio = ((1 - ab) / ab).sqrt()
             t = int((ratio[1:] - sigma).abs().argmin()) + 1
-            a, s = ab[t].sqrt().item(), (1 - ab[t]).sqrt().item()
-            x_t = a * x0 + s * noise
-            eps = net(x_t, torch.full((x0.shape[0],), t / process.T)).float()
-            x0_hat = (x_t - s * eps) / a
-            used = s / a
+            t_vec = torch.full((x0.shape[0],), t)
+            a, s = process.coefficients(t_vec)  # the run's own forward process, as training noised
+            x_t = process.degrade(x0, t_vec, noise)
+            x0_hat = predictions.to_x0("eps", net(x_t, t_vec / process.T).float(), x_t, a, s)
+            used = (s / a).flatten()[0].item()
         else:
             raise UserError(f"{run} is a cold run; speckle.py compares gaussian (ddpm or edm) runs")
         err = (x0_hat - x0) * 255

@@ -34,7 +34,7 @@ def sigma_of(t: torch.Tensor) -> torch.Tensor:
 
 def time_of(sigma: torch.Tensor) -> torch.Tensor:
     """The net's time input for noise level sigma: c_noise, rescaled so sigma_min..sigma_max is 0..1."""
-    return (torch.log(sigma) - _LOG_MIN) / (_LOG_MAX - _LOG_MIN)
+    return time_of_log_sigma(torch.log(sigma))
 
 
 def time_of_log_sigma(log_sigma: torch.Tensor) -> torch.Tensor:
