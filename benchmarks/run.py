@@ -227,8 +227,8 @@ def _alternate(fn_a, fn_b, parts) -> tuple[list, list, float, float]:
 
 
 def bench_runtime(args) -> dict:
-    """The inference runtime (runtime.py) against torch eager: Inception features, and DDIM-20 sampling
-    of the quality UNet and of the report's CNN from the same noise (untrained nets with a non-zero
+    """The inference runtime (runtime.py) against torch eager: Inception features, and sampling with about
+    20 net calls (each preset's own sampler: Heun-10 for the EDM UNet, DDIM-20 for the report's CNN) from the same noise (untrained nets with a non-zero
     output layer: the arithmetic, not the weights, decides the speed)."""
     res = {"load_start": load()}
     imgs = data.load_split("test").images[:args.eval_n]
@@ -250,11 +250,13 @@ def bench_runtime(args) -> dict:
             for p in list(net.parameters())[-2:]:  # the UNet's output conv starts at zero
                 p.normal_(0, 0.05)
         process = processes.build(cfg.process)
+        sampler = process.default_sampler if process.family == "sigma" else "ddim"
+        steps = 10 if sampler == "heun" else 20  # Heun: 2 * steps - 1 = 19 net calls
         compiled = runtime.prepare(net, (torch.zeros(n, 1, 28, 28), torch.zeros(n)), "openvino", name=name)
-        draw = lambda m: lambda seed: generate(m, process, cfg, n, seed=seed, sampler="ddim",  # noqa: E731
-                                               sampler_options={"steps": 20})
+        draw = lambda m: lambda seed: generate(m, process, cfg, n, seed=seed, sampler=sampler,  # noqa: E731
+                                               sampler_options={"steps": steps})
         a, b, sec_a, sec_b = _alternate(draw(compiled), draw(net), (1, 2))
-        res[name] = {"runtime": getattr(compiled, "runtime", "torch"), "n": 2 * n, "ours_images_per_s": 2 * n / sec_a,
+        res[name] = {"runtime": getattr(compiled, "runtime", "torch"), "n": 2 * n, "sampler": f"{sampler}-{steps}", "ours_images_per_s": 2 * n / sec_a,
                      "torch_images_per_s": 2 * n / sec_b, "ratio": sec_b / sec_a,
                      "same_uint8_pixels": (torch.cat(a) == torch.cat(b)).float().mean().item()}
     res["load_end"] = load()
@@ -293,7 +295,7 @@ def markdown(res: dict) -> str:
                      f"| 2.5x | features agree: relative diff {inc['feature_rel_diff']:.1e} |")
         for name, label, target in (("unet", "quality UNet (16,32,64)", "3x"), ("cnn", "report's CNN", "-")):
             r = rt[name]
-            lines.append(f"| {label} sampling, DDIM 20 steps, images/s ({r['n']} images) | {r['ours_images_per_s']:.1f} "
+            lines.append(f"| {label} sampling, {r.get('sampler', 'ddim-20')}, images/s ({r['n']} images) | {r['ours_images_per_s']:.1f} "
                          f"(--runtime {r['runtime']}) | {r['torch_images_per_s']:.1f} (torch eager) | {r['ratio']:.2f}x "
                          f"| {target} | {100 * r['same_uint8_pixels']:.2f}% equal uint8 pixels from the same noise |")
     lines += [

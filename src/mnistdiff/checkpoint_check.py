@@ -66,14 +66,24 @@ def _config(config) -> C.Config:
     want = C.Config().to_dict()
     for section, fields in want.items():
         got = config.get(section)
-        if not isinstance(got, dict) or set(got) != set(fields):
-            missing = sorted(set(fields) - set(got or {})) if isinstance(got, dict) else [section]
+        later = {f for f in set(fields) - set(got or {}) if _predates(config, f)}
+        if not isinstance(got, dict) or set(got) | later != set(fields):
+            missing = sorted(set(fields) - set(got or {}) - later) if isinstance(got, dict) else [section]
             raise Bad(f"has an incomplete config (section {section}: missing {', '.join(missing) or 'nothing'}, "
                       f"or unknown keys)")
     try:
         return C.validate(C.from_dict(config))
     except UserError as e:
         raise Bad(f"carries an invalid config ({e})") from None
+
+
+def _predates(config: dict, field: str) -> bool:
+    """Whether a missing field is one added later, in a checkpoint made before the value it came with."""
+    if field not in C.INTRODUCED_WITH:
+        return False
+    section, key, value = C.INTRODUCED_WITH[field]
+    got = config.get(section)
+    return isinstance(got, dict) and got.get(key) != value
 
 
 def _expected_net(cfg: C.Config) -> torch.nn.Module:

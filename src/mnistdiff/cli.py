@@ -29,6 +29,8 @@ EXAMPLES = {
   mnistdiff sample runs/quick -n 64 --sampler ddim --steps 50 --eta 0   # 20x fewer net calls than ddpm
   mnistdiff sample runs/cold-row-random --start conditional --algorithm direct   # cold: + RUN/figures/cold-*.png
   mnistdiff sample runs/cold-row-random --start gmm --components 20 --algorithm 2
+  mnistdiff sample runs/ddpm-unet-cond --digit all -n 100 --sampler ddim --steps 50 --guidance 2   # row = digit
+  mnistdiff sample runs/ddpm-unet-cond --digit 7 -n 16 --guidance 1
 """,
     "experiment": """examples:
   mnistdiff experiment report-study-quick              # the report's runs, small: ~30 min on 2 CPU cores
@@ -42,6 +44,7 @@ EXAMPLES = {
   mnistdiff evaluate runs/quick --real-rows            # + IS of real digits, FID test vs train (the floor)
   mnistdiff evaluate runs/quick -n 2000 --metrics classifier   # classifier metrics only: no Inception
   mnistdiff evaluate runs/cold-row-random --start conditional --algorithm 1 -n 1000
+  mnistdiff evaluate runs/ddpm-unet-cond --digit 0,1,2,3,4,5,6,7,8,9 --guidance 2 -n 1000   # + digit agreement
   (sampling dominates: a T=1000 DDPM costs ~1.7 s per image on 2 CPU cores, so -n 10000 takes hours;
    the real side's Inception features are computed once and cached in --cache-dir)
 """,
@@ -72,7 +75,9 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
             value = getattr(getattr(defaults, section), f.name)
             shown = ",".join(map(str, value)) if isinstance(value, tuple) else value
             choices = f" {{{','.join(C.CHOICES[f.name])}}}" if f.name in C.CHOICES else ""
-            group.add_argument(f"--{f.name.replace('_', '-')}", dest=f"cfg_{f.name}", default=None,
+            # A bool field is a switch (--conditional) that also takes a value (--conditional false).
+            switch = dict(nargs="?", const="true") if isinstance(value, bool) else {}
+            group.add_argument(f"--{f.name.replace('_', '-')}", dest=f"cfg_{f.name}", default=None, **switch,
                                metavar=f.name.upper() if len(f.name) > 1 else f.name,
                                help=f"{about.get(f.name, '')}{choices} (default: {shown})".strip())
 
@@ -135,7 +140,8 @@ def cmd_sample(args) -> int:
     sample_run(args.run, n=args.n, seed=args.seed, which=args.checkpoint, sampler=sampler,
                start=args.start, out=args.out, data_dir=args.data_dir, batch_size=args.batch_size,
                start_options={"components": args.components, "noise": args.start_noise},
-               sampler_options=_sampler_options(args), weights=args.weights, runtime=args.runtime)
+               sampler_options=_sampler_options(args), weights=args.weights, runtime=args.runtime,
+               digit=args.digit, guidance=args.guidance)
     return 0
 
 
@@ -147,7 +153,8 @@ def cmd_evaluate(args) -> int:
         split=args.split, n_ref=args.n_ref, metrics=args.metrics, real_rows=args.real_rows, name=args.name,
         batch_size=args.batch_size, cache=args.cache_dir, inception_weights=args.inception_weights,
         inception_logits=args.inception_logits, data_dir=args.data_dir, progress=not args.quiet,
-        sampler_options=_sampler_options(args), weights=args.weights, runtime=args.runtime)
+        sampler_options=_sampler_options(args), weights=args.weights, runtime=args.runtime,
+        digit=args.digit, guidance=args.guidance)
     print("\n".join(E.report_lines(result)))
     print(f"wrote {out}", file=sys.stderr)
     return 0
@@ -213,6 +220,11 @@ def _add_sampling_flags(p: argparse.ArgumentParser) -> None:
                    help="inference runtime of the sampling net and the Inception features: torch, openvino, or "
                         "auto (the faster on this machine, probed once and remembered in the cache folder) "
                         "(default: auto)")
+    p.add_argument("--digit", help="conditional runs: the digit to draw (7), a list cycled over the images (3,5), "
+                   "or 'all' (one grid row per digit; -n a multiple of 10) (default: none, the 'no label' token)")
+    p.add_argument("--guidance", type=float, default=0.0,
+                   help="classifier-free guidance weight w with --digit: (1 + w) net(x, digit) - w net(x, no label); "
+                        "0 is plain conditional sampling (default: 0)")
     p.add_argument("--weights", choices=list(WEIGHTS), default="ema",
                    help="ema: the run's EMA weights where it kept them (--ema-decay), else the trained ones; "
                         "raw: always the trained ones (default: ema)")

@@ -24,6 +24,7 @@ class ModelConfig:
     act: str = "gelu"  # activation: gelu, relu, elu, silu
     attention: bool = False  # unet: self-attention at the lowest resolution
     res_blocks: int = 1  # unet: residual blocks per level, on each side
+    conditional: bool = False  # the digit 0-9 (or "no label") is an input, for classifier-free guidance
 
 
 @dataclass
@@ -53,6 +54,7 @@ class TrainConfig:
     lr_decay: str = "constant"  # after warm-up: constant, or cosine to 0 at the last step
     grad_clip: float = 0.0  # clip the gradient's global norm to this (0: off)
     ema_decay: float = 0.0  # EMA of the weights, used for samples and metrics (0: off; e.g. 0.999)
+    label_dropout: float = 0.1  # conditional: share of each batch trained with "no label" (Ho & Salimans 2022)
     seed: int = 0
     subset: int = 0  # train on this many images (deterministic with the seed); 0 = all 60,000
     sample_epochs: tuple[int, ...] = (1, 20, 40, 60)  # epochs whose 4x4 grid is saved (the last always)
@@ -160,6 +162,16 @@ def parse_value(name: str, value):
                         f"see `mnistdiff train --help`") from None
 
 
+# Fields added after checkpoints were first written, with the (section, field, value) they arrived with.
+# A checkpoint without them predates that value, so it cannot use it, and their defaults change nothing;
+# one that has the value must carry the fields (checkpoint_check refuses it otherwise).
+INTRODUCED_WITH = {"conditional": ("model", "conditional", True),
+                   "label_dropout": ("model", "conditional", True),
+                   "sigma_data": ("process", "degradation", "edm"),
+                   "p_mean": ("process", "degradation", "edm"),
+                   "p_std": ("process", "degradation", "edm")}
+
+
 def apply(cfg: Config, overrides: dict) -> Config:
     """A copy of cfg with flat {field: value} overrides applied; unknown fields are errors."""
     out = from_dict(cfg.to_dict())
@@ -262,6 +274,8 @@ def validate(cfg: Config) -> Config:
     cls.check_config(p)
     if not 0 < t.lr <= 1e30:  # Adam's step must fit a float32 (--lr 1e300 overflowed inside the optimizer)
         raise UserError(f"lr={t.lr} must be positive and finite (at most 1e30), e.g. --lr 2e-4")
+    if not 0 <= t.label_dropout <= 1:
+        raise UserError(f"label_dropout={t.label_dropout} must lie in [0, 1], e.g. --label-dropout 0.1")
     if not 0 <= t.ema_decay < 1:
         raise UserError(f"ema_decay={t.ema_decay} must lie in [0, 1) (0: off), e.g. --ema-decay 0.999")
     if t.lr_warmup < 0 or not 0 <= t.grad_clip < float("inf"):
@@ -335,6 +349,16 @@ PRESETS: dict[str, tuple[str, dict]] = {
                           "2022) with log sigma ~ N(-0.4, 1.4^2); samples with Heun, 18 sigmas",
                           **{**_UNET, "lr_warmup": 100}, degradation="edm", prediction="x0", p_mean=-0.4, p_std=1.4,
                           epochs=1, sample_epochs=()),
+    # Class-conditional (issue 17): the digit is an input, dropped for 10% of each batch, so one net
+    # samples a given digit with classifier-free guidance (Ho & Salimans 2022). results/conditional.md.
+    "ddpm-unet-cond": _preset("Class-conditional ddpm-unet for 6 epochs (the same hour) in the formulation "
+                              "results/quality-ablation.md ranked first by KID: v-prediction, cosine schedule, no "
+                              "min-SNR; label dropout 0.1; sample with --sampler ddim --steps 50 --digit D --guidance W",
+                              **_UNET, conditional=True, prediction="v", schedule="cosine", epochs=6,
+                              sample_epochs=(1, 3)),
+    "ddpm-default-cond": _preset("The report's CNN and Table 1.1 hyperparameters, class-conditional (label dropout "
+                                 "0.1), 15 epochs: what fits the ddpm-unet's hour at the CNN's ~300 images/s",
+                                 conditional=True, epochs=15, sample_epochs=(1, 5, 10)),
     "cold-row-unet": _preset("Cold diffusion (row averaging, random order, T=28) with the ddpm-unet's UNet and "
                              "training options, L1 loss (Bansal et al.), 4 epochs",
                              **_UNET, degradation="row-averaging", T=28, prediction="x0", loss="l1", epochs=4,

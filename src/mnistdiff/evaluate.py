@@ -149,8 +149,9 @@ class Evaluator:
                                  if self.fc is not None else "not computed: torch-fidelity weights absent")
         return p
 
-    def evaluate(self, images_u8: torch.Tensor) -> dict:
-        """Every metric of generated digits against the real reference; plain floats, lists and ints."""
+    def evaluate(self, images_u8: torch.Tensor, digits: torch.Tensor | None = None) -> dict:
+        """Every metric of generated digits against the real reference; plain floats, lists and ints.
+        digits: the digit each image was asked to be (conditional runs): adds the classifier's agreement."""
         t0 = time.perf_counter()
         embed = M.extract(self.classifier.embed, images_u8, batch_size=1000, progress=False)
         with torch.inference_mode():
@@ -160,6 +161,8 @@ class Evaluator:
         row = {"n": int(images_u8.shape[0]), "classifier_is": is_mean, "classifier_is_std": is_std,
                "fd_classifier": M.frechet_distance(self.real_embed, embed),
                "class_histogram": hist, "class_imbalance": M.class_imbalance(hist)}
+        if digits is not None:
+            row["digit_agreement"] = (logits.argmax(1) == digits.to(logits.device)).float().mean().item()
         if self.inception is not None:
             pool = M.extract(self.inception, images_u8, batch_size=self.batch_size,
                              label="Inception features of the samples", progress=self.progress)
@@ -255,9 +258,11 @@ def evaluate_run(run, *, n: int = 10_000, seed: int = 0, which: str = "last", sa
                  real_rows: bool = False, name: str | None = None, batch_size: int = 64,
                  sample_batch_size: int = 500, cache=None, inception_weights=None, inception_logits=None,
                  data_dir=None, progress: bool = True, sampler_options: dict | None = None,
-                 weights: str = "ema", runtime: str = "torch") -> tuple[Path, dict]:
-    """The final evaluation: n samples of a trained run -> RUN/eval/<name>.json (+ .npy samples, class chart)."""
-    from . import priors, samplers
+                 weights: str = "ema", runtime: str = "torch", digit=None,
+                 guidance: float = 0.0) -> tuple[Path, dict]:
+    """The final evaluation: n samples of a trained run -> RUN/eval/<name>.json (+ .npy samples, class chart).
+    digit, guidance: what a conditional run draws (guidance.labels; "0,1,2,3,4,5,6,7,8,9" a balanced set)."""
+    from . import guidance as G, priors, samplers
     from .sample import check_counts, generate, load_trained
 
     run = Path(run)
@@ -267,11 +272,13 @@ def evaluate_run(run, *, n: int = 10_000, seed: int = 0, which: str = "last", sa
         raise UserError(f"-n {n} is too few samples: IS uses 10 splits and FID a covariance; use at least 10 "
                         "(the report's protocol: 10000)")
     check_counts(n, sample_batch_size, seed=seed)
+    digits = G.labels(digit, n)
     if name is not None and (not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name
                              or len(name.encode(errors="replace")) > 200):
         raise UserError(f"--name {name!r} must be a plain file name (no folders): results go to {run}/eval/NAME.json")
     cfg, net, degradation = load_trained(run, which, weights, runtime=runtime, cache=cache,
                                          batch_size=min(n, sample_batch_size))
+    G.check(cfg.model.conditional, digits, guidance)
     sampler = sampler or samplers.default_sampler(cfg)
     # Options left unset (None) keep the sampler's defaults and stay out of the result's name.
     samplers.check_compatible(sampler, degradation)
@@ -281,7 +288,8 @@ def evaluate_run(run, *, n: int = 10_000, seed: int = 0, which: str = "last", sa
         raise UserError(f"unknown sampler {sampler!r} or start {start!r}; samplers: {', '.join(samplers.SAMPLERS)}; "
                         f"starts: {', '.join(priors.STARTS)}")
     tag = sampler + "".join(f"-{k}{v}" for k, v in sampler_options.items())
-    name = name or f"{tag}-{start}-n{n}-seed{seed}-{which}" + ("-raw" if weights == "raw" else "")
+    digit_tag = "" if digits is None else f"-digit{str(digit).replace(',', '_').replace(' ', '')}-w{guidance:g}"
+    name = name or f"{tag}-{start}{digit_tag}-n{n}-seed{seed}-{which}" + ("-raw" if weights == "raw" else "")
     out = run / "eval" / f"{name}.json"
     if out.exists():
         raise UserError(f"{out} already exists; pass another --name or --seed (nothing was overwritten)")
@@ -297,18 +305,18 @@ def evaluate_run(run, *, n: int = 10_000, seed: int = 0, which: str = "last", sa
     t1 = time.perf_counter()
     images = generate(net, degradation, cfg, n, seed=seed, sampler=sampler, start=start,
                       batch_size=sample_batch_size, run=run, data_dir=data_dir, progress=progress,
-                      sampler_options=sampler_options)
+                      sampler_options=sampler_options, digits=digits, guidance=guidance)
     sampling_s = time.perf_counter() - t1
     if progress:
         print(f"sampled {n} images in {sampling_s:.1f} s ({n / sampling_s:.2f} images/s)", file=sys.stderr)
-    result = ev.evaluate(images)
+    result = ev.evaluate(images, digits)
     if real_rows:
         result["real"] = ev.real_rows()
     result["timing"].update(setup_s=round(setup_s, 2), sampling_s=round(sampling_s, 2),
                             total_s=round(time.perf_counter() - t0, 2))
     result["samples"] = {"run": str(run), "checkpoint": which, "sampler": sampler, "start": start, "n": n,
                          "seed": seed, "file": out.with_suffix(".npy").name, "sampler_options": sampler_options,
-                         "weights": weights}
+                         "weights": weights, **({"digit": digit, "guidance": guidance} if digits is not None else {})}
     result["protocol"] = ev.protocol()
     out.parent.mkdir(exist_ok=True)
     np.save(out.with_suffix(".npy"), images.numpy())
@@ -337,6 +345,9 @@ def report_lines(result: dict) -> list[str]:
         f"{result['classifier_is']:.3f} +- {result['classifier_is_std']:.3f}")
     row("Frechet distance on the classifier's 128-d features", f"{result['fd_classifier']:.3f}")
     row("class histogram, digits 0-9", f"{result['class_histogram']} (imbalance {result['class_imbalance']:.3f})")
+    if "digit_agreement" in result:
+        row(f"classifier agrees with the digit asked for (--digit {s['digit']}, --guidance {s['guidance']:g})",
+            f"{100 * result['digit_agreement']:.2f}%")
     if "real" in result:
         r = result["real"]
         row(f"real: classifier IS of the {real['split']} images", f"{r['classifier_is']:.3f} +- {r['classifier_is_std']:.3f}")

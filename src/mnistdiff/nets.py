@@ -1,7 +1,9 @@
 """Networks, the report's CNN and a small UNet: net(x_t, t) -> tensor with x_t's shape.
 
 They know nothing of diffusion: t is a float per image (timestep / T, in [0, 1]); the process decides
-what the output means.
+what the output means. A conditional net also takes y, the digit per image (NULL_LABEL: "no label",
+also what y=None means), embedded and added where the time embedding goes (classifier-free guidance,
+Ho & Salimans 2022, guidance.py).
 """
 
 from __future__ import annotations
@@ -13,6 +15,20 @@ import torch.nn.functional as F
 from torch import nn
 
 ACTIVATIONS = {"gelu": nn.GELU, "relu": nn.ReLU, "elu": nn.ELU, "silu": nn.SiLU}
+N_DIGITS = 10
+NULL_LABEL = N_DIGITS  # the learned "no label" token, trained on label_dropout of each batch
+
+
+class LabelEmbedding(nn.Embedding):
+    """One learned vector per digit 0-9 plus the "no label" token; y=None means "no label" for all."""
+
+    def __init__(self, dim: int):
+        super().__init__(N_DIGITS + 1, dim)
+
+    def forward(self, y: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
+        if y is None:
+            y = torch.full(like.shape[:1], NULL_LABEL, dtype=torch.long, device=like.device)
+        return super().forward(y.long())
 
 
 class CNNBlock(nn.Module):
@@ -54,16 +70,21 @@ class SeedCNN(nn.Module):
     and a final 3x3 conv back to one channel."""
 
     def __init__(self, hidden: tuple[int, ...] = (16, 32, 32, 16), act: str = "gelu",
-                 time_frequencies: int = 16, in_channels: int = 1):
+                 time_frequencies: int = 16, in_channels: int = 1, conditional: bool = False):
         super().__init__()
         act_cls = ACTIVATIONS[act]
         widths = (in_channels, *hidden)
         self.blocks = nn.ModuleList(CNNBlock(a, b, act=act_cls) for a, b in zip(widths, widths[1:]))
         self.out = nn.Conv2d(hidden[-1], in_channels, 3, padding=1)
         self.time = SinusoidalTimeEncoding(time_frequencies, hidden[0], act_cls)
+        # Created last: an unconditional net draws the same initial weights as before it existed.
+        self.label = LabelEmbedding(hidden[0]) if conditional else None
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        h = self.blocks[0](x) + self.time(t)[:, :, None, None]
+    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        emb = self.time(t)
+        if self.label is not None:
+            emb = emb + self.label(y, x)
+        h = self.blocks[0](x) + emb[:, :, None, None]
         for block in self.blocks[1:]:
             h = block(h)
         return self.out(h)
@@ -130,7 +151,7 @@ class UNet(nn.Module):
     """hidden[i] channels at level i (28 / 2^i pixels); res_blocks residual blocks per level and side."""
 
     def __init__(self, hidden: tuple[int, ...] = (32, 64, 64), act: str = "silu", attention: bool = False,
-                 res_blocks: int = 1, in_channels: int = 1, time_frequencies: int = 16):
+                 res_blocks: int = 1, in_channels: int = 1, time_frequencies: int = 16, conditional: bool = False):
         super().__init__()
         if not 1 <= len(hidden) <= MAX_LEVELS:
             raise ValueError(f"a UNet on 28x28 has 1 to {MAX_LEVELS} levels, got {len(hidden)}")
@@ -159,9 +180,12 @@ class UNet(nn.Module):
                                                    nn.Conv2d(w, hidden[i - 1], 3, padding=1)))
         self.out = nn.Sequential(nn.GroupNorm(norm_groups(hidden[0]), hidden[0]), act_cls(),
                                  _zero(nn.Conv2d(hidden[0], in_channels, 3, padding=1)))
+        self.label = LabelEmbedding(emb) if conditional else None  # last, as in SeedCNN
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         emb = self.time(t)
+        if self.label is not None:
+            emb = emb + self.label(y, x)
         h = self.inp(x)
         skips = []
         for i, blocks in enumerate(self.down):
@@ -181,8 +205,9 @@ class UNet(nn.Module):
 
 
 # config name -> builder from a ModelConfig; config.CHOICES["net"] is this dict's keys.
-NETS = {"cnn": lambda m: SeedCNN(tuple(m.hidden), m.act),
-        "unet": lambda m: UNet(tuple(m.hidden), m.act, attention=m.attention, res_blocks=m.res_blocks)}
+NETS = {"cnn": lambda m: SeedCNN(tuple(m.hidden), m.act, conditional=m.conditional),
+        "unet": lambda m: UNet(tuple(m.hidden), m.act, attention=m.attention, res_blocks=m.res_blocks,
+                               conditional=m.conditional)}
 
 
 def build(model_cfg) -> nn.Module:

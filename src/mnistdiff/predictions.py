@@ -53,10 +53,10 @@ class EpsFrom(nn.Module):
         super().__init__()
         self.net, self.prediction, self.process = net, prediction, process
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, t: torch.Tensor, *labels: torch.Tensor) -> torch.Tensor:
         i = (t * self.process.T).round().long().to(x.device)  # samplers pass t / T; coefficients take the integer t
         a, s = self.process.coefficients(i)
-        return to_eps(self.prediction, self.net(x, t).float(), x, a, s)
+        return to_eps(self.prediction, self.net(x, t, *labels).float(), x, a, s)
 
 
 def for_sampling(net: nn.Module, prediction: str, process) -> nn.Module:

@@ -44,7 +44,9 @@ class OpenVINOModule:
             "INFERENCE_NUM_THREADS": torch.get_num_threads()})
 
     def __call__(self, *inputs: torch.Tensor) -> torch.Tensor:
-        arrays = [np.ascontiguousarray(x.detach().float().cpu().numpy()) for x in inputs]
+        # Labels stay integers (an embedding's index); everything else is fp32, as converted.
+        arrays = [np.ascontiguousarray((x if not x.is_floating_point() else x.float()).detach().cpu().numpy())
+                  for x in inputs]
         return torch.from_numpy(np.array(self.compiled(arrays)[0]))
 
     def eval(self):  # the samplers and extractors treat it as an nn.Module in eval mode

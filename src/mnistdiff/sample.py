@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import checkpoint, checkpoint_check, config as C, data, nets, perf, priors, processes, runs, samplers
+from . import checkpoint, checkpoint_check, config as C, data, guidance as G, nets, perf, priors, processes, runs
+from . import samplers
 from . import runtime as RT
 from .report import figures
 from .errors import UserError
@@ -71,10 +72,12 @@ def load_trained(target: str | Path, which: str = "last", weights: str = "ema", 
     if runtime != "torch":
         b = max(1, min(batch_size, 500))
         name = f"{cfg.model.net}-{'-'.join(map(str, cfg.model.hidden))}-{cfg.model.act}-r{cfg.model.res_blocks}" \
-               f"{'-attn' if cfg.model.attention else ''}"
+               f"{'-attn' if cfg.model.attention else ''}{'-cond' if cfg.model.conditional else ''}"
+        example = (torch.zeros(b, 1, 28, 28), torch.zeros(b))
+        if cfg.model.conditional:  # the labels are an input of the compiled graph too
+            example += (torch.zeros(b, dtype=torch.long),)
         # Quietly: `sample` prints one line per file it writes, and errors must stay one line.
-        net = RT.prepare(net, (torch.zeros(b, 1, 28, 28), torch.zeros(b)), runtime, name=name,
-                         cache_dir=runs.cache_dir(cache), progress=False)
+        net = RT.prepare(net, example, runtime, name=name, cache_dir=runs.cache_dir(cache), progress=False)
     process = processes.build(cfg.process)
     return cfg, process.sampling_net(net, cfg.process.prediction), process
 
@@ -82,13 +85,19 @@ def load_trained(target: str | Path, which: str = "last", weights: str = "ema", 
 def generate(net, degradation, cfg: C.Config, n: int, *, seed: int = 0, sampler: str | None = None,
              start: str | None = None, batch_size: int = 500, run: Path | None = None, data_dir=None,
              progress: bool = False, start_options: dict | None = None,
-             sampler_options: dict | None = None) -> torch.Tensor:
+             sampler_options: dict | None = None, digits: torch.Tensor | None = None,
+             guidance: float = 0.0) -> torch.Tensor:
     """n images as uint8 (n, 28, 28); the same seed and batch size give the same images.
 
     All n starting points are drawn first, in one call, so a conditional start uses n distinct test
-    images (not a fresh draw per batch) and x_T does not depend on the batch size.
+    images (not a fresh draw per batch) and x_T does not depend on the batch size. digits: the digit of
+    each image for a conditional run (guidance.labels), guided with weight `guidance`; None draws with
+    the "no label" token (a conditional run's unconditional mode).
     """
     check_counts(n, batch_size, seed=seed)
+    G.check(cfg.model.conditional, digits, guidance)
+    if digits is not None and len(digits) != n:
+        raise UserError(f"{len(digits)} digits given for {n} images; give one per image (guidance.labels)")
     sampler = sampler or samplers.default_sampler(cfg)
     start = start or priors.default_start(cfg)
     if sampler not in samplers.SAMPLERS:
@@ -103,7 +112,8 @@ def generate(net, degradation, cfg: C.Config, n: int, *, seed: int = 0, sampler:
     for i in range(0, n, batch_size):
         m = min(batch_size, n - i)
         x_T = x_T_all[i:i + m]
-        out.append(data.to_uint8(samplers.SAMPLERS[sampler](net, degradation, x_T, generator=g,
+        batch_net = net if digits is None else G.Guided(net, digits[i:i + m], guidance)
+        out.append(data.to_uint8(samplers.SAMPLERS[sampler](batch_net, degradation, x_T, generator=g,
                                                                 **sampler_options)[:, 0]))
         if progress:
             print(f"sampled {i + m}/{n}", file=sys.stderr)
@@ -113,12 +123,15 @@ def generate(net, degradation, cfg: C.Config, n: int, *, seed: int = 0, sampler:
 def sample_run(run: str | Path, *, n: int = 64, seed: int = 0, which: str = "last", sampler: str | None = None,
                start: str | None = None, out: str | Path | None = None, data_dir=None,
                batch_size: int = 500, start_options: dict | None = None,
-               sampler_options: dict | None = None, weights: str = "ema", runtime: str = "torch") -> Path:
+               sampler_options: dict | None = None, weights: str = "ema", runtime: str = "torch",
+               digit: G.Digits = None, guidance: float = 0.0) -> Path:
     """Write N samples of a run as a PNG grid and a uint8 .npy array; returns the PNG path.
 
+    digit (conditional runs): a digit, a list, or "all" for one row per digit (guidance.labels).
     For a cold run, also the figures of the report's Section 2 (cold_figures.write_all) in RUN/figures/.
     """
     check_counts(n, batch_size, seed=seed)
+    digits = G.labels(digit, n)
     if out is not None and Path(out).suffix.lower() != ".png":
         raise UserError(f"--out {out} must name a .png file (the .npy array is written beside it)")
     run = Path(run)
@@ -127,12 +140,14 @@ def sample_run(run: str | Path, *, n: int = 64, seed: int = 0, which: str = "las
     # Options left unset (None) keep the sampler's defaults and stay out of the file name.
     sampler_options = {k: v for k, v in (sampler_options or {}).items() if v is not None} or None
     cfg, net, degradation = load_trained(run, which, weights, runtime=runtime, batch_size=min(n, batch_size))
+    G.check(cfg.model.conditional, digits, guidance)
     sampler = sampler or samplers.default_sampler(cfg)
     run_dir = run if run.is_dir() else run.parent.parent
     start = start or priors.default_start(cfg)
     start_tag = "" if start == "normal" else f"-{start}"  # cold runs have several starts; name them
     sampler_tag = sampler + "".join(f"-{k}{v}" for k, v in (sampler_options or {}).items())
-    png = Path(out) if out else run_dir / "samples" / f"sample-{sampler_tag}{start_tag}-n{n}-seed{seed}.png"
+    digit_tag = "" if digits is None else f"-digit{str(digit).replace(',', '_').replace(' ', '')}-w{guidance:g}"
+    png = Path(out) if out else run_dir / "samples" / f"sample-{sampler_tag}{start_tag}{digit_tag}-n{n}-seed{seed}.png"
     npy = png.with_suffix(".npy")
     for p in (png, npy):
         if p.exists():
@@ -140,8 +155,9 @@ def sample_run(run: str | Path, *, n: int = 64, seed: int = 0, which: str = "las
     runs.ensure_writable(png.parent)
     images = generate(net, degradation, cfg, n, seed=seed, sampler=sampler, start=start, run=run_dir,
                       data_dir=data_dir, batch_size=batch_size, start_options=start_options,
-                      sampler_options=sampler_options)
-    figures.save_grid(images, png, nrow=math.ceil(math.sqrt(n)))
+                      sampler_options=sampler_options, digits=digits, guidance=guidance)
+    rows_are_digits = isinstance(digit, str) and digit.strip().lower() == "all"
+    figures.save_grid(images, png, nrow=n // 10 if rows_are_digits else math.ceil(math.sqrt(n)))
     np.save(npy, images.numpy())
     print(f"wrote {png} and {npy} ({n} images, sampler {sampler}, seed {seed})", file=sys.stderr)
     if not degradation.stochastic:

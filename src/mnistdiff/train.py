@@ -58,13 +58,23 @@ def autocast(cfg: C.Config, device: torch.device):
     return contextlib.nullcontext()
 
 
-def training_images(cfg: C.Config, data_dir) -> torch.Tensor:
+def training_set(cfg: C.Config, data_dir) -> tuple[torch.Tensor, torch.Tensor]:
+    """(images, labels) the run trains on: the train split, or its seeded subset."""
     split = data.load_split("train", data_dir)
     if cfg.train.subset > len(split):
         raise UserError(f"subset={cfg.train.subset} is more than the {len(split)} images of the train split; "
                         f"pass --subset {len(split)} or fewer (0: all of them)")
     idx = data.subset_indices(len(split), cfg.train.subset, cfg.train.seed)
-    return split.images[idx]
+    return split.images[idx], split.labels[idx]
+
+
+def training_images(cfg: C.Config, data_dir) -> torch.Tensor:
+    return training_set(cfg, data_dir)[0]
+
+
+def with_labels(net, y: torch.Tensor | None):
+    """net(x, t) as the losses call it, for a conditional net given this batch's labels."""
+    return net if y is None else lambda x, t: net(x, t, y)
 
 
 def _train_generator(seed: int, epoch: int) -> torch.Generator:
@@ -127,7 +137,7 @@ def train(cfg: C.Config, run: Path, *, resume: bool = False, data_dir=None, prog
     ctx = dist.init()  # under torchrun / accelerate launch: this process's rank (dist.py)
     progress = progress and ctx.is_main
     run = Path(run)
-    images = training_images(cfg, data_dir)  # data errors surface before anything is written
+    images, labels = training_set(cfg, data_dir)  # data errors surface before anything is written
     if resume and run.is_dir():  # a resume that could not save its checkpoints is refused before it trains
         for folder in (run, run / runs.CKPT_DIR):
             runs.ensure_writable(folder)
@@ -135,10 +145,12 @@ def train(cfg: C.Config, run: Path, *, resume: bool = False, data_dir=None, prog
         dist.on_main(lambda: (runs.create(run, cfg.to_json()), processes.write_description(
             run / "degradation.json", processes.build(cfg.process))), ctx)
     with dist.held_by_main(runs.locked(run), ctx):
-        return _train_locked(cfg, run, images, resume, progress, on_epoch, stop_after_steps, data_dir)
+        return _train_locked(cfg, run, images, resume, progress, on_epoch, stop_after_steps, data_dir,
+                             labels=labels if cfg.model.conditional else None)
 
 
-def _train_locked(cfg, run, images, resume, progress, on_epoch, stop_after_steps, data_dir=None) -> State:
+def _train_locked(cfg, run, images, resume, progress, on_epoch, stop_after_steps, data_dir=None,
+                  labels=None) -> State:
     set_threads(cfg)
     tc = cfg.train
     ctx = dist.context()
@@ -187,8 +199,12 @@ def _train_locked(cfg, run, images, resume, progress, on_epoch, stop_after_steps
                 mine = dist.shard(batch.shape[0], ctx)
                 x0 = data.to_model_range(images[batch[mine]]).to(ctx.device)
                 t, noise = t[mine].to(ctx.device), noise[mine].to(ctx.device)
+                y = None
+                if labels is not None:  # drawn after t and noise: an unconditional run's draws are as before
+                    drop = torch.rand(batch.shape[0], generator=gen) < tc.label_dropout
+                    y = torch.where(drop, nets.NULL_LABEL, labels[batch])[mine].to(ctx.device)
                 with autocast(cfg, ctx.device):
-                    per_sample = process.loss(model, x0, t, noise,
+                    per_sample = process.loss(with_labels(model, y), x0, t, noise,
                                               prediction=cfg.process.prediction, norm=cfg.process.loss,
                                               min_snr=cfg.process.min_snr)
                 loss, value = dist.global_mean(per_sample, batch.shape[0], ctx)  # value: the global batch's
