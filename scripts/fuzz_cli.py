@@ -306,7 +306,7 @@ def _listing(*folders: Path) -> set:
 
 def cap_training() -> None:
     """Every training case stops after STEP_CAP optimizer steps (in-process: wraps train.train)."""
-    from mnistdiff import train
+    from mnistdiff import training as train
 
     original = train.train
 
@@ -337,7 +337,7 @@ def quick_figures() -> None:
 
 def make_references(root: Path) -> dict[str, Path]:
     """Two tiny finished runs (DDPM with EMA, cold rows): the material every damaged case starts from."""
-    from mnistdiff import config as C, train
+    from mnistdiff import config as C, training as train
 
     refs = {"ddpm": root / "ref-ddpm", "cold": root / "ref-cold"}
     tiny = dict(subset=64, epochs=2, T=10, batch_size=32, hidden=(8,), sample_epochs=(1,), checkpoint_every=1)

@@ -28,7 +28,7 @@ from mnistdiff import config as C, experiment, metrics as M, runs
 from mnistdiff.errors import UserError
 from mnistdiff.evaluate import Evaluator
 from mnistdiff.sample import generate, load_trained
-from mnistdiff.train import train
+from mnistdiff.training import train
 
 EDM = {"degradation": "edm", "prediction": "x0", "min_snr": 0.0}
 # name -> overrides of BASE: the DDPM that was `make run`'s quick-unet before this ablation (the ddpm-unet

@@ -11,7 +11,7 @@ import shutil
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from mnistdiff import cli as cli_mod, config as C, data, runs, train as T
+from mnistdiff import cli as cli_mod, config as C, data, runs, training as T
 from mnistdiff.errors import UserError
 
 from .conftest import cli

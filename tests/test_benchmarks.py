@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from mnistdiff import config as C, train as T
+from mnistdiff import config as C, training as T
 
 from .conftest import ROOT, TINY
 

@@ -15,7 +15,7 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from mnistdiff import checkpoint, cli as cli_mod, config as C, perf, runs, train as T
+from mnistdiff import checkpoint, cli as cli_mod, config as C, perf, runs, training as T
 from mnistdiff.ema import EMA
 from mnistdiff.errors import UserError
 

@@ -17,7 +17,7 @@ import traceback
 import pytest
 import torch
 
-from mnistdiff import checkpoint, cli as cli_mod, config as C, perf, runs, train as T
+from mnistdiff import checkpoint, cli as cli_mod, config as C, perf, runs, training as T
 from mnistdiff.ema import EMA
 
 FLAGS = dict(subset=64, epochs=2, T=10, batch_size=32, hidden=(8,), sample_epochs=(), checkpoint_every=1)

@@ -3,7 +3,7 @@
 import subprocess
 import sys
 
-from mnistdiff import config as C, train as T
+from mnistdiff import config as C, training as T
 
 from .conftest import ROOT, TINY
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from mnistdiff import checkpoint, config as C, guidance as G, nets, predictions, processes, runs, samplers
-from mnistdiff import train as T
+from mnistdiff import training as T
 from mnistdiff.errors import UserError
 from mnistdiff.sample import generate, load_trained
 

@@ -4,7 +4,7 @@ import importlib.util
 
 import torch
 
-from mnistdiff import config as C, data, processes, train as T
+from mnistdiff import config as C, data, processes, training as T
 
 from .conftest import ROOT, TINY
 

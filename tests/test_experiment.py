@@ -9,7 +9,7 @@ import pytest
 from mnistdiff import config as C, experiment as X, runs as R
 from mnistdiff.cli import main
 from mnistdiff.errors import UserError
-from mnistdiff.train import train
+from mnistdiff.training import train
 
 TINY = """
 [defaults]

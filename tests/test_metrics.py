@@ -18,7 +18,7 @@ import pytest
 import scipy.linalg
 import torch
 
-from mnistdiff import classifier as CL, config as C, data, evaluate as E, metrics as M, runs, train as T
+from mnistdiff import classifier as CL, config as C, data, evaluate as E, metrics as M, runs, training as T
 from mnistdiff.errors import UserError
 from mnistdiff.report.figures import RunFigures
 

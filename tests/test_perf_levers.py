@@ -12,7 +12,7 @@ import torch
 from mnistdiff import checkpoint, config as C, processes, losses, nets, perf, samplers, schedules
 from mnistdiff.errors import UserError
 from mnistdiff.sample import generate, load_trained
-from mnistdiff.train import train
+from mnistdiff.training import train
 
 from .conftest import TINY
 

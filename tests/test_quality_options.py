@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from mnistdiff import (checkpoint, config as C, processes, ema as E, losses, nets, predictions, runs,
-                       samplers, schedules, train as T)
+                       samplers, schedules, training as T)
 from mnistdiff.errors import UserError
 from mnistdiff.sample import load_trained
 from mnistdiff.nets import UNet

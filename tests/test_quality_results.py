@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from mnistdiff import config as C, train as T
+from mnistdiff import config as C, training as T
 
 from .conftest import ROOT
 

@@ -14,7 +14,7 @@ from mnistdiff.report import build as report, labels as M
 from mnistdiff.cli import main
 from mnistdiff.errors import UserError
 from mnistdiff.sample import sample_run
-from mnistdiff.train import train
+from mnistdiff.training import train
 
 from .chromium import Chromium, find_chromium
 

@@ -3,7 +3,7 @@ import warnings
 
 import torch
 
-from mnistdiff import config as C, nets, processes, runs, samplers, schedules, train as T
+from mnistdiff import config as C, nets, processes, runs, samplers, schedules, training as T
 from mnistdiff.report import figures
 
 

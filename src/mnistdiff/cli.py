@@ -87,7 +87,7 @@ def _overrides(args) -> dict:
 
 
 def cmd_train(args) -> int:
-    from . import train as T
+    from . import training as T
 
     overrides = _overrides(args)
     if args.resume:
@@ -194,12 +194,12 @@ def cmd_presets(args) -> int:
 
 def _add_sampling_flags(p: argparse.ArgumentParser) -> None:
     """Which checkpoint, sampler and start: shared by `sample` and `evaluate`, which both generate."""
-    from . import priors, processes, samplers
+    from . import priors, processes, runs, samplers
     from . import runtime as RT
     from .sample import WEIGHTS
 
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default: 0)")
-    p.add_argument("--checkpoint", default="last", choices=["last", "best", "prev"],
+    p.add_argument("--checkpoint", default="last", choices=list(runs.CHECKPOINT_NAMES),
                    help="which checkpoint of a run (default: last)")
     p.add_argument("--sampler", choices=list(samplers.SAMPLERS), help="default: the process's own; " + "; ".join(
         f"{name}: {s.help} ({s.serves} processes)"

@@ -5,7 +5,7 @@ through RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT; nothing here 
 Without those variables (or with WORLD_SIZE=1) every function is the single-process identity, so
 `mnistdiff train` behaves, bit for bit, as it does without a launcher.
 
-Semantics (train.py): the config's batch_size is the *global* batch. Global batch k of an epoch is
+Semantics (training.py): the config's batch_size is the *global* batch. Global batch k of an epoch is
 perm[k*B:(k+1)*B] of the one per-epoch permutation, and rank r trains on its slice of it, with the
 timesteps and noise the single process would have drawn for those very images; DistributedDataParallel
 averages the gradients. So N processes take the optimisation steps one process would, to float rounding.

@@ -91,6 +91,13 @@ def reference_features(inception: M.InceptionFeatures, split_name: str, count: i
     return features, {**key, "cache": str(path), "reused": False}
 
 
+def kid_per_digit(real: torch.Tensor, real_labels: torch.Tensor, fake: torch.Tensor,
+                  digits: torch.Tensor) -> list[float | None]:
+    """KID of each digit's samples against that digit's reference images (None: fewer than 4 of either)."""
+    return [M.kernel_inception_distance(real[real_labels == d], fake[digits == d])[0]
+            if min((digits == d).sum(), (real_labels == d).sum()) >= 4 else None for d in range(10)]
+
+
 class Evaluator:
     """The extractors plus the real side of every comparison, loaded once, for many evaluations."""
 
@@ -108,7 +115,7 @@ class Evaluator:
         real = data.load_split(split, data_dir)
         if not 2 <= n_ref <= len(real):
             raise UserError(f"--n-ref {n_ref} must lie in [2, {len(real)}] for the {split} split")
-        self.real_images = real.images[:n_ref]
+        self.real_images, self.real_labels = real.images[:n_ref], real.labels[:n_ref]
         self.classifier, self.classifier_record = CL.load_or_train(self.cache, data_dir, progress=progress)
         self.real_embed = M.extract(self.classifier.embed, self.real_images, batch_size=1000, progress=False)
         self.inception = self.fc = None
@@ -162,12 +169,17 @@ class Evaluator:
                "fd_classifier": M.frechet_distance(self.real_embed, embed),
                "class_histogram": hist, "class_imbalance": M.class_imbalance(hist)}
         if digits is not None:
-            row["digit_agreement"] = (logits.argmax(1) == digits.to(logits.device)).float().mean().item()
+            hit = logits.argmax(1).cpu() == digits
+            row["digit_agreement"] = hit.float().mean().item()
+            row["digit_agreement_per_digit"] = [hit[digits == d].float().mean().item() if (digits == d).any()
+                                                else None for d in range(10)]
         if self.inception is not None:
             pool = M.extract(self.inception, images_u8, batch_size=self.batch_size,
                              label="Inception features of the samples", progress=self.progress)
             row["fid"] = M.frechet_distance(self.real_pool, pool)
             row["kid"], row["kid_std"] = M.kernel_inception_distance(self.real_pool, pool)
+            if digits is not None:
+                row["kid_per_digit"] = kid_per_digit(self.real_pool, self.real_labels, pool, digits)
             if self.fc is not None:
                 row["inception_is"], row["inception_is_std"] = M.inception_score(
                     M.inception_logits(pool, self.fc), splits=min(10, images_u8.shape[0]))

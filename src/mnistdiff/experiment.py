@@ -208,7 +208,7 @@ def run_plan(plan: Plan, runs_dir: str | Path = "runs", *, data_dir=None, progre
     Returns (name, what was done, seconds) per run; every run's state is checked before any work starts.
     """
     from .report.figures import RunFigures
-    from .train import train
+    from .training import train
 
     runs_dir = Path(runs_dir)
     todo = [(p, runs_dir / p.name, run_status(runs_dir / p.name, p)) for p in plan.runs]

@@ -158,6 +158,9 @@ def _read_text(path: Path) -> str:
         raise UserError(f"cannot read {path} ({getattr(e, 'strerror', None) or e}); repair or move it away") from None
 
 
+CHECKPOINT_NAMES = ("last", "best", "prev")  # what sample, evaluate and the API may load
+
+
 def checkpoint_path(run: Path, which: str = "last") -> Path:
     return Path(run) / CKPT_DIR / f"{which}.safetensors"
 

@@ -214,11 +214,39 @@ def class_histograms(runs: list[RunData]) -> list:
     return out
 
 
+def guidance(runs: list[RunData]) -> list:
+    """Classifier-free guidance tables and grids (guidance_table.py), for the runs that have them."""
+    from .. import guidance_table as GT
+
+    tables = [(r, t) for r in runs if (t := GT.read(r.path)) is not None]
+    if not tables:
+        return []
+    out = [Heading("Classifier-free guidance"),
+           Text("Conditional runs sampled at several guidance weights w: (1 + w) net(x, digit) - w net(x, no label). "
+                "Each row measures one balanced set (n / 10 images of each digit, the same starting noise for every "
+                "w): the MNIST classifier's agreement with the digit asked for, its IS, Inception FID/KID against the "
+                "test digits, and KID of each digit's samples against that digit's test images.")]
+    for r, t in tables:
+        real = t["protocol"]["real"]
+        out.append(Table(_slug(r.name, "guidance"), GT.HEADER, GT.markdown_rows(t),
+                         f"{r.name}, checkpoint {t['checkpoint']} after {t['epochs_trained']} of "
+                         f"{t['epochs_planned']} epochs; {t['n']} samples per w (seed {t['seed']}, sampler "
+                         f"{t['sampler']} {t['sampler_options'] or ''}) against the first {real['count']} "
+                         f"{real['split']} images."))
+        grids = [Image(_slug(r.name, "guidance", row["w"]), GT.grid_path(r.path, row["w"]).read_bytes(),
+                       f"w = {row['w']:g}", f"{r.name}, guidance {row['w']:g}")
+                 for row in t["rows"] if GT.grid_path(r.path, row["w"]).is_file()]
+        out.append(Gallery(grids, f"{r.name}: rows are the digits 0-9, columns ten starting noises, one grid per w.")
+                   if grids else Missing(f"{r.name}: the guidance grids are missing from {r.path / 'figures'}."))
+    return out
+
+
 def run_figures(runs: list[RunData]) -> list:
     """Figures each run saved itself: cold-diffusion panels (Figs 2.2, 2.6, 3.1-3.3), strips, metrics."""
     out = [Heading("Cold diffusion panels and other run figures")]
     for r in runs:
-        pngs = [p for p in sorted((r.path / "figures").glob("*.png")) if p.name not in F.RUN_FIGURES]
+        pngs = [p for p in sorted((r.path / "figures").glob("*.png"))
+                if p.name not in F.RUN_FIGURES and not p.name.startswith("guidance-w")]  # shown by guidance()
         for p in pngs:
             out.append(Image(_slug(r.name, "fig", p.stem), p.read_bytes(), f"{r.name}: {M.figure_caption(p.stem)}"))
         if r.is_cold and not pngs:
@@ -237,7 +265,7 @@ def build(runs: list[RunData], grid_epochs: list[int] | None = None) -> list:
                Image("activations", F.activation_figure(), "Fig 1.1: GELU, used by the CNN, compared to ReLU and ELU.",
                      "GELU, ReLU and ELU")]
     for section in (hyperparameters, training_loss, lambda rs: sample_grids(rs, grid_epochs), metrics_by_epoch,
-                    final_metrics, class_histograms, run_figures):
+                    final_metrics, class_histograms, guidance, run_figures):
         blocks += section(runs)
     return blocks
 

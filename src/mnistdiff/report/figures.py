@@ -253,7 +253,7 @@ def write_run_figures(run: Path) -> list[Path]:
 
 
 class RunFigures:
-    """The training loop's epoch hook (train.train's on_epoch) that keeps RUN/figures/ current: after the
+    """The training loop's epoch hook (training.train's on_epoch) that keeps RUN/figures/ current: after the
     last epoch, and at most once a minute before it (a redraw costs ~1 s, dominant for tiny epochs)."""
 
     def __init__(self, every_s: float = 60.0):

@@ -1,0 +1,106 @@
+"""The Python API, for notebooks and scripts (docs/api.md): load a run, draw images, read its metrics,
+train from a config. It calls the functions the CLI calls (sample.load_trained, sample.generate,
+training.train), so a notebook and the shell give the same images for the same seed.
+
+    run = mnistdiff.load("runs/ddpm-unet-cond")
+    images = run.sample(16, digit=3, sampler="ddim", steps=50, guidance=2, seed=0)  # uint8 (16, 28, 28)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from . import config as C, guidance as G, runs
+from .errors import UserError
+
+
+@dataclass
+class Run:
+    """A trained run, ready to sample: its directory, typed config and the net of one checkpoint."""
+
+    path: Path
+    config: C.Config
+    checkpoint: str = "last"
+    weights: str = "ema"
+    data_dir: str | Path | None = None
+    _net: object = field(default=None, repr=False)
+    _process: object = field(default=None, repr=False)
+
+    def sample(self, n: int = 16, *, digit: G.Digits = None, guidance: float = 0.0, sampler: str | None = None,
+               steps: int | None = None, seed: int = 0, start: str | None = None, batch_size: int = 500,
+               **options) -> torch.Tensor:
+        """n images as a uint8 tensor (n, 28, 28), black background, 255 ink.
+
+        digit (conditional runs): 3, [3, 5] (cycled), or "all" (n / 10 of each, digit order);
+        guidance: the classifier-free weight w (0: plain conditional); sampler: a samplers.SAMPLERS
+        name (default: the process's own), steps and other options as its CLI flags (eta=, clip=)."""
+        from .sample import generate
+
+        options = {**options, "steps": steps}
+        return generate(self._net, self._process, self.config, n, seed=seed, sampler=sampler, start=start,
+                        batch_size=batch_size, run=self.path, data_dir=self.data_dir,
+                        sampler_options={k: v for k, v in options.items() if v is not None},
+                        digits=G.labels(digit, n), guidance=guidance)
+
+    def metrics(self, type: str | None = None) -> list[dict]:  # noqa: A002 - the rows' own key
+        """The rows of RUN/metrics.jsonl (type: "iter", "epoch", "eval", ... or all of them)."""
+        rows = runs.read_metrics(self.path)
+        return rows if type is None else [r for r in rows if r.get("type") == type]
+
+    def evaluations(self) -> dict[str, dict]:
+        """RUN/eval/<name>.json of `mnistdiff evaluate`, by name."""
+        import json
+
+        return {p.stem: json.loads(p.read_text()) for p in sorted((self.path / "eval").glob("*.json"))}
+
+
+def load(path: str | Path, checkpoint: str = "last", weights: str = "ema", *, runtime: str = "torch",
+         data_dir: str | Path | None = None) -> Run:
+    """A run directory (or a checkpoint file inside one) ready to sample.
+
+    checkpoint: last, best or prev; weights: ema (where the run kept an average) or raw; runtime:
+    torch, openvino or auto (runtime.py)."""
+    from .sample import load_trained
+
+    path = Path(path)
+    run_dir = path if path.is_dir() else path.parent.parent
+    if checkpoint not in runs.CHECKPOINT_NAMES:
+        raise UserError(f"unknown checkpoint {checkpoint!r}; choose one of: {', '.join(runs.CHECKPOINT_NAMES)}")
+    cfg, net, process = load_trained(path, checkpoint, weights, runtime=runtime)
+    return Run(run_dir, cfg, checkpoint, weights, data_dir, net, process)
+
+
+def train(config: C.Config | str | dict, run: str | Path | None = None, *, resume: bool = False,
+          data_dir: str | Path | None = None, progress: bool = True, **overrides) -> Run:
+    """Train a run and return it loaded (its last checkpoint, EMA weights).
+
+    config: a Config, a preset name ("ddpm-unet-cond"), or a nested dict as in config.json; overrides:
+    config fields by name (epochs=1, subset=512, conditional=True). run: the directory (default:
+    runs/<preset name>, or runs/run); resume=True continues it from its last checkpoint."""
+    from . import training as T
+    from .report.figures import RunFigures
+
+    name = config if isinstance(config, str) else "run"
+    if isinstance(config, str):
+        config = C.preset(config)
+    elif isinstance(config, dict):
+        config = C.from_dict(config)
+    elif not isinstance(config, C.Config):
+        raise UserError(f"config must be a Config, a preset name or a dict, not {type(config).__name__}")
+    cfg = C.validate(C.apply(config, overrides))
+    run = Path(run or f"runs/{name}")
+    T.train(cfg, run, resume=resume, data_dir=data_dir, progress=progress, on_epoch=RunFigures())
+    return load(run, data_dir=data_dir)
+
+
+def to_image(images: torch.Tensor, nrow: int | None = None):
+    """A PIL image of the grid (nrow images a row; default: square), which a notebook shows inline."""
+    from PIL import Image
+
+    from .report.figures import grid_array
+
+    return Image.fromarray(grid_array(images, nrow or math.ceil(math.sqrt(len(images)))), mode="L")
