@@ -1,7 +1,7 @@
 """Class-conditional runs over guidance weights -> results/conditional.{md,json} and results/img/.
 
 For each run (trained from ddpm-unet-cond and ddpm-default-cond, or any conditional run), measures
-the guidance table (mnistdiff.guidance_table: digit agreement, classifier IS, Inception FID/KID,
+the guidance table (mnistdiff.guidance_eval: digit agreement, classifier IS, Inception FID/KID,
 per-digit KID; one 10 x 10 grid per w) unless the run already has one of the same size, then writes
 the tables and the grids. Usage:
 
@@ -21,6 +21,7 @@ import numpy as np
 from PIL import Image
 
 from mnistdiff import guidance_table as GT
+from mnistdiff.guidance_eval import measure
 from mnistdiff.experiment import machine
 from mnistdiff.errors import UserError
 
@@ -97,7 +98,7 @@ def main(argv=None) -> int:
                 options = {"steps": args.steps} if args.sampler in ("ddim", "heun", "dpm++2m") else {}
                 if args.sampler == "ddim":
                     options["clip"] = True
-                results[run.name] = GT.measure(run, weights=args.weights, n=args.n, sampler=args.sampler,
+                results[run.name] = measure(run, weights=args.weights, n=args.n, sampler=args.sampler,
                                                sampler_options=options, metrics=args.metrics, n_ref=args.n_ref,
                                                runtime=args.runtime, cache=args.cache_dir, data_dir=args.data_dir,
                                                force=True)

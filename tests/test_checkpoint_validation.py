@@ -271,21 +271,14 @@ def test_checkpoints_of_the_first_format_still_load_with_the_same_content_checks
     refused("sample", run, "-n", "2", match="non-finite values in")
 
 
-def _without_later_fields(config):
+def test_runs_that_use_no_later_feature_save_no_later_fields_and_still_work(run, tmp_path):
+    """Fields added after the first checkpoints (EDM's sigma_data/p_mean/p_std, the labels' conditional/
+    label_dropout) are left out of the files of a run that does not use them, as those of an older run
+    lack them: such a run samples and resumes, its defaults changing nothing."""
+    _, config, _ = checkpoint.load(runs.checkpoint_path(run, "last"))
+    saved = json.loads((run / "config.json").read_text())
     for field in C.INTRODUCED_WITH:
-        config[C.FIELD_SECTION[field]].pop(field)
-
-
-def test_checkpoints_made_before_later_config_fields_sample_and_resume(run, tmp_path):
-    """A run trained before sigma_data/p_mean/p_std (EDM) or conditional/label_dropout existed lacks them in
-    every checkpoint and in config.json; it is neither, so their defaults change nothing: it keeps working."""
-    for name in ("last", "prev"):
-        path = runs.checkpoint_path(run, name)
-        if path.exists():
-            resave(path, lambda tensors, config, state: _without_later_fields(config))
-    cfg = json.loads((run / "config.json").read_text())
-    _without_later_fields(cfg)
-    (run / "config.json").write_text(json.dumps(cfg))
+        assert field not in config[C.FIELD_SECTION[field]] and field not in saved[C.FIELD_SECTION[field]]
     code, err = run_cli("sample", run, "-n", "2", "--out", tmp_path / "old.png")
     assert code == 0 and (tmp_path / "old.png").exists(), err
     code, err = run_cli("train", "--resume", run, "--epochs", "3", "--quiet")
@@ -293,21 +286,11 @@ def test_checkpoints_made_before_later_config_fields_sample_and_resume(run, tmp_
     assert _steps(run) == list(range(1, 7))  # epoch 3 ran on from epoch 2 (2 steps an epoch)
 
 
-def test_an_edm_checkpoint_without_its_fields_is_refused(run, tmp_path):
-    """The same fields missing from a checkpoint that says degradation edm: a damaged header, not an old run."""
+@pytest.mark.parametrize("feature, value, match", [("degradation", "edm", "missing p_mean, p_std, sigma_data"),
+                                                   ("conditional", True, "missing label_dropout")])
+def test_a_checkpoint_using_a_later_feature_without_its_fields_is_refused(run, tmp_path, feature, value, match):
+    """The same fields missing from a checkpoint that uses their feature: a damaged header, not an old run."""
     def edit(tensors, config, state):
-        config["process"]["degradation"] = "edm"
-        for field in ("sigma_data", "p_mean", "p_std"):
-            config["process"].pop(field)
+        config[C.FIELD_SECTION[feature]][feature] = value
     resave(runs.checkpoint_path(run, "last"), edit)
-    refused("sample", runs.checkpoint_path(run, "last"), "-n", "2", "--out", tmp_path / "x.png",
-            match="missing p_mean, p_std, sigma_data")
-
-
-def test_a_conditional_checkpoint_without_its_label_dropout_is_refused(run, tmp_path):
-    def edit(tensors, config, state):
-        config["model"]["conditional"] = True
-        config["train"].pop("label_dropout")
-    resave(runs.checkpoint_path(run, "last"), edit)
-    refused("sample", runs.checkpoint_path(run, "last"), "-n", "2", "--out", tmp_path / "x.png",
-            match="missing label_dropout")
+    refused("sample", runs.checkpoint_path(run, "last"), "-n", "2", "--out", tmp_path / "x.png", match=match)

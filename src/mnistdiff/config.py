@@ -81,8 +81,18 @@ class Config:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    def saved(self) -> dict:
+        """to_dict() as written into config.json and checkpoints: without the fields of a feature the run
+        does not use (INTRODUCED_WITH), so an unconditional DDPM's files keep the bytes they had before
+        those features existed; from_dict() restores their defaults."""
+        full, d = self.to_dict(), self.to_dict()
+        for name, (section, key, value) in INTRODUCED_WITH.items():
+            if full[section][key] != value:
+                d[FIELD_SECTION[name]].pop(name)
+        return d
+
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+        return json.dumps(self.saved(), indent=2, sort_keys=True)
 
 
 SECTIONS = {"model": ModelConfig, "process": ProcessConfig, "train": TrainConfig}
@@ -162,7 +172,8 @@ def parse_value(name: str, value):
                         f"see `mnistdiff train --help`") from None
 
 
-# Fields added after checkpoints were first written, with the (section, field, value) they arrived with.
+# Fields added after checkpoints were first written, with the (section, field, value) they arrived with
+# (Config.saved() leaves them out of the files of runs that do not use that value).
 # A checkpoint without them predates that value, so it cannot use it, and their defaults change nothing;
 # one that has the value must carry the fields (checkpoint_check refuses it otherwise).
 INTRODUCED_WITH = {"conditional": ("model", "conditional", True),

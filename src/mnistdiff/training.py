@@ -91,9 +91,9 @@ def save_checkpoint(run: Path, cfg: C.Config, net, opt, state: State, gen: torch
                                "rng/torch": torch.get_rng_state(), "rng/train": gen.get_state()})
     meta = {**vars(state), "optimizer": opt_meta, "rng": checkpoint.rng_state()}
     if best:
-        runs.save_best(run, tensors=tensors, config=cfg.to_dict(), state=meta)
+        runs.save_best(run, tensors=tensors, config=cfg.saved(), state=meta)
     else:
-        runs.save_rotating(run, tensors=tensors, config=cfg.to_dict(), state=meta)
+        runs.save_rotating(run, tensors=tensors, config=cfg.saved(), state=meta)
 
 
 def _resumable_part(cfg: C.Config) -> dict:
