@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mnistdiff import config as C, experiment, metrics as M, runs
+from mnistdiff import config as C, experiment, metrics as M, perf, runs
 from mnistdiff.errors import UserError
 from mnistdiff.evaluate import Evaluator
 from mnistdiff.sample import generate, load_trained
@@ -72,7 +72,7 @@ def ensure_trained(name: str, runs_dir: Path, data_dir) -> Path:
     cfg = train_config(name)
     if run.exists():
         saved = C.from_dict(json.loads((run / "config.json").read_text()))
-        if saved.to_dict() != cfg.to_dict():
+        if saved.to_dict() != perf.resolve_precision(cfg)[0].to_dict():  # config.json says what auto chose
             raise UserError(f"{run} was trained with another config than row {name!r} asks; move it away")
         done = max((r["epoch"] for r in runs.read_metrics(run) if r["type"] == "epoch"), default=0)
         if done < cfg.train.epochs:

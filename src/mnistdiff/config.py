@@ -59,7 +59,7 @@ class TrainConfig:
     subset: int = 0  # train on this many images (deterministic with the seed); 0 = all 60,000
     sample_epochs: tuple[int, ...] = (1, 20, 40, 60)  # epochs whose 4x4 grid is saved (the last always)
     checkpoint_every: int = 0  # also checkpoint every this many steps inside an epoch (0: epoch ends only)
-    precision: str = "fp32"  # fp32 or bf16 (autocast, fp32 master weights)
+    precision: str = "auto"  # fp32, bf16 (autocast, fp32 master weights), or auto: bf16 where native (perf.py)
     threads: int = 0  # torch CPU threads (0: torch's default)
     # Speed levers (perf.py); defaults follow benchmarks/results.md: off where they did not pay.
     channels_last: bool = False  # NHWC layout for the convolutions
@@ -115,7 +115,7 @@ def choices() -> dict[str, tuple[str, ...]]:
         "lr_decay": schedules.LR_DECAYS,
         "loss": tuple(losses.NORMS),
         "order": tuple(schedules.ORDERS),
-        "precision": ("fp32", "bf16"),
+        "precision": ("auto", "fp32", "bf16"),
         "adam": perf.ADAM_IMPLEMENTATIONS,
         "eval_metrics": ("all", "classifier"),
     }

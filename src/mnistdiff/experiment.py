@@ -156,11 +156,14 @@ def run_status(run: Path, planned: PlannedRun) -> str:
     if not (run / "config.json").is_file():
         raise UserError(f"{run} exists but is not a run directory (no config.json); move it away or "
                         "choose another --runs folder")
+    from .perf import resolve_precision
+
     saved = C.from_dict(json.loads((run / "config.json").read_text()))
-    if saved.to_dict() != planned.config.to_dict():
+    planned_cfg, _ = resolve_precision(planned.config)  # the run's config.json says what auto chose
+    if saved.to_dict() != planned_cfg.to_dict():
         diff = [f"{k}: {v} in the run, {getattr(getattr(planned.config, s), k)} in the plan"
                 for s, values in saved.to_dict().items() for k, v in values.items()
-                if getattr(getattr(planned.config, s), k) != C.parse_value(k, v)]
+                if getattr(getattr(planned_cfg, s), k) != C.parse_value(k, v)]
         raise UserError(f"{run} was trained with another config than the plan's run {planned.name!r} "
                         f"({'; '.join(diff)}); move the directory away or choose another --runs folder")
     if not any(runs.checkpoint_path(run, w).exists() for w in ("last", "prev")):

@@ -10,7 +10,9 @@ benchmarks/results.md, measured on the machine named there: a lever that does no
 - channels_last: NHWC weights and activations for the oneDNN convolutions
 - adam:          torch's Adam implementation: for-loop, foreach (multi-tensor) or fused (one kernel)
 - compile:       torch.compile the net's forward (inductor, C++ codegen; the first steps pay the compile)
-- precision:     bf16 autocast with fp32 master weights (train.autocast; 10x slower without AVX512-BF16)
+- precision:     bf16 autocast with fp32 master weights (training.autocast; 10x slower without AVX512-BF16);
+                 auto (the default) is bf16 on CUDA and on CPUs with AVX512-BF16 or AMX, fp32 elsewhere.
+                 A run's config.json records the precision auto chose, so a resume keeps it.
 """
 
 from __future__ import annotations
@@ -19,6 +21,35 @@ import torch
 from torch import nn
 
 ADAM_IMPLEMENTATIONS = ("for-loop", "foreach", "fused")
+BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # /proc/cpuinfo flags of CPUs that compute bf16 natively
+
+
+def cpu_flags() -> set[str]:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return set(next((line for line in f if line.startswith("flags")), "").split(":", 1)[-1].split())
+    except OSError:
+        return set()
+
+
+def auto_precision(device_type: str) -> tuple[str, str]:
+    """(precision, why) for `precision = auto` on this device."""
+    if device_type == "cuda":
+        return "bf16", "a CUDA device"
+    native = [f for f in BF16_FLAGS if f in cpu_flags()]
+    if native:
+        return "bf16", f"this CPU has {native[0]}"
+    return "fp32", "this CPU has neither AVX512-BF16 nor AMX, where bf16 is emulated and ~16x slower"
+
+
+def resolve_precision(cfg, device_type: str | None = None):
+    """(cfg with `auto` replaced by what this machine should use, why; None when cfg named a precision)."""
+    if cfg.train.precision != "auto":
+        return cfg, None
+    from . import config as C
+
+    precision, why = auto_precision(device_type or ("cuda" if torch.cuda.is_available() else "cpu"))
+    return C.apply(cfg, {"precision": precision}), why
 
 
 def set_threads(threads: int) -> None:

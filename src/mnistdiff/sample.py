@@ -14,6 +14,7 @@ from . import samplers
 from . import runtime as RT
 from .report import figures
 from .errors import UserError
+from .progress import Progress
 
 
 WEIGHTS = ("ema", "raw")
@@ -108,15 +109,15 @@ def generate(net, degradation, cfg: C.Config, n: int, *, seed: int = 0, sampler:
     sampler_options = samplers.check_options(sampler, sampler_options, degradation.T)
     g = torch.Generator().manual_seed(seed)
     x_T_all = priors.draw(start, degradation, n, generator=g, run=run, data_dir=data_dir, **(start_options or {}))
-    out = []
+    out, bar = [], Progress(n, "sampling", "image", enabled=progress)
     for i in range(0, n, batch_size):
         m = min(batch_size, n - i)
         x_T = x_T_all[i:i + m]
         batch_net = net if digits is None else G.Guided(net, digits[i:i + m], guidance)
         out.append(data.to_uint8(samplers.SAMPLERS[sampler](batch_net, degradation, x_T, generator=g,
                                                                 **sampler_options)[:, 0]))
-        if progress:
-            print(f"sampled {i + m}/{n}", file=sys.stderr)
+        bar.update(m)
+    bar.close()
     return torch.cat(out)
 
 

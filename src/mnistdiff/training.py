@@ -15,13 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
-
 from typing import Callable
 
 from . import checkpoint, config as C, data, dist, nets, perf, priors, processes, runs, samplers, schedules
 from .report import figures
 from .ema import EMA
+from .progress import Progress
 from .errors import UserError
 
 GRID_SEED_OFFSET = 12_345  # the grid's fixed noise: same images at every epoch for comparison
@@ -137,6 +136,7 @@ def train(cfg: C.Config, run: Path, *, resume: bool = False, data_dir=None, prog
     ctx = dist.init()  # under torchrun / accelerate launch: this process's rank (dist.py)
     progress = progress and ctx.is_main
     run = Path(run)
+    cfg, why = _resolve_precision(cfg, run, resume, ctx.device.type)
     images, labels = training_set(cfg, data_dir)  # data errors surface before anything is written
     if resume and run.is_dir():  # a resume that could not save its checkpoints is refused before it trains
         for folder in (run, run / runs.CKPT_DIR):
@@ -144,9 +144,21 @@ def train(cfg: C.Config, run: Path, *, resume: bool = False, data_dir=None, prog
     if not resume:
         dist.on_main(lambda: (runs.create(run, cfg.to_json()), processes.write_description(
             run / "degradation.json", processes.build(cfg.process))), ctx)
+    if why and ctx.is_main:  # said once the run is sure to start: a refusal stays one line
+        print(f"precision auto: {cfg.train.precision} ({why})", file=sys.stderr)
     with dist.held_by_main(runs.locked(run), ctx):
         return _train_locked(cfg, run, images, resume, progress, on_epoch, stop_after_steps, data_dir,
                              labels=labels if cfg.model.conditional else None)
+
+
+def _resolve_precision(cfg: C.Config, run: Path, resume: bool, device_type: str):
+    """(cfg, why): precision auto made concrete, so config.json records it; a resume keeps the recorded one."""
+    if cfg.train.precision != "auto":
+        return cfg, None
+    if resume and (run / "config.json").is_file():
+        recorded = C.from_dict(C.load_file(run / "config.json")).train.precision
+        return C.apply(cfg, {"precision": recorded}), None
+    return perf.resolve_precision(cfg, device_type)
 
 
 def _train_locked(cfg, run, images, resume, progress, on_epoch, stop_after_steps, data_dir=None,
@@ -172,7 +184,8 @@ def _train_locked(cfg, run, images, resume, progress, on_epoch, stop_after_steps
     else:  # a new run, or one killed before its first checkpoint: start from scratch
         state, gen = State(), _train_generator(tc.seed, 0)
         log.truncate_to(-1)
-        log.write(type="start", step=0, n_train=int(images.shape[0]), parameters=nets.count_parameters(net))
+        log.write(type="start", step=0, n_train=int(images.shape[0]), parameters=nets.count_parameters(net),
+                  precision=tc.precision)
     n, bs = images.shape[0], tc.batch_size
     steps_per_epoch = math.ceil(n / bs)
     lr_at = lambda step: schedules.learning_rate(step, lr=tc.lr, warmup=tc.lr_warmup, decay=tc.lr_decay,  # noqa: E731
@@ -186,8 +199,8 @@ def _train_locked(cfg, run, images, resume, progress, on_epoch, stop_after_steps
             if state.step_in_epoch == 0:
                 gen = _train_generator(tc.seed, epoch)
                 state.epoch_loss_sum = 0.0
-            bar = tqdm(total=steps_per_epoch, initial=state.step_in_epoch, disable=not progress,
-                       desc=f"epoch {epoch}/{tc.epochs}", unit="step", file=sys.stderr, leave=False)
+            bar = Progress(steps_per_epoch, f"epoch {epoch}/{tc.epochs}", "step", initial=state.step_in_epoch,
+                           enabled=progress)
             t0, seen = time.perf_counter(), 0
             net.train()
             for k in range(state.step_in_epoch, steps_per_epoch):
@@ -227,8 +240,7 @@ def _train_locked(cfg, run, images, resume, progress, on_epoch, stop_after_steps
                 state.epoch_loss_sum += value
                 seen += batch.shape[0]
                 log.write(type="iter", epoch=epoch, step=state.step, loss=value)
-                bar.update(1)
-                bar.set_postfix(loss=f"{value:.4f}", img_s=f"{seen / (time.perf_counter() - t0):.0f}")
+                bar.update(1, loss=f"{value:.4f}", img_s=f"{seen / (time.perf_counter() - t0):.0f}")
                 if tc.checkpoint_every and state.step % tc.checkpoint_every == 0 and k + 1 < steps_per_epoch:
                     log.flush()
                     if ctx.is_main:

@@ -62,7 +62,8 @@ _SHOWN = {"degradation", "schedule", "beta1", "beta2", "order", "group", "T", "l
 
 
 def other_settings(cfg: C.Config) -> str:
-    base, mine = C.Config().to_dict(), cfg.to_dict()
+    # The report's own runs trained in fp32; a run's config.json holds what precision=auto chose.
+    base, mine = C.apply(C.Config(), {"precision": "fp32"}).to_dict(), cfg.to_dict()
     diff = [f"{k}={v}" for s in mine for k, v in mine[s].items()
             if k not in _SHOWN and base.get(s, {}).get(k) != v]
     return ", ".join(diff) or "none"

@@ -1,0 +1,52 @@
+"""Progress (progress.py): a bar in a terminal, plain timed lines in logs (issue 15, item 4)."""
+
+import io
+
+from mnistdiff.progress import Progress
+
+from .conftest import cli, tiny_flags
+
+
+class Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_a_log_gets_plain_lines_with_rate_and_eta_never_carriage_returns():
+    log = io.StringIO()
+    p = Progress(10, "epoch 1/2", "step", stream=log, interval=0)
+    for _ in range(4):
+        p.update(1, loss="0.1")
+    p.close()
+    lines = log.getvalue().splitlines()
+    assert len(lines) == 4 and "\r" not in log.getvalue()
+    assert lines[-1].startswith("epoch 1/2: 4/10 steps, ") and "steps/s, ETA " in lines[-1] and lines[-1].endswith("loss 0.1")
+
+
+def test_a_log_gets_at_most_one_line_per_interval():
+    log = io.StringIO()
+    p = Progress(1000, "sampling", "image", stream=log, interval=3600)
+    for _ in range(1000):
+        p.update(1)
+    assert log.getvalue() == ""
+
+
+def test_a_terminal_gets_a_redrawn_bar_and_disabled_progress_writes_nothing():
+    term = Terminal()
+    p = Progress(5, "features", "image", stream=term)
+    p.update(5)
+    p.close()
+    assert "\r" in term.getvalue() and "features:" in term.getvalue()  # tqdm draws (and erases) its bar
+    quiet = Terminal()
+    p = Progress(5, "x", stream=quiet, enabled=False)
+    p.update(5)
+    p.close()
+    assert quiet.getvalue() == ""
+
+
+def test_training_into_a_log_writes_no_bar_redraws(tmp_path):
+    flags = [f for f in tiny_flags() if f != "--quiet"]
+    r = cli("train", "--run", tmp_path / "r", *flags)  # stderr is a pipe here, as in CI or `2> log`
+    assert r.returncode == 0, r.stderr
+    assert "\r" not in r.stderr and len(r.stderr) < 2000, r.stderr
+    assert "epoch 2/2: mean loss" in r.stderr
