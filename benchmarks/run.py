@@ -32,7 +32,7 @@ import peers  # noqa: E402
 from readme_results import splice  # noqa: E402
 
 from mnistdiff import config as C, data, losses, metrics, nets, perf, processes, runs, runtime, samplers  # noqa: E402
-from mnistdiff import train as training  # noqa: E402
+from mnistdiff import training  # noqa: E402
 from mnistdiff.sample import generate, load_trained  # noqa: E402
 
 HERE = Path(__file__).resolve().parent

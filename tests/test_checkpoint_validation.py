@@ -294,3 +294,11 @@ def test_a_checkpoint_using_a_later_feature_without_its_fields_is_refused(run, t
         config[C.FIELD_SECTION[feature]][feature] = value
     resave(runs.checkpoint_path(run, "last"), edit)
     refused("sample", runs.checkpoint_path(run, "last"), "-n", "2", "--out", tmp_path / "x.png", match=match)
+
+
+@pytest.mark.parametrize("value", [None, 0, [], "maybe"])
+def test_a_switch_that_is_not_a_boolean_is_refused(run, tmp_path, value):
+    """Found by test_checkpoint_properties: bool(None) read a damaged channels_last as False, so a header
+    with null there passed as the run's own config. A switch is true/false (or a CLI spelling of them)."""
+    resave(runs.checkpoint_path(run, "last"), lambda tensors, config, state: config["train"].update(channels_last=value))
+    refused("sample", run, "-n", "2", "--out", tmp_path / "x.png", match="channels_last")

@@ -161,7 +161,9 @@ def parse_value(name: str, value):
                 if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
                     raise ValueError
                 return value.lower() in ("true", "1", "yes")
-            return bool(value)
+            if not isinstance(value, bool):  # bool(None), bool([]) or bool(7) would pass any value as a switch
+                raise ValueError
+            return value
         if typ is int and isinstance(value, float) and not value.is_integer():
             raise ValueError
         if typ is int and isinstance(value, str):
