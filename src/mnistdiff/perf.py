@@ -17,6 +17,8 @@ benchmarks/results.md, measured on the machine named there: a lever that does no
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 from torch import nn
 
@@ -46,10 +48,9 @@ def resolve_precision(cfg, device_type: str | None = None):
     """(cfg with `auto` replaced by what this machine should use, why; None when cfg named a precision)."""
     if cfg.train.precision != "auto":
         return cfg, None
-    from . import config as C
-
     precision, why = auto_precision(device_type or ("cuda" if torch.cuda.is_available() else "cpu"))
-    return C.apply(cfg, {"precision": precision}), why
+    # dataclasses.replace, not config.apply: config imports this module (its choices of adam)
+    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, precision=precision)), why
 
 
 def set_threads(threads: int) -> None:
