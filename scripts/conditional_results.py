@@ -46,7 +46,8 @@ def markdown(results: dict[str, dict], args, images: dict[str, str]) -> str:
              "(Ho & Salimans 2022). The sample set is balanced (n / 10 of each digit). Digit agreement: the share "
              "the MNIST classifier (mnistdiff's, 99%+ test accuracy) labels as the digit asked for; target "
              f">= {100 * TARGET:.0f}% at the best w. FID/KID: Inception-v3 2015-12-05 pool3 against the first "
-             "10,000 test digits (KID is unbiased at small n; FID below 10,000 samples is biased upwards). "
+             "test digits (their count is under each run; KID is unbiased at small n, FID below 10,000 samples "
+             "is biased upwards and only ranks). "
              "Per-digit KID: each digit's samples against that digit's test images.", "",
              f"Machine: {m['cpu']}, {m['cpu_count']} logical CPUs (AVX512-BF16: {bf16}), torch {m['torch']}; "
              f"measured {time.strftime('%Y-%m-%d')}. Sampling speed is the run's own, taken while other jobs "
@@ -56,7 +57,8 @@ def markdown(results: dict[str, dict], args, images: dict[str, str]) -> str:
         met = "met" if best["digit_agreement"] >= TARGET else "not met"
         lines += [f"## {name}", "",
                   f"Checkpoint `{res['checkpoint']}` after {res['epochs_trained']} of {res['epochs_planned']} "
-                  f"planned epochs; {res['n']} samples per w, seed {res['seed']}, sampler {res['sampler']} "
+                  f"planned epochs; {res['n']} samples per w against the first {res['protocol']['real']['count']} "
+                  f"{res['protocol']['real']['split']} digits, seed {res['seed']}, sampler {res['sampler']} "
                   f"{res['sampler_options'] or ''}. Best digit agreement {100 * best['digit_agreement']:.1f}% at "
                   f"w = {best['w']:g}: the {100 * TARGET:.0f}% target is **{met}**.", "",
                   "| " + " | ".join(GT.HEADER) + " |", "|" + "---|" * len(GT.HEADER)]

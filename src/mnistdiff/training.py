@@ -108,6 +108,7 @@ def restore(run: Path, cfg: C.Config, net, opt, ema: EMA | None = None) -> tuple
     if found is None:
         return None
     path, (tensors, saved_cfg, meta) = found
+    cfg, _ = _resolve_precision(cfg, Path(run), True, "cpu")  # `auto`: what the run recorded
     if _resumable_part(C.from_dict(saved_cfg)) != _resumable_part(cfg):
         raise UserError(f"checkpoint {path} was made with a different configuration than {run}/config.json; "
                         "resume with the run's own config (only --epochs may change)")
