@@ -300,8 +300,7 @@ def evaluate_run(run, *, n: int = 10_000, seed: int = 0, which: str = "last", sa
         raise UserError(f"unknown sampler {sampler!r} or start {start!r}; samplers: {', '.join(samplers.SAMPLERS)}; "
                         f"starts: {', '.join(priors.STARTS)}")
     tag = sampler + "".join(f"-{k}{v}" for k, v in sampler_options.items())
-    digit_tag = "" if digits is None else f"-digit{str(digit).replace(',', '_').replace(' ', '')}-w{guidance:g}"
-    name = name or f"{tag}-{start}{digit_tag}-n{n}-seed{seed}-{which}" + ("-raw" if weights == "raw" else "")
+    name = name or f"{tag}-{start}{G.file_tag(digit, guidance)}-n{n}-seed{seed}-{which}" + ("-raw" if weights == "raw" else "")
     out = run / "eval" / f"{name}.json"
     if out.exists():
         raise UserError(f"{out} already exists; pass another --name or --seed (nothing was overwritten)")

@@ -42,6 +42,13 @@ def labels(digit: Digits, n: int) -> torch.Tensor | None:
     return torch.tensor(ds).repeat(-(-n // len(ds)))[:n]
 
 
+def file_tag(digit: Digits, guidance: float) -> str:
+    """The part of a sample or evaluation file name that says which digits and weight: -digit3_5-w2."""
+    if digit is None:
+        return ""
+    return f"-digit{str(digit).replace(',', '_').replace(' ', '')}-w{guidance:g}"
+
+
 def check(conditional: bool, digits: torch.Tensor | None, guidance: float) -> None:
     """Refuse, before any work, what the run cannot do."""
     if not isinstance(guidance, (int, float)) or not 0 <= guidance <= MAX_GUIDANCE:

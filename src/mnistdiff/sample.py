@@ -147,8 +147,7 @@ def sample_run(run: str | Path, *, n: int = 64, seed: int = 0, which: str = "las
     start = start or priors.default_start(cfg)
     start_tag = "" if start == "normal" else f"-{start}"  # cold runs have several starts; name them
     sampler_tag = sampler + "".join(f"-{k}{v}" for k, v in (sampler_options or {}).items())
-    digit_tag = "" if digits is None else f"-digit{str(digit).replace(',', '_').replace(' ', '')}-w{guidance:g}"
-    png = Path(out) if out else run_dir / "samples" / f"sample-{sampler_tag}{start_tag}{digit_tag}-n{n}-seed{seed}.png"
+    png = Path(out) if out else run_dir / "samples" / f"sample-{sampler_tag}{start_tag}{G.file_tag(digit, guidance)}-n{n}-seed{seed}.png"
     npy = png.with_suffix(".npy")
     for p in (png, npy):
         if p.exists():
