@@ -5,6 +5,7 @@ are written. No speed is asserted here; the speeds are what running the benchmar
 import importlib.util
 import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -25,11 +26,15 @@ TINY_BENCH = ["--train-steps", "2", "--lever-steps", "1", "--lever-rounds", "1",
 
 
 @pytest.mark.slow  # two tiny training loops, 2 x 1000 sampling steps of one image, 2 Inception images: ~40 s
-def test_benchmark_runs_every_comparison_and_rewrites_the_readme_table(tmp_path):
+def test_benchmark_runs_every_comparison_and_rewrites_the_readme_table(tmp_path, cache, monkeypatch):
+    monkeypatch.setenv("MNISTDIFF_CACHE", str(cache))
     run = _bench("run")
     readme = tmp_path / "README.md"
     readme.write_text(f"# x\n\nbefore\n\n{run.README_START}\nold table\n{run.README_END}\n\nafter\n")
-    assert run.main([*TINY_BENCH, "--out", str(tmp_path / "out"), "--readme", str(readme)]) == 0
+    model = tmp_path / "model"
+    T.train(C.apply(C.preset("ddpm-default"), {**TINY, "epochs": 1, "sample_epochs": ()}), model, progress=False)
+    assert run.main([*TINY_BENCH, "--out", str(tmp_path / "out"), "--readme", str(readme), "--evaluate", str(model),
+                     "--evaluate-n", "10", "--evaluate-ref", "10"]) == 0
 
     res = json.loads((tmp_path / "out/results.json").read_text())
     tr, sa, ev, rf = res["training"], res["sampling"], res["evaluation"], res["roofline"]
@@ -49,10 +54,18 @@ def test_benchmark_runs_every_comparison_and_rewrites_the_readme_table(tmp_path)
     levers = [lv["lever"] for lv in res["levers"]]
     assert levers[0].startswith("torch defaults") and {"adam=foreach", "channels_last", "precision=bf16"} <= set(levers)
     assert res["machine"]["cores"] >= 1 and "avx512_bf16" in res["machine"]
+    unet = {lv["lever"]: lv for lv in res["unet_levers"]}
+    assert {"channels_last", "batch 4", "batch 16"} <= set(unet) and unet["batch 16"]["batch_size"] == 16
+    assert any(label.startswith("precision=auto (") for label in unet)  # names what auto chose here
+    assert res["unet_roofline"]["flops_per_image"] > 1e8 and 0 < res["unet_roofline"]["fraction_fp32"]
 
     md = (tmp_path / "out/results.md").read_text()
     assert "| training, images/s (batch 8, 2 steps each)" in md and "diffusers DDPMScheduler loop" in md
     assert "| Inception features, images/s (2 images)" in md and "--runtime openvino" in md
+    assert "The quality UNet (ddpm-unet" in md and "| batch 16 |" in md
+    ev_row = res["evaluate"]  # the end-to-end evaluation, whose result is the run's own eval file
+    assert ev_row["n"] == 10 and json.loads(Path(ev_row["file"]).read_text())["fid"] == ev_row["fid"]
+    assert f"mnistdiff evaluate {model} -n 10` end to end (vs 10 test digits" in md
     text = readme.read_text()
     assert "old table" not in text and text.startswith("# x\n\nbefore\n") and text.endswith("\n\nafter\n")
     block = text.split(run.README_START)[1].split(run.README_END)[0]
@@ -66,6 +79,8 @@ def test_benchmark_refuses_bad_arguments_before_measuring(tmp_path, capsys):
     assert len(err.splitlines()) == 1 and "nope.md does not exist" in err and "--no-readme" in err
     assert _bench("run").main([*TINY_BENCH, "--eval-n", "1", "--out", str(out), "--no-readme"]) == 2
     assert "--eval-n >= 2" in capsys.readouterr().err
+    assert _bench("run").main([*TINY_BENCH, "--evaluate", str(tmp_path), "--out", str(out), "--no-readme"]) == 2
+    assert "is not a run directory" in capsys.readouterr().err
     assert not out.exists()
 
 

@@ -35,6 +35,18 @@ def test_unet_starts_at_zero_then_depends_on_time_and_input():
     assert not torch.allclose(net(x, t1), net(x.flip(-1), t1))
 
 
+def test_scale_shift_carries_the_time_a_group_norm_cancels():
+    """At 8 channels every GroupNorm group is one channel, so the default shift added before the norm
+    is removed entirely and the net cannot see t; scale and shift after the norm reach the output."""
+    x, t1, t2 = torch.randn(2, 1, 28, 28), torch.tensor([0.1, 0.1]), torch.tensor([0.9, 0.9])
+    for scale_shift in (False, True):
+        torch.manual_seed(0)
+        net = UNet((8,), scale_shift=scale_shift)
+        for p in net.parameters():
+            p.data.normal_(0, 0.2)
+        assert torch.allclose(net(x, t1), net(x, t2), atol=1e-5) is not scale_shift
+
+
 def test_unet_from_config_and_its_limits():
     cfg = C.validate(C.apply(C.Config(), dict(net="unet", hidden=(8, 16, 32), attention=True, res_blocks=2)))
     net = nets.build(cfg.model)
@@ -43,6 +55,8 @@ def test_unet_from_config_and_its_limits():
         C.validate(C.apply(C.Config(), dict(net="unet", hidden=(8, 8, 8, 8))))
     with pytest.raises(UserError, match="unet settings"):
         C.validate(C.apply(C.Config(), dict(attention=True)))  # the seed CNN has no attention
+    with pytest.raises(UserError, match="unet settings"):
+        C.validate(C.apply(C.Config(), dict(scale_shift=True)))
 
 
 # -- prediction targets --------------------------------------------------------------------------------
@@ -143,7 +157,7 @@ def test_cosine_schedule_properties():
 
 def test_unet_run_with_every_option_resumes_bit_exactly_and_samples_from_ema(tmp_path):
     cfg = C.apply(C.Config(), dict(UNET, prediction="v", min_snr=5.0, ema_decay=0.9, lr=2e-3, lr_warmup=3,
-                                   lr_decay="cosine", grad_clip=0.5, schedule="cosine"))
+                                   lr_decay="cosine", grad_clip=0.5, schedule="cosine", scale_shift=True))
     T.train(cfg, tmp_path / "whole", progress=False)
     # Interrupted mid-epoch after the warm-up, where the cosine decay and the EMA are both moving.
     T.train(C.apply(cfg, dict(checkpoint_every=1)), tmp_path / "halves", progress=False, stop_after_steps=5)

@@ -25,6 +25,7 @@ class ModelConfig:
     attention: bool = False  # unet: self-attention at the lowest resolution
     res_blocks: int = 1  # unet: residual blocks per level, on each side
     conditional: bool = False  # the digit 0-9 (or "no label") is an input, for classifier-free guidance
+    scale_shift: bool = False  # unet: the time (and label) embedding scales and shifts each block's normalised features
 
 
 @dataclass
@@ -179,6 +180,7 @@ def parse_value(name: str, value):
 # A checkpoint without them predates that value, so it cannot use it, and their defaults change nothing;
 # one that has the value must carry the fields (checkpoint_check refuses it otherwise).
 INTRODUCED_WITH = {"conditional": ("model", "conditional", True),
+                   "scale_shift": ("model", "scale_shift", True),
                    "label_dropout": ("model", "conditional", True),
                    "sigma_data": ("process", "degradation", "edm"),
                    "p_mean": ("process", "degradation", "edm"),
@@ -263,8 +265,9 @@ def validate(cfg: Config) -> Config:
                             f"{','.join(map(str, m.hidden))}; e.g. --hidden 32,64,64")
         if not 1 <= m.res_blocks <= 8:
             raise UserError(f"res_blocks={m.res_blocks} must be between 1 and 8, e.g. --res-blocks 2")
-    elif m.attention or m.res_blocks != 1:
-        raise UserError("attention and res_blocks are unet settings; pass --net unet or leave them at their defaults")
+    elif m.attention or m.res_blocks != 1 or m.scale_shift:
+        raise UserError("attention, res_blocks and scale_shift are unet settings; pass --net unet or leave them at "
+                        "their defaults")
     if not 1 <= p.T <= 100_000:
         raise UserError(f"T={p.T} must be between 1 and 100000 (the report uses --T 1000)")
     if not (0 < p.beta1 < 1 and 0 < p.beta2 < 1):

@@ -112,22 +112,34 @@ def _zero(module: nn.Module) -> nn.Module:
 
 
 class ResBlock(nn.Module):
-    """GroupNorm -> act -> 3x3 conv, plus a per-channel shift from the time embedding, twice;
-    a 1x1 conv on the skip path when the width changes."""
+    """GroupNorm -> act -> 3x3 conv, twice, conditioned on the embedding; a 1x1 conv on the skip path
+    when the width changes.
 
-    def __init__(self, c_in: int, c_out: int, emb_dim: int, act: type[nn.Module]):
+    Default: a per-channel shift added before the second GroupNorm. The norm removes each group's mean
+    of that shift, so only differences within a group reach the conv (none at one channel per group).
+    scale_shift (Nichol & Dhariwal 2021's "scale-shift norm"): the embedding gives (scale, shift) applied
+    after the norm, h = norm(h) * (1 + scale) + shift, which no normalisation can cancel."""
+
+    def __init__(self, c_in: int, c_out: int, emb_dim: int, act: type[nn.Module], scale_shift: bool = False):
         super().__init__()
+        self.scale_shift = scale_shift
         self.norm1 = nn.GroupNorm(norm_groups(c_in), c_in)
         self.conv1 = nn.Conv2d(c_in, c_out, 3, padding=1)
-        self.emb = nn.Linear(emb_dim, c_out)
+        self.emb = nn.Linear(emb_dim, 2 * c_out if scale_shift else c_out)
         self.norm2 = nn.GroupNorm(norm_groups(c_out), c_out)
         self.conv2 = _zero(nn.Conv2d(c_out, c_out, 3, padding=1))
         self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
         self.act = act()
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
-        h = self.conv1(self.act(self.norm1(x))) + self.emb(emb)[:, :, None, None]
-        return self.skip(x) + self.conv2(self.act(self.norm2(h)))
+        h = self.conv1(self.act(self.norm1(x)))
+        e = self.emb(emb)[:, :, None, None]
+        if self.scale_shift:
+            scale, shift = e.chunk(2, dim=1)
+            h = self.norm2(h) * (1 + scale) + shift
+        else:
+            h = self.norm2(h + e)
+        return self.skip(x) + self.conv2(self.act(h))
 
 
 class SelfAttention(nn.Module):
@@ -151,7 +163,8 @@ class UNet(nn.Module):
     """hidden[i] channels at level i (28 / 2^i pixels); res_blocks residual blocks per level and side."""
 
     def __init__(self, hidden: tuple[int, ...] = (32, 64, 64), act: str = "silu", attention: bool = False,
-                 res_blocks: int = 1, in_channels: int = 1, time_frequencies: int = 16, conditional: bool = False):
+                 res_blocks: int = 1, in_channels: int = 1, time_frequencies: int = 16, conditional: bool = False,
+                 scale_shift: bool = False):
         super().__init__()
         if not 1 <= len(hidden) <= MAX_LEVELS:
             raise ValueError(f"a UNet on 28x28 has 1 to {MAX_LEVELS} levels, got {len(hidden)}")
@@ -163,18 +176,18 @@ class UNet(nn.Module):
         self.downsample = nn.ModuleList()
         c = hidden[0]
         for i, w in enumerate(hidden):
-            self.down.append(nn.ModuleList(ResBlock(c if j == 0 else w, w, emb, act_cls) for j in range(res_blocks)))
+            self.down.append(nn.ModuleList(ResBlock(c if j == 0 else w, w, emb, act_cls, scale_shift) for j in range(res_blocks)))
             c = w
             if i + 1 < len(hidden):
                 self.downsample.append(nn.Conv2d(w, w, 3, stride=2, padding=1))
-        self.mid = ResBlock(c, c, emb, act_cls)
+        self.mid = ResBlock(c, c, emb, act_cls, scale_shift)
         self.attn = SelfAttention(c) if attention else nn.Identity()
         self.up = nn.ModuleList()
         self.upsample = nn.ModuleList()
         for i in reversed(range(len(hidden))):
             w = hidden[i]
             # The first block of a level takes the skip concatenated to the path from below.
-            self.up.append(nn.ModuleList(ResBlock(2 * w if j == 0 else w, w, emb, act_cls) for j in range(res_blocks)))
+            self.up.append(nn.ModuleList(ResBlock(2 * w if j == 0 else w, w, emb, act_cls, scale_shift) for j in range(res_blocks)))
             if i > 0:
                 self.upsample.append(nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"),
                                                    nn.Conv2d(w, hidden[i - 1], 3, padding=1)))
@@ -207,7 +220,7 @@ class UNet(nn.Module):
 # config name -> builder from a ModelConfig; config.CHOICES["net"] is this dict's keys.
 NETS = {"cnn": lambda m: SeedCNN(tuple(m.hidden), m.act, conditional=m.conditional),
         "unet": lambda m: UNet(tuple(m.hidden), m.act, attention=m.attention, res_blocks=m.res_blocks,
-                               conditional=m.conditional)}
+                               conditional=m.conditional, scale_shift=m.scale_shift)}
 
 
 def build(model_cfg) -> nn.Module:

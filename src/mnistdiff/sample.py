@@ -72,8 +72,9 @@ def load_trained(target: str | Path, which: str = "last", weights: str = "ema", 
     perf.prepare(net, cfg.train)  # the run's speed levers apply to sampling too
     if runtime != "torch":
         b = max(1, min(batch_size, 500))
-        name = f"{cfg.model.net}-{'-'.join(map(str, cfg.model.hidden))}-{cfg.model.act}-r{cfg.model.res_blocks}" \
-               f"{'-attn' if cfg.model.attention else ''}{'-cond' if cfg.model.conditional else ''}"
+        m = cfg.model
+        name = f"{m.net}-{'-'.join(map(str, m.hidden))}-{m.act}-r{m.res_blocks}{'-attn' if m.attention else ''}" \
+               f"{'-cond' if m.conditional else ''}{'-ss' if m.scale_shift else ''}"
         example = (torch.zeros(b, 1, 28, 28), torch.zeros(b))
         if cfg.model.conditional:  # the labels are an input of the compiled graph too
             example += (torch.zeros(b, dtype=torch.long),)
