@@ -96,6 +96,24 @@ def diffusers_ddim_scheduler(schedule, steps: int):
     return sched
 
 
+def diffusers_dpm_scheduler(schedule, steps: int):
+    """DPMSolverMultistepScheduler (DPM-Solver++, order 2, last step to sigma = 0) on mnistdiff's schedule
+    (indexed as above), on the timesteps mnistdiff's dpm++2m visits (DDIM's sub-sequence, k = t - 1)."""
+    from diffusers import DPMSolverMultistepScheduler
+
+    from mnistdiff.samplers import ddim_timesteps
+
+    sched = DPMSolverMultistepScheduler(num_train_timesteps=schedule.T, trained_betas=schedule.betas[1:].double().numpy(),
+                                        algorithm_type="dpmsolver++", solver_order=2, prediction_type="epsilon",
+                                        final_sigmas_type="zero", lower_order_final=True)
+    alpha_bar = _alpha_bar(schedule)[1:]
+    sched.alphas_cumprod = alpha_bar
+    sched.alpha_t, sched.sigma_t = alpha_bar.sqrt(), (1 - alpha_bar).sqrt()
+    sched.lambda_t = torch.log(sched.alpha_t) - torch.log(sched.sigma_t)
+    sched.set_timesteps(timesteps=[t - 1 for t in ddim_timesteps(schedule.T, steps)])
+    return sched
+
+
 def _alpha_bar(schedule) -> torch.Tensor:
     return torch.cumprod(1 - schedule.betas.double(), 0)
 

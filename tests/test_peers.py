@@ -40,3 +40,14 @@ def test_ddim_on_every_timestep_gives_diffusers_ddim_scheduler_images(net_and_sc
     theirs = peers.diffusers_sample(net, peers.diffusers_ddim_scheduler(schedule, schedule.T), _x_T(),
                                     torch.Generator().manual_seed(1), eta=eta)
     assert (ours - theirs).abs().max() < 1e-4
+
+
+@pytest.mark.parametrize("steps", [5, 20])
+def test_dpm_solver_2m_gives_diffusers_dpm_solver_multistep_images(net_and_schedule, steps):
+    """DPM-Solver++(2M) for a DDPM: the images of diffusers' DPMSolverMultistepScheduler on the same
+    timesteps, and not DDIM's (the second-order correction acts)."""
+    net, schedule = net_and_schedule
+    ours = samplers.sample_dpmpp_2m(net, schedule, _x_T(), steps=steps)
+    theirs = peers.diffusers_sample(net, peers.diffusers_dpm_scheduler(schedule, steps), _x_T(), None)
+    assert (ours - theirs).abs().max() < 1e-4
+    assert (ours - samplers.sample_ddim(net, schedule, _x_T(), steps=steps)).abs().max() > 1e-3

@@ -101,14 +101,22 @@ def test_ddim_callback_sees_every_step_with_x_t_before_the_update():
 
 
 def test_ddim_is_registered_and_its_options_are_checked():
-    assert "ddim" in samplers.SAMPLERS and samplers.SAMPLERS["ddim"].serves == "schedule"
-    assert samplers.check_options("ddim", {"steps": 10, "eta": None}, 1000) == {"steps": 10}
+    ddpm = processes.build(C.Config().process)  # T = 1000
+    assert "ddim" in samplers.SAMPLERS and samplers.SAMPLERS["ddim"].serves == ("schedule",)
+    assert samplers.check_options("ddim", {"steps": 10, "eta": None}, ddpm) == {"steps": 10}
     with pytest.raises(UserError, match="does not take --steps"):
-        samplers.check_options("ddpm", {"steps": 10}, 1000)
+        samplers.check_options("ddpm", {"steps": 10}, ddpm)
     with pytest.raises(UserError, match="steps=2000"):
-        samplers.check_options("ddim", {"steps": 2000}, 1000)
+        samplers.check_options("ddim", {"steps": 2000}, ddpm)
     with pytest.raises(UserError, match="eta=-1"):
-        samplers.check_options("ddim", {"eta": -1.0}, 1000)
+        samplers.check_options("ddim", {"eta": -1.0}, ddpm)
+    # DPM-Solver++(2M) serves both noise families: its steps are DDIM's timesteps for a DDPM (at most T),
+    # Karras sigmas (any count) for EDM.
+    edm = processes.build(C.apply(C.Config(), {"degradation": "edm", "prediction": "x0"}).process)
+    assert samplers.check_options("dpm++2m", {"steps": 2000}, edm) == {"steps": 2000}
+    with pytest.raises(UserError, match="steps=2000"):
+        samplers.check_options("dpm++2m", {"steps": 2000}, ddpm)
+    assert {"ddim", "dpm++2m"} <= set(samplers.serving("schedule")) and "dpm++2m" in samplers.serving("sigma")
 
 
 def test_generate_passes_ddim_options_through():

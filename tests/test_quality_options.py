@@ -205,4 +205,4 @@ def test_ddim_clip_keeps_estimates_in_the_data_range_and_exact_ones_unchanged():
     exact = predictions.for_sampling(lambda x, t: x0, "x0", process)
     torch.testing.assert_close(samplers.sample_ddim(exact, process.schedule, x_T, steps=10, clip=True), x0,
                                atol=1e-3, rtol=0)
-    assert samplers.check_options("ddim", {"steps": 10, "clip": True, "eta": None}, 50) == {"steps": 10, "clip": True}
+    assert samplers.check_options("ddim", {"steps": 10, "clip": True, "eta": None}, process) == {"steps": 10, "clip": True}

@@ -202,7 +202,7 @@ def _add_sampling_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", default="last", choices=list(runs.CHECKPOINT_NAMES),
                    help="which checkpoint of a run (default: last)")
     p.add_argument("--sampler", choices=list(samplers.SAMPLERS), help="default: the process's own; " + "; ".join(
-        f"{name}: {s.help} ({s.serves} processes)"
+        f"{name}: {s.help} ({'/'.join(s.serves)} processes)"
         for name, s in samplers.SAMPLERS.items()))
     algorithms = samplers.algorithms()
     p.add_argument("--algorithm", choices=list(algorithms), help="cold runs, short for --sampler: " + "; ".join(

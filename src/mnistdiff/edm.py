@@ -88,22 +88,20 @@ def sample_heun(net, process, x_T: torch.Tensor, *, steps: int = 18, generator=N
     return x
 
 
-@torch.inference_mode()
-def sample_dpmpp_2m(net, process, x_T: torch.Tensor, *, steps: int = 20, generator=None,
-                    callback: Callback = None) -> torch.Tensor:
-    """DPM-Solver++(2M) (Lu et al. 2022, Algorithm 2) on the Karras sigmas: a second-order multistep
-    solver in lambda = -log sigma that reuses the previous step's x0 estimate; `steps` net calls."""
-    sigmas = karras_sigmas(steps)
-    D = _denoiser(net, process, x_T.shape[0], x_T.device)
-    x = x_T * math.sqrt(1 + sigmas[0] ** 2)
+def dpmpp_2m(denoise: Callable[[torch.Tensor, int], torch.Tensor], sigmas: list[float], x: torch.Tensor,
+             callback: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None) -> torch.Tensor:
+    """DPM-Solver++(2M) (Lu et al. 2022, Algorithm 2) in the variance-exploding view x = x0 + sigma n:
+    a second-order multistep solver in lambda = -log sigma that reuses the previous step's x0 estimate.
+    sigmas fall to a final 0; denoise(x, i) is the x0 estimate at sigmas[i]; one net call per nonzero
+    sigma. Shared by the EDM process and DDPMs (samplers.sample_dpmpp_2m), whose ODE is this one in
+    x / sqrt(alpha_bar)."""
     x0_prev, h_prev = None, None
     for i, (s, s_next) in enumerate(zip(sigmas, sigmas[1:])):
-        x0_hat = D(x, s)
+        x0_hat = denoise(x, i)
         if callback is not None:
-            callback(len(sigmas) - 1 - i, x, x0_hat)
+            callback(i, x, x0_hat)
         if s_next == 0:  # the last step lands on the estimate itself
-            x = x0_hat
-            break
+            return x0_hat
         h = math.log(s / s_next)
         if x0_prev is None:
             x0_mix = x0_hat  # first step: DPM-Solver++(1), i.e. DDIM
@@ -113,3 +111,15 @@ def sample_dpmpp_2m(net, process, x_T: torch.Tensor, *, steps: int = 20, generat
         x = (s_next / s) * x + (1 - s_next / s) * x0_mix  # -expm1(-h) = 1 - s_next / s
         x0_prev, h_prev = x0_hat, h
     return x
+
+
+@torch.inference_mode()
+def sample_dpmpp_2m(net, process, x_T: torch.Tensor, *, steps: int = 20, clip: bool = False, generator=None,
+                    callback: Callback = None) -> torch.Tensor:
+    """DPM-Solver++(2M) on the Karras sigmas; `steps` net calls. clip: clamp each estimate to the data
+    range [-0.5, 0.5]."""
+    sigmas = karras_sigmas(steps)
+    D = _denoiser(net, process, x_T.shape[0], x_T.device)
+    denoise = (lambda x, i: D(x, sigmas[i]).clamp(-0.5, 0.5)) if clip else (lambda x, i: D(x, sigmas[i]))
+    step_back = None if callback is None else lambda i, x, x0_hat: callback(len(sigmas) - 1 - i, x, x0_hat)
+    return dpmpp_2m(denoise, sigmas, x_T * math.sqrt(1 + sigmas[0] ** 2), step_back)

@@ -294,7 +294,7 @@ def evaluate_run(run, *, n: int = 10_000, seed: int = 0, which: str = "last", sa
     sampler = sampler or samplers.default_sampler(cfg)
     # Options left unset (None) keep the sampler's defaults and stay out of the result's name.
     samplers.check_compatible(sampler, degradation)
-    sampler_options = samplers.check_options(sampler, sampler_options, degradation.T)
+    sampler_options = samplers.check_options(sampler, sampler_options, degradation)
     start = start or priors.default_start(cfg)
     if sampler not in samplers.SAMPLERS or start not in priors.STARTS:  # before any long computation
         raise UserError(f"unknown sampler {sampler!r} or start {start!r}; samplers: {', '.join(samplers.SAMPLERS)}; "

@@ -43,7 +43,7 @@ def measure(run: str | Path, *, weights=WEIGHTS, n: int = 1000, sampler: str | N
         G.check(cfg.model.conditional, digits, w)
     sampler = sampler or samplers.default_sampler(cfg)
     samplers.check_compatible(sampler, process)
-    sampler_options = samplers.check_options(sampler, sampler_options, process.T)
+    sampler_options = samplers.check_options(sampler, sampler_options, process)
     ev = Evaluator(metrics=metrics, n_ref=n_ref, cache=cache, data_dir=data_dir, progress=progress, runtime=runtime)
     rows = []
     for w in weights:

@@ -107,7 +107,7 @@ def generate(net, degradation, cfg: C.Config, n: int, *, seed: int = 0, sampler:
     if start not in priors.STARTS:
         raise UserError(f"unknown start {start!r}; choose one of: {', '.join(priors.STARTS)}")
     samplers.check_compatible(sampler, degradation)
-    sampler_options = samplers.check_options(sampler, sampler_options, degradation.T)
+    sampler_options = samplers.check_options(sampler, sampler_options, degradation)
     g = torch.Generator().manual_seed(seed)
     x_T_all = priors.draw(start, degradation, n, generator=g, run=run, data_dir=data_dir, **(start_options or {}))
     out, bar = [], Progress(n, "sampling", "image", enabled=progress)

@@ -83,7 +83,7 @@ def ddim_step(x_t: torch.Tensor, eps: torch.Tensor, alpha_bar_t: float, alpha_ba
     return x_s, x0_hat
 
 
-def _check_eta(eta: float, T: int | None = None) -> None:
+def _check_eta(eta: float, process=None) -> None:
     if not 0 <= eta <= 1:  # above 1 sigma_t outgrows sqrt(1 - alpha_bar_{t-1})
         raise UserError(f"eta={eta} must lie in [0, 1] (0: deterministic DDIM, 1: DDPM-like noise)")
 
@@ -113,6 +113,30 @@ def sample_ddim(net, schedule: Schedule, x_T: torch.Tensor, *, steps: int = 50, 
             callback(t, x, x0_hat)
         x = x_next
     return x
+
+
+@torch.inference_mode()
+def sample_dpmpp_2m(net, schedule: Schedule, x_T: torch.Tensor, *, steps: int = 20, clip: bool = False,
+                    generator: torch.Generator | None = None, callback: Callback = None) -> torch.Tensor:
+    """DPM-Solver++(2M) (Lu et al. 2022) for an eps-prediction DDPM on DDIM's `steps` timesteps; steps
+    net calls. In x / sqrt(alpha_bar_t) = x0 + sigma_t eps, sigma_t = sqrt((1 - alpha_bar_t) / alpha_bar_t),
+    a DDPM's probability-flow ODE is EDM's, so one solver (edm.dpmpp_2m) serves both. Its first step
+    is DDIM's; the last lands on x0_hat. diffusers' DPMSolverMultistepScheduler (dpmsolver++, order 2,
+    final sigma 0) on the same timesteps gives the same images (tests/test_peers.py).
+    clip: clamp each x0 estimate to the data range, as DDIM's clip does. Deterministic."""
+    T, n = schedule.T, x_T.shape[0]
+    ab = schedule.alphas_cumprod.tolist()
+    taus = ddim_timesteps(T, steps)
+    sigmas = [((1 - ab[t]) / ab[t]) ** 0.5 for t in taus] + [0.0]
+
+    def denoise(x: torch.Tensor, i: int) -> torch.Tensor:
+        a, s = ab[taus[i]] ** 0.5, (1 - ab[taus[i]]) ** 0.5
+        x_t = a * x
+        x0_hat = to_x0("eps", net(x_t, _time(taus[i], n, T, x.device)).float(), x_t, a, s)
+        return x0_hat.clamp(-DATA_RANGE, DATA_RANGE) if clip else x0_hat
+
+    step_back = None if callback is None else lambda i, x, x0_hat: callback(taus[i], ab[taus[i]] ** 0.5 * x, x0_hat)
+    return edm.dpmpp_2m(denoise, sigmas, x_T / ab[taus[0]] ** 0.5, step_back)
 
 
 COLD_ALGORITHMS = ("direct", "1", "2")
@@ -165,7 +189,7 @@ class Sampler:
     """One registry entry: fn(net, process, x_T, *, generator, callback, **options) -> x_0."""
 
     fn: Callable
-    serves: str  # the process family it samples (processes.Process.family): schedule, sigma or cold
+    serves: tuple[str, ...]  # the process families it samples (processes.Process.family): schedule, sigma, cold
     help: str
     options: dict[str, Option] = field(default_factory=dict)
     algorithm: str | None = None  # a cold sampler's name as `--algorithm` spells it (Bansal et al.'s numbering)
@@ -180,12 +204,16 @@ class Sampler:
         return self.fn(net, process, x_T, **kw)
 
 
-def _check_steps(steps, T: int) -> None:
-    ddim_timesteps(T, steps)
+def _check_steps(steps, process) -> None:
+    ddim_timesteps(process.T, steps)
 
 
-def _check_sigmas(steps, T: int) -> None:
+def _check_sigmas(steps, process) -> None:
     edm.karras_sigmas(steps)
+
+
+def _check_solver_steps(steps, process) -> None:
+    (_check_sigmas if process.family == "sigma" else _check_steps)(steps, process)
 
 
 def _on_schedule(fn: Callable) -> Callable:
@@ -193,33 +221,41 @@ def _on_schedule(fn: Callable) -> Callable:
     return lambda net, process, x_T, **kw: fn(net, process.schedule, x_T, **kw)
 
 
+def _per_family(**fns: Callable) -> Callable:
+    """One sampler name for several process families: the function for the run's family."""
+    return lambda net, process, x_T, **kw: fns[process.family](net, process, x_T, **kw)
+
+
 # name -> every fact about the sampler; feeds the CLI (--sampler, --algorithm, --steps/--eta/--clip).
 SAMPLERS: dict[str, Sampler] = {
-    "ddpm": Sampler(_on_schedule(sample_ddpm), "schedule", "ancestral sampling, all T steps (Ho et al. 2020)"),
-    "ddim": Sampler(_on_schedule(sample_ddim), "schedule", "DDIM on a sub-sequence of the steps (Song et al. 2021)",
+    "ddpm": Sampler(_on_schedule(sample_ddpm), ("schedule",), "ancestral sampling, all T steps (Ho et al. 2020)"),
+    "ddim": Sampler(_on_schedule(sample_ddim), ("schedule",), "DDIM on a sub-sequence of the steps (Song et al. 2021)",
                     options={"steps": Option(int, "number of timesteps used, 1..T", _check_steps),
                              "eta": Option(float, "noise scale, 0 deterministic .. 1 DDPM-like", _check_eta),
                              "clip": Option(bool, "clamp each step's x0 estimate to the data range (stops a "
                                                   "short-trained model's samples from ending as saturated noise)")},
                     defaults_from=sample_ddim),
-    "heun": Sampler(edm.sample_heun, "sigma", "Heun's second-order solver on Karras et al.'s sigmas, "
+    "heun": Sampler(edm.sample_heun, ("sigma",), "Heun's second-order solver on Karras et al.'s sigmas, "
                     "2 * steps - 1 net calls (Karras et al. 2022, Algorithm 1)",
                     options={"steps": Option(int, "number of sigmas (net calls: 2 * steps - 1)", _check_sigmas)}),
-    "dpm++2m": Sampler(edm.sample_dpmpp_2m, "sigma", "DPM-Solver++(2M) on Karras et al.'s sigmas, steps net "
-                       "calls (Lu et al. 2022)",
-                       options={"steps": Option(int, "number of sigmas (net calls)", _check_sigmas)}),
-    "cold-direct": Sampler(partial(sample_cold, algorithm="direct"), "cold",
+    "dpm++2m": Sampler(_per_family(schedule=_on_schedule(sample_dpmpp_2m), sigma=edm.sample_dpmpp_2m),
+                       ("schedule", "sigma"), "DPM-Solver++(2M) (Lu et al. 2022), steps net calls: on DDIM's "
+                       "timesteps for a DDPM, on Karras et al.'s sigmas for EDM",
+                       options={"steps": Option(int, "number of net calls", _check_solver_steps),
+                                "clip": Option(bool, "clamp each x0 estimate to the data range")},
+                       defaults_from=sample_dpmpp_2m),
+    "cold-direct": Sampler(partial(sample_cold, algorithm="direct"), ("cold",),
                            "one restoration R(x_T, T) (Bansal et al. 2022)", algorithm="direct"),
-    "cold-alg1": Sampler(partial(sample_cold, algorithm="1"), "cold",
+    "cold-alg1": Sampler(partial(sample_cold, algorithm="1"), ("cold",),
                          "Algorithm 1 of Bansal et al. 2022: restore, degrade to s-1", algorithm="1"),
-    "cold-alg2": Sampler(partial(sample_cold, algorithm="2"), "cold",
+    "cold-alg2": Sampler(partial(sample_cold, algorithm="2"), ("cold",),
                          "Algorithm 2 of Bansal et al. 2022: restore with error correction", algorithm="2"),
 }
 
 
 def serving(family: str) -> list[str]:
     """The samplers that serve a process family (processes.Process.family)."""
-    return [name for name, s in SAMPLERS.items() if s.serves == family]
+    return [name for name, s in SAMPLERS.items() if family in s.serves]
 
 
 def option_names() -> list[str]:
@@ -227,7 +263,7 @@ def option_names() -> list[str]:
     return list(dict.fromkeys(o for s in SAMPLERS.values() for o in s.options))
 
 
-def check_options(name: str, options: dict | None, T: int) -> dict:
+def check_options(name: str, options: dict | None, process) -> dict:
     """The options given (None values dropped), refusing, before any work, any the sampler does not take."""
     takes = SAMPLERS[name].options
     options = {k: v for k, v in (options or {}).items() if v is not None}
@@ -238,13 +274,13 @@ def check_options(name: str, options: dict | None, T: int) -> dict:
                         "e.g. --sampler ddim --steps 50 --eta 0")
     for key, value in {**SAMPLERS[name].defaults, **options}.items():
         if takes[key].check is not None:
-            takes[key].check(value, T)
+            takes[key].check(value, process)
     return options
 
 
 def check_compatible(name: str, process) -> None:
     """Refuse, before any work, a sampler that cannot run this run's process."""
-    if SAMPLERS[name].serves != process.family:
+    if process.family not in SAMPLERS[name].serves:
         raise UserError(f"the {name} sampler does not serve this run's {type(process).__name__} process; "
                         f"use --sampler {'|'.join(serving(process.family))}")
 
