@@ -101,7 +101,14 @@ def test_ddim_steps_table_has_a_row_per_step_count_and_the_ddpm_reference(tmp_pa
     assert [(r["sampler"], r["net_calls"]) for r in rows] == [("ddim", 2), ("ddim", 5), ("ddpm", 20)]
     assert all(math.isfinite(r["fid"]) and r["images_per_s"] > 0 for r in rows)
     md = (tmp_path / "out/ddim_steps.md").read_text()
-    assert "| ddim | 2 | 0.0 |" in md and "| ddpm | 20 | - |" in md and "8 samples per row" in md
+    assert "| ddim | 2 | 0.0 | no |" in md and "| ddpm | 20 | - | no |" in md and "8 samples per row" in md
+    # DPM-Solver++(2M) beside DDIM at the same net calls, clipped, into another file
+    assert ddim.main([str(run), "-n", "8", "--n-ref", "8", "--steps", "3", "--samplers", "ddim,dpm++2m", "--clip",
+                      "--no-ddpm", "--name", "solver_steps", "--out", str(tmp_path / "out")]) == 0
+    rows = json.loads((tmp_path / "out/solver_steps.json").read_text())["rows"]
+    assert [(r["sampler"], r["net_calls"], r["clip"]) for r in rows] == [("ddim", 3, True), ("dpm++2m", 3, True)]
+    assert "| dpm++2m | 3 | - | yes |" in (tmp_path / "out/solver_steps.md").read_text()
+    assert ddim.main([str(run), "--samplers", "heun", "--out", str(tmp_path / "x")]) == 2  # heun: EDM runs only
 
 
 def test_fft_convolution_benchmark_computes_the_direct_convolution(tmp_path):
