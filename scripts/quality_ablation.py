@@ -53,6 +53,8 @@ ROWS: list[tuple[str, str, str, str, dict, str]] = [
     ("ddpm-raw", "ddpm", "EMA off (the last weights)", "ddim", {"steps": 50, "clip": True}, "raw"),
     ("ddpm-minsnr0", "ddpm-minsnr0", "loss weighting: min-SNR off", "ddim", {"steps": 50, "clip": True}, "ema"),
     ("ddpm-v-cosine", "ddpm-v-cosine", "target v, cosine schedule, no min-SNR", "ddim", {"steps": 50, "clip": True}, "ema"),
+    ("ddpm-v-cosine-ddim20", "ddpm-v-cosine", "sampler: DDIM, 20 net calls", "ddim", {"steps": 20, "clip": True}, "ema"),
+    ("ddpm-v-cosine-dpm20", "ddpm-v-cosine", "sampler: DPM-Solver++(2M), 20 net calls", "dpm++2m", {"steps": 20, "clip": True}, "ema"),
     ("ddpm-v-cosine-ss", "ddpm-v-cosine-ss", "as ddpm-v-cosine, the UNet's embedding as scale and shift after each GroupNorm", "ddim", {"steps": 50, "clip": True}, "ema"),
     ("edm", "edm", "parametrisation: EDM preconditioning + log-normal sigma (Karras et al.)", "heun", {"steps": 18}, "ema"),
     ("edm-heun10", "edm", "sampler: Heun, 10 steps (19 net calls)", "heun", {"steps": 10}, "ema"),
