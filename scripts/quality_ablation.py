@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mnistdiff import config as C, experiment, metrics as M, perf, runs
+from mnistdiff import config as C, experiment, guidance as G, metrics as M, perf, runs
 from mnistdiff.errors import UserError
 from mnistdiff.evaluate import Evaluator
 from mnistdiff.sample import generate, load_trained
@@ -39,6 +39,7 @@ TRAINS: dict[str, dict] = {
     "ddpm": {},
     "ddpm-minsnr0": {"min_snr": 0.0},
     "ddpm-v-cosine": {"prediction": "v", "schedule": "cosine", "min_snr": 0.0},
+    "ddpm-v-cosine-cond": {"prediction": "v", "schedule": "cosine", "min_snr": 0.0, "conditional": True},
     "ddpm-v-cosine-ss": {"prediction": "v", "schedule": "cosine", "min_snr": 0.0, "scale_shift": True},
     "edm": EDM,
     "edm-wide": {**EDM, "hidden": (32, 64, 64)},
@@ -46,7 +47,8 @@ TRAINS: dict[str, dict] = {
     "edm-sd03": {**EDM, "sigma_data": 0.3},
     "edm-pmean": {**EDM, "p_mean": -0.4, "p_std": 1.4},
 }
-# (row, training config, what the row changes, sampler, sampler options, weights)
+BALANCED = ",".join(map(str, range(10)))  # a conditional row's digits: 0..9 cycled, n / 10 of each
+# (row, training config, what the row changes, sampler, sampler options (+ digit, guidance), weights)
 ROWS: list[tuple[str, str, str, str, dict, str]] = [
     ("ddpm", "ddpm", "baseline: DDPM eps, min-SNR 5 (make run's quick-unet before this table)", "ddim", {"steps": 50, "clip": True}, "ema"),
     ("ddpm-noclip", "ddpm", "sampler: DDIM without x0 clipping", "ddim", {"steps": 50}, "ema"),
@@ -55,6 +57,8 @@ ROWS: list[tuple[str, str, str, str, dict, str]] = [
     ("ddpm-v-cosine", "ddpm-v-cosine", "target v, cosine schedule, no min-SNR", "ddim", {"steps": 50, "clip": True}, "ema"),
     ("ddpm-v-cosine-ddim20", "ddpm-v-cosine", "sampler: DDIM, 20 net calls", "ddim", {"steps": 20, "clip": True}, "ema"),
     ("ddpm-v-cosine-dpm20", "ddpm-v-cosine", "sampler: DPM-Solver++(2M), 20 net calls", "dpm++2m", {"steps": 20, "clip": True}, "ema"),
+    ("ddpm-v-cosine-cond", "ddpm-v-cosine-cond", "class-conditional (label dropout 0.1), balanced digits, guidance 0.5",
+     "ddim", {"steps": 50, "clip": True, "digit": BALANCED, "guidance": 0.5}, "ema"),
     ("ddpm-v-cosine-ss", "ddpm-v-cosine-ss", "as ddpm-v-cosine, the UNet's embedding as scale and shift after each GroupNorm", "ddim", {"steps": 50, "clip": True}, "ema"),
     ("edm", "edm", "parametrisation: EDM preconditioning + log-normal sigma (Karras et al.)", "heun", {"steps": 18}, "ema"),
     ("edm-heun10", "edm", "sampler: Heun, 10 steps (19 net calls)", "heun", {"steps": 10}, "ema"),
@@ -88,10 +92,12 @@ def ensure_trained(name: str, runs_dir: Path, data_dir) -> Path:
 
 def measure(row, run: Path, n: int, evaluator: Evaluator, data_dir, runtime: str) -> dict:
     name, train_name, what, sampler, options, weights = row
+    options = dict(options)
+    digits, guidance = G.labels(options.pop("digit", None), n), options.pop("guidance", 0.0)
     cfg, net, process = load_trained(run, weights=weights, runtime=runtime, batch_size=500)
     t0 = time.perf_counter()
     images = generate(net, process, cfg, n, seed=0, sampler=sampler, run=run, data_dir=data_dir,
-                      sampler_options=options)
+                      sampler_options=options, digits=digits, guidance=guidance)
     sampling_s = time.perf_counter() - t0
     (run / "eval").mkdir(exist_ok=True)
     np.save(run / "eval" / f"ablation-{name}-n{n}.npy", images.numpy())
@@ -99,7 +105,7 @@ def measure(row, run: Path, n: int, evaluator: Evaluator, data_dir, runtime: str
     epochs = [r for r in runs.read_metrics(run) if r["type"] == "epoch"]
     return {"row": name, "train": train_name, "changes": what, "overrides": {k: list(v) if isinstance(v, tuple) else v
                                                                             for k, v in TRAINS[train_name].items()},
-            "sampler": sampler, "sampler_options": options, "weights": weights, "n": n,
+            "sampler": sampler, "sampler_options": row[4], "weights": weights, "n": n,
             "kid": result["kid"], "kid_std": result["kid_std"], "fid": result["fid"],
             "classifier_is": result["classifier_is"], "fd_classifier": result["fd_classifier"],
             "background": M.background_level(images), "saturated": M.saturated_share(images),
@@ -118,7 +124,7 @@ def markdown(rows: list[dict], machine: dict, n: int) -> str:
              "background | saturated % | train min | samples/s |",
              "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
-        opts = ", ".join(f"{k}={v}" for k, v in r["sampler_options"].items())
+        opts = ", ".join(f"{k}={'0..9' if k == 'digit' else v}" for k, v in r["sampler_options"].items())
         lines.append(f"| {r['row']} | {r['changes']}{' (raw weights)' if r['weights'] == 'raw' else ''} | "
                      f"{r['sampler']} {opts} | {1000 * r['kid']:.1f} +- {1000 * r['kid_std']:.1f} | {r['fid']:.1f} | "
                      f"{r['classifier_is']:.2f} | {r['background']:.2f} | {100 * r['saturated']:.1f} | "

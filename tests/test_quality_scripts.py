@@ -48,3 +48,22 @@ def test_quality_ablation_lists_rows_and_refuses_unknown_ones(capsys):
     for name in ablation.TRAINS:
         ablation.train_config(name)
     assert ablation.train_config("ddpm").process.degradation == "gaussian"
+
+
+@pytest.mark.slow  # two tiny trainings, 20 samples and their Inception features
+def test_quality_ablation_measures_a_conditional_row_on_the_digits_it_names(tmp_path, cache, monkeypatch):
+    from mnistdiff.evaluate import Evaluator
+
+    monkeypatch.setenv("MNISTDIFF_CACHE", str(cache))
+    ablation = _script("quality_ablation")
+    cond, plain = tmp_path / "cond", tmp_path / "plain"
+    assert cli("train", "--run", cond, *tiny_flags(), "--conditional").returncode == 0
+    assert cli("train", "--run", plain, *tiny_flags()).returncode == 0
+    row = ("r", "ddpm-v-cosine-cond", "what", "ddim", {"steps": 3, "digit": ablation.BALANCED, "guidance": 0.5}, "ema")
+    evaluator = Evaluator(metrics="all", n_ref=10, cache=cache)
+    measured = ablation.measure(row, cond, 20, evaluator, None, "torch")
+    assert measured["n"] == 20 and measured["sampler_options"] == row[4] and measured["kid"] == measured["kid"]
+    assert (cond / "eval" / "ablation-r-n20.npy").is_file()
+    with pytest.raises(UserError, match="digit"):  # the digits reach the sampler: refused for an unconditional run
+        ablation.measure(row, plain, 20, evaluator, None, "torch")
+    assert "digit=0..9, guidance=0.5" in ablation.markdown([measured], {"cpu": "x", "cpu_count": 2, "torch": "t"}, 20)
