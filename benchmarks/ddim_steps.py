@@ -37,6 +37,8 @@ def main(argv=None) -> int:
     p.add_argument("--samplers", default="ddim", help="samplers, each at every step count (default: ddim; e.g. "
                    "ddim,dpm++2m; heun,dpm++2m for an EDM run)")
     p.add_argument("--clip", action="store_true", help="clamp each x0 estimate to the data range (ddim, dpm++2m)")
+    p.add_argument("--runtime", default="auto", choices=["torch", "openvino", "auto"],
+                   help="inference runtime of the sampling net and Inception (default: auto, as the CLI)")
     p.add_argument("--name", default="ddim_steps", help="output file name, without .json/.md (default: ddim_steps)")
     p.add_argument("--eta", type=float, default=0.0, help="DDIM eta (default: 0, deterministic)")
     p.add_argument("--no-ddpm", action="store_true", help="skip the 1000-step ancestral DDPM row")
@@ -57,7 +59,7 @@ def main(argv=None) -> int:
         if unknown or not args.name or "/" in args.name:
             raise UserError(f"--samplers {args.samplers!r} must list samplers with steps ({', '.join(n for n, s in S.SAMPLERS.items() if 'steps' in s.options)}) "
                             f"and --name {args.name!r} be a plain file name")
-        cfg, net, degradation = load_trained(args.run)
+        cfg, net, degradation = load_trained(args.run, runtime=args.runtime, batch_size=min(args.n, 500))
         for name in names + ([] if args.no_ddpm else ["ddpm"]):
             S.check_compatible(name, degradation)  # e.g. ddim on an EDM run: --samplers heun,dpm++2m --no-ddpm
         if args.clip and "heun" in names:
@@ -65,7 +67,7 @@ def main(argv=None) -> int:
     except UserError as e:
         print(f"ddim_steps.py: error: {e}", file=sys.stderr)
         return 2
-    ev = Evaluator(metrics="all", n_ref=args.n_ref, progress=True)
+    ev = Evaluator(metrics="all", n_ref=args.n_ref, progress=True, runtime=args.runtime)
     rows = []
     extra = {"ddim": {"eta": args.eta}}
     clip = {"clip": True} if args.clip else {}

@@ -96,7 +96,9 @@ def test_ddim_steps_table_has_a_row_per_step_count_and_the_ddpm_reference(tmp_pa
 
     run = tmp_path / "ddpm"
     T.train(C.apply(C.preset("ddpm-default"), {**TINY, "epochs": 1}), run, progress=False)
-    assert ddim.main([str(run), "-n", "8", "--n-ref", "8", "--steps", "2,5", "--out", str(tmp_path / "out")]) == 0
+    # --runtime torch: auto would time Inception in both runtimes first (a minute here); tests/test_runtime covers it
+    assert ddim.main([str(run), "-n", "8", "--n-ref", "8", "--steps", "2,5", "--runtime", "torch",
+                      "--out", str(tmp_path / "out")]) == 0
     rows = json.loads((tmp_path / "out/ddim_steps.json").read_text())["rows"]
     assert [(r["sampler"], r["net_calls"]) for r in rows] == [("ddim", 2), ("ddim", 5), ("ddpm", 20)]
     assert all(math.isfinite(r["fid"]) and r["images_per_s"] > 0 for r in rows)
@@ -104,7 +106,7 @@ def test_ddim_steps_table_has_a_row_per_step_count_and_the_ddpm_reference(tmp_pa
     assert "| ddim | 2 | 0.0 | no |" in md and "| ddpm | 20 | - | no |" in md and "8 samples per row" in md
     # DPM-Solver++(2M) beside DDIM at the same net calls, clipped, into another file
     assert ddim.main([str(run), "-n", "8", "--n-ref", "8", "--steps", "3", "--samplers", "ddim,dpm++2m", "--clip",
-                      "--no-ddpm", "--name", "solver_steps", "--out", str(tmp_path / "out")]) == 0
+                      "--no-ddpm", "--name", "solver_steps", "--runtime", "torch", "--out", str(tmp_path / "out")]) == 0
     rows = json.loads((tmp_path / "out/solver_steps.json").read_text())["rows"]
     assert [(r["sampler"], r["net_calls"], r["clip"]) for r in rows] == [("ddim", 3, True), ("dpm++2m", 3, True)]
     assert "| dpm++2m | 3 | - | yes |" in (tmp_path / "out/solver_steps.md").read_text()
