@@ -151,3 +151,13 @@ def test_edm_run_trains_samples_and_refuses_ddpm_samplers(tmp_path):
     assert cli("train", "--run", ddpm, *tiny_flags()).returncode == 0
     r = cli("sample", ddpm, "-n", "4", "--sampler", "heun", "--runtime", "torch")
     assert r.returncode == 2 and "--sampler ddpm|ddim" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_dpm_solver_clip_keeps_every_estimate_in_the_data_range():
+    """--clip for DPM-Solver++(2M) on an EDM run, as for a DDPM: a wild net's samples stay in [-0.5, 0.5]
+    with it, and leave that range without it."""
+    process = processes.EDMNoise(sigma_data=0.5)
+    wild = lambda x, t: 100 * torch.randn(x.shape, generator=torch.Generator().manual_seed(3))  # noqa: E731
+    x_T = torch.randn(2, 1, 28, 28, generator=torch.Generator().manual_seed(2))
+    assert edm.sample_dpmpp_2m(wild, process, x_T, steps=5).abs().max() > 1
+    assert edm.sample_dpmpp_2m(wild, process, x_T, steps=5, clip=True).abs().max() <= 0.5

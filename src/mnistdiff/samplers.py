@@ -181,7 +181,7 @@ class Option:
 
     type: type  # int, float, or bool (a bool is a CLI switch)
     help: str
-    check: Callable[[object, int], None] | None = None  # check(value, T) raises UserError
+    check: Callable[[object, object], None] | None = None  # check(value, process) raises UserError
 
 
 @dataclass(frozen=True)
