@@ -132,7 +132,8 @@ def bench_levers(cfg, args, levers=LEVERS) -> list[dict]:
     images = data.to_model_range(data.load_split("train").images[:max(C.apply(cfg, o).train.batch_size for _, o in levers)])
     steppers, times, extra, labels = [], {}, {}, []
     for label, over in levers:
-        lc = perf.resolve_precision(C.apply(cfg, over))[0]
+        # fp32 unless the lever names a precision: the presets' `auto` would be bf16 on some machines
+        lc = perf.resolve_precision(C.apply(cfg, {"precision": "fp32", **over}))[0]
         if over.get("precision") == "auto":
             label = f"precision=auto ({lc.train.precision})"
         labels.append(label)
