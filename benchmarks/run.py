@@ -129,14 +129,15 @@ def bench_levers(cfg, args, levers=LEVERS) -> list[dict]:
     base_over = levers[0][1]
     levers = levers + [(f"threads={other}", {**base_over, "threads": other})]
     levers += [("compile", {**base_over, "compile": True})] if args.compile else []
-    images = data.to_model_range(data.load_split("train").images[:max(C.apply(cfg, o).train.batch_size for _, o in levers)])
-    steppers, times, extra, labels = [], {}, {}, []
-    for label, over in levers:
-        # fp32 unless the lever names a precision: the presets' `auto` would be bf16 on some machines
-        lc = perf.resolve_precision(C.apply(cfg, {"precision": "fp32", **over}))[0]
+    # fp32 unless the lever names a precision: the presets' `auto` would be bf16 on some machines
+    configs = [(label, over, perf.resolve_precision(C.apply(cfg, {"precision": "fp32", **over}))[0])
+               for label, over in levers]
+    images = data.to_model_range(data.load_split("train").images[:max(lc.train.batch_size for *_, lc in configs)])
+    native_bf16 = perf.auto_precision("cpu")[0] == "bf16"
+    steppers, times, extra = [], {}, {}
+    for label, over, lc in configs:
         if over.get("precision") == "auto":
             label = f"precision=auto ({lc.train.precision})"
-        labels.append(label)
         times[label] = []
         torch.manual_seed(0)
         net = perf.prepare(nets.build(lc.model), lc.train)
@@ -160,7 +161,7 @@ def bench_levers(cfg, args, levers=LEVERS) -> list[dict]:
         steppers.append((label, step, lc))
     for _ in range(args.lever_rounds):
         for label, step, lc in steppers:
-            emulated = lc.train.precision == "bf16" and perf.auto_precision("cpu")[0] != "bf16"
+            emulated = lc.train.precision == "bf16" and not native_bf16
             for _ in range(1 if emulated else args.lever_steps):  # emulated bf16: ~16x slower, one step shows it
                 t0 = time.perf_counter()
                 step()
@@ -168,7 +169,7 @@ def bench_levers(cfg, args, levers=LEVERS) -> list[dict]:
     torch.set_num_threads(default_threads)
     rate = {label: lc.train.batch_size / statistics.median(times[label]) for label, _, lc in steppers}
     return [{"lever": label, "batch_size": lc.train.batch_size, "images_per_s": rate[label],
-             "ratio": rate[label] / rate[labels[0]], "first_step_s": extra[label],
+             "ratio": rate[label] / rate[steppers[0][0]], "first_step_s": extra[label],
              "steps_timed": len(times[label])} for label, _, lc in steppers]
 
 
