@@ -1,4 +1,4 @@
-"""scripts/speckle.py and scripts/quality_ablation.py at tiny sizes (no quality number is asserted)."""
+"""scripts/speckle.py, quality_ablation.py and background_probe.py at tiny sizes (no quality number is asserted)."""
 
 import importlib.util
 import json
@@ -67,3 +67,26 @@ def test_quality_ablation_measures_a_conditional_row_on_the_digits_it_names(tmp_
     with pytest.raises(UserError, match="digit"):  # the digits reach the sampler: refused for an unconditional run
         ablation.measure(row, plain, 20, evaluator, None, "torch")
     assert "digit=0..9, guidance=0.5" in ablation.markdown([measured], {"cpu": "x", "cpu_count": 2, "torch": "t"}, 20)
+
+
+@pytest.mark.slow  # a tiny conditional EDM training and 4 x 20 samples
+def test_background_probe_tables_guidance_churn_and_steps(tmp_path, cache, monkeypatch):
+    monkeypatch.setenv("MNISTDIFF_CACHE", str(cache))
+    edm, ddpm = tmp_path / "edm", tmp_path / "ddpm"
+    assert cli("train", "--run", edm, *tiny_flags(), "--degradation", "edm", "--prediction", "x0",
+               "--conditional").returncode == 0
+    probe = _script("background_probe")
+    out = tmp_path / "probe.md"
+    assert probe.main([str(edm), "-n", "20", "--digit", "0,1,2,3,4,5,6,7,8,9", "--guidance", "0", "1",
+                       "--churn", "0", "5", "--steps", "3", "--out", str(out)]) == 0
+    lines = [line for line in out.read_text().splitlines() if line.startswith("| ") and line[2].isdigit()]
+    assert [line.split(" | ")[:3] for line in lines] == [["| 0", "0", "3"], ["| 0", "5", "3"], ["| 1", "0", "3"],
+                                                         ["| 1", "5", "3"]]
+    rows = probe.probe(edm, 20, "0,1,2,3,4,5,6,7,8,9", [1.0], [0.0, 5.0], [3])
+    assert rows[0]["background"] != rows[1]["background"] or rows[0]["lit_share"] != rows[1]["lit_share"]  # churn acts
+    assert all(0 <= r["lit_share"] <= 1 and r["classifier_is"] >= 1 for r in rows)
+    assert cli("train", "--run", ddpm, *tiny_flags()).returncode == 0
+    with pytest.raises(UserError, match="not an EDM run"):
+        probe.main([str(ddpm), "-n", "20"])
+    with pytest.raises(UserError, match="-n 5 must be >= 10"):
+        probe.main([str(edm), "-n", "5"])
