@@ -363,7 +363,7 @@ PRESETS: dict[str, tuple[str, dict]] = {
     # Chosen by results/quality-ablation.md: at this budget EDM draws cleaner backgrounds than DDPM
     # (docs/quality.md), centring training on higher noise (p_mean -0.4) gave the best-formed digits, and
     # the digit as an input with guidance 1 is what lifts the classifier's IS past 8.5 after one epoch
-    # (rows edm-pmean, edm-pmean-cond-g1): the unconditional net still mixes digits into scribbles.
+    # (5.74 for row edm-pmean, 9.06 in results/quick-unet.md): unconditional, it still draws many scribbles.
     "quick-unet": _preset("`make run`'s preset: the ddpm-unet's UNet and options for 1 epoch (60,000 images, "
                           "100 warm-up steps, cosine decay over the epoch) in the EDM formulation (Karras et al. "
                           "2022) with log sigma ~ N(-0.4, 1.4^2), class-conditional (label dropout 0.1); sample "
