@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from mnistdiff import guidance as G, metrics as M, processes
-from mnistdiff.errors import UserError
+from mnistdiff.errors import UserError, run_script
 from mnistdiff.evaluate import Evaluator
 from mnistdiff.sample import generate, load_trained
 
@@ -78,8 +78,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    run_script(main)

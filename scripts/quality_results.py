@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from mnistdiff import data, experiment, guidance as G, metrics as M, priors, runs, samplers
-from mnistdiff.errors import UserError
+from mnistdiff.errors import run_script
 from mnistdiff.evaluate import Evaluator
 from mnistdiff.sample import generate, load_trained
 
@@ -163,8 +163,4 @@ def markdown(r: dict) -> str:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    run_script(main)

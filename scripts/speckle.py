@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from mnistdiff import data, predictions, processes
-from mnistdiff.errors import UserError
+from mnistdiff.errors import UserError, run_script
 from mnistdiff.sample import load_trained
 
 SIGMAS = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
@@ -91,8 +91,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    run_script(main)

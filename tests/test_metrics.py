@@ -9,9 +9,7 @@ not absolute values. The classifier is trained once per session (about 2-3 CPU m
 from __future__ import annotations
 
 import json
-import os
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest

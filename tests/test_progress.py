@@ -50,3 +50,26 @@ def test_training_into_a_log_writes_no_bar_redraws(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "\r" not in r.stderr and len(r.stderr) < 2000, r.stderr
     assert "epoch 2/2: mean loss" in r.stderr
+
+
+def test_a_long_sampling_batch_still_writes_lines_that_say_where_it_is(monkeypatch):
+    # One batch of guided samples can take minutes: the sampler's steps reach the log between batch ends.
+    import functools
+
+    import torch
+
+    from mnistdiff import config as C, nets, processes, sample
+
+    cfg = C.apply(C.preset("ddpm-default"), dict(T=6, hidden=(8, 8)))
+    net, process = nets.build(cfg.model).eval(), processes.build(cfg.process)
+    log = io.StringIO()
+    monkeypatch.setattr(sample, "Progress", functools.partial(Progress, stream=log, interval=0))
+    with torch.no_grad():
+        quiet = sample.generate(net, process, cfg, 4, batch_size=2, sampler="ddpm")
+        shown = sample.generate(net, process, cfg, 4, batch_size=2, sampler="ddpm", progress=True)
+    lines = log.getvalue().splitlines()
+    assert torch.equal(quiet, shown)  # counting steps changes no image
+    assert lines[0].startswith("sampling: 0/4 images, ") and lines[0].endswith("batch 1/2, step 1")
+    assert lines[-2].startswith("sampling: 2/4 images, ") and lines[-2].endswith("batch 2/2, step 6")
+    assert lines[-1].startswith("sampling: 4/4 images, ")
+    assert len(lines) == 2 * 6 + 2  # every step of both batches, and each batch's end

@@ -46,6 +46,18 @@ class Progress:
             self.stream.write(self.line(postfix) + "\n")
             self.stream.flush()
 
+    def tick(self, **postfix) -> None:
+        """Work inside one unit (a sampling batch of 500 guided images takes minutes): the count does not
+        move, but the bar's postfix, or a plain line every interval, still shows where the work is."""
+        if not self.enabled:
+            return
+        if self.bar is not None:
+            self.bar.set_postfix(**postfix)
+        elif time.monotonic() - self.last >= self.interval:
+            self.last = time.monotonic()
+            self.stream.write(self.line(postfix) + "\n")
+            self.stream.flush()
+
     def line(self, postfix: dict | None = None) -> str:
         elapsed = max(time.monotonic() - self.t0, 1e-9)
         rate = (self.n - self.start) / elapsed

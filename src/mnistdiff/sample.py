@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import sys
 from pathlib import Path
@@ -111,11 +112,14 @@ def generate(net, degradation, cfg: C.Config, n: int, *, seed: int = 0, sampler:
     g = torch.Generator().manual_seed(seed)
     x_T_all = priors.draw(start, degradation, n, generator=g, run=run, data_dir=data_dir, **(start_options or {}))
     out, bar = [], Progress(n, "sampling", "image", enabled=progress)
+    batches = -(-n // batch_size)
     for i in range(0, n, batch_size):
         m = min(batch_size, n - i)
         x_T = x_T_all[i:i + m]
         batch_net = net if digits is None else G.Guided(net, digits[i:i + m], guidance)
-        out.append(data.to_uint8(samplers.SAMPLERS[sampler](batch_net, degradation, x_T, generator=g,
+        steps = itertools.count(1)  # the sampler's callback counts its steps: a log hears from a long batch
+        tick = None if not progress else lambda *_: bar.tick(batch=f"{i // batch_size + 1}/{batches}", step=next(steps))
+        out.append(data.to_uint8(samplers.SAMPLERS[sampler](batch_net, degradation, x_T, generator=g, callback=tick,
                                                                 **sampler_options)[:, 0]))
         bar.update(m)
     bar.close()
