@@ -363,13 +363,15 @@ PRESETS: dict[str, tuple[str, dict]] = {
     # Chosen by results/quality-ablation.md: at this budget EDM draws cleaner backgrounds than DDPM
     # (docs/quality.md), centring training on higher noise (p_mean -0.4) gave the best-formed digits, and
     # the digit as an input with guidance 1 is what lifts the classifier's IS past 8.5 after one epoch
-    # (5.74 for row edm-pmean, 9.06 in results/quick-unet.md): unconditional, it still draws many scribbles.
-    "quick-unet": _preset("`make run`'s preset: the ddpm-unet's UNet and options for 1 epoch (60,000 images, "
-                          "100 warm-up steps, cosine decay over the epoch) in the EDM formulation (Karras et al. "
-                          "2022) with log sigma ~ N(-0.4, 1.4^2), class-conditional (label dropout 0.1); sample "
-                          "with Heun, 18 sigmas, --digit all --guidance 1",
-                          **{**_UNET, "lr_warmup": 100}, degradation="edm", prediction="x0", p_mean=-0.4, p_std=1.4,
-                          conditional=True, epochs=1, sample_epochs=()),
+    # (5.74 for row edm-pmean): unconditional, it still draws many scribbles. Batch 32 at lr 2e-3 takes
+    # 4x the optimiser steps of batch 128 in the same epoch and time: the background haze fell from 3.92 to
+    # 2.62 grey levels (results/background-probe-*.md, 500 samples at w = 1); results/quick-unet.md.
+    "quick-unet": _preset("`make run`'s preset: the ddpm-unet's UNet and options for 1 epoch (60,000 images in "
+                          "1,875 steps of 32 at lr 2e-3, 400 warm-up steps, cosine decay over the epoch) in the EDM "
+                          "formulation (Karras et al. 2022) with log sigma ~ N(-0.4, 1.4^2), class-conditional "
+                          "(label dropout 0.1); sample with Heun, 18 sigmas, --digit all --guidance 1",
+                          **{**_UNET, "lr": 2e-3, "lr_warmup": 400}, batch_size=32, degradation="edm", prediction="x0",
+                          p_mean=-0.4, p_std=1.4, conditional=True, epochs=1, sample_epochs=()),
     # Class-conditional (issue 17): the digit is an input, dropped for 10% of each batch, so one net
     # samples a given digit with classifier-free guidance (Ho & Salimans 2022). results/conditional.md.
     "ddpm-unet-cond": _preset("Class-conditional ddpm-unet for 6 epochs (the same hour) in the formulation "
