@@ -356,16 +356,20 @@ PRESETS: dict[str, tuple[str, dict]] = {
     # in under an hour on a 2-core AVX2 CPU; results/ holds what they reach (scripts/quality_results.py).
     # v-prediction on the cosine schedule (was eps with min-SNR-5 on linear betas): at the same 6 epochs KID
     # 0.020 against 0.070 and no background speckle (results/ddpm-unet.md, results/ddpm-unet-eps-minsnr5.md).
+    # Batch 32 at lr 2e-3 (was 128 at 1e-3), as for quick-unet: 4x the steps in the same 6 epochs gave KID
+    # 0.013 against 0.020, FID 20.2 against 27.6 (results/ddpm-unet-bs32.md against results/ddpm-unet.md).
     "ddpm-unet": _preset("DDPM with a UNet (16,32,64 channels at 28/14/7 px, attention at 7x7, SiLU), cosine "
-                         "schedule T=1000, v-prediction, EMA 0.999, lr 1e-3 with 200 warm-up steps and cosine "
-                         "decay, gradient clipping at 1, 6 epochs; sample with --sampler ddim --steps 50 --clip",
-                         **_UNET, prediction="v", schedule="cosine", epochs=6, sample_epochs=(1, 3)),
+                         "schedule T=1000, v-prediction, EMA 0.999, batch 32 at lr 2e-3 with 800 warm-up steps and "
+                         "cosine decay, gradient clipping at 1, 6 epochs; sample with --sampler ddim --steps 50 --clip",
+                         **{**_UNET, "lr": 2e-3, "lr_warmup": 800}, batch_size=32, prediction="v", schedule="cosine",
+                         epochs=6, sample_epochs=(1, 3)),
     # Chosen by results/quality-ablation.md: at this budget EDM draws cleaner backgrounds than DDPM
     # (docs/quality.md), centring training on higher noise (p_mean -0.4) gave the best-formed digits, and
     # the digit as an input with guidance 1 is what lifts the classifier's IS past 8.5 after one epoch
     # (5.74 for row edm-pmean): unconditional, it still draws many scribbles. Batch 32 at lr 2e-3 takes
-    # 4x the optimiser steps of batch 128 in the same epoch and time: the background haze fell from 3.92 to
-    # 2.62 grey levels (results/background-probe-*.md, 500 samples at w = 1); results/quick-unet.md.
+    # 4x the optimiser steps of batch 128 in the same epoch (at 0.82x the images/s): the background haze
+    # fell from 3.92 to 2.62 grey levels (results/background-probe-*.md, 500 samples at w = 1), KID from
+    # 0.115 to 0.039 (results/quick-unet.md).
     "quick-unet": _preset("`make run`'s preset: the ddpm-unet's UNet and options for 1 epoch (60,000 images in "
                           "1,875 steps of 32 at lr 2e-3, 400 warm-up steps, cosine decay over the epoch) in the EDM "
                           "formulation (Karras et al. 2022) with log sigma ~ N(-0.4, 1.4^2), class-conditional "
