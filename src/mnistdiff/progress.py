@@ -39,20 +39,18 @@ class Progress:
             return
         if self.bar is not None:
             self.bar.update(k)
-            if postfix:
-                self.bar.set_postfix(**postfix)
-        elif time.monotonic() - self.last >= self.interval:
-            self.last = time.monotonic()
-            self.stream.write(self.line(postfix) + "\n")
-            self.stream.flush()
+        self._show(postfix)
 
     def tick(self, **postfix) -> None:
         """Work inside one unit (a sampling batch of 500 guided images takes minutes): the count does not
         move, but the bar's postfix, or a plain line every interval, still shows where the work is."""
-        if not self.enabled:
-            return
+        if self.enabled:
+            self._show(postfix)
+
+    def _show(self, postfix: dict) -> None:
         if self.bar is not None:
-            self.bar.set_postfix(**postfix)
+            if postfix:
+                self.bar.set_postfix(**postfix)
         elif time.monotonic() - self.last >= self.interval:
             self.last = time.monotonic()
             self.stream.write(self.line(postfix) + "\n")
