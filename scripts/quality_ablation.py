@@ -30,6 +30,10 @@ from mnistdiff.sample import generate, load_trained
 from mnistdiff.training import train
 
 EDM = {"degradation": "edm", "prediction": "x0", "min_snr": 0.0}
+COND = {**EDM, "p_mean": -0.4, "p_std": 1.4, "conditional": True}  # make run's recipe since the second session
+# Batch and learning rate of COND (tag -> batch, lr); warm-up over the same 12,800 images as BASE's 100 steps of 128.
+BATCH_LR = {"lr2": (128, 2e-3), "bs64": (64, 1e-3), "bs64-lr2": (64, 2e-3), "bs32": (32, 1e-3), "bs32-lr2": (32, 2e-3),
+            "bs16": (16, 1e-3)}
 # name -> overrides of BASE: the DDPM that was `make run`'s quick-unet before this ablation (the ddpm-unet
 # preset of that time for 1 epoch: UNet 16/32/64 + attention, EMA 0.999, batch 128, lr 1e-3 with 100 warm-up steps and
 # cosine decay, eps-prediction with min-SNR-5 on linear betas; spelled out, as the preset has moved on).
@@ -46,15 +50,9 @@ TRAINS: dict[str, dict] = {
     "edm-bs64": {**EDM, "batch_size": 64, "lr_warmup": 200},
     "edm-sd03": {**EDM, "sigma_data": 0.3},
     "edm-pmean": {**EDM, "p_mean": -0.4, "p_std": 1.4},
-    "edm-pmean-cond": {**EDM, "p_mean": -0.4, "p_std": 1.4, "conditional": True},
-    "edm-pmean-cond-bs64": {**EDM, "p_mean": -0.4, "p_std": 1.4, "conditional": True, "batch_size": 64, "lr_warmup": 200},
-    "edm-pmean-cond-lr2": {**EDM, "p_mean": -0.4, "p_std": 1.4, "conditional": True, "lr": 2e-3},
-    "edm-pmean-cond-bs32": {**EDM, "p_mean": -0.4, "p_std": 1.4, "conditional": True, "batch_size": 32, "lr_warmup": 400},
-    "edm-pmean-cond-bs64-lr2": {**EDM, "p_mean": -0.4, "p_std": 1.4, "conditional": True, "batch_size": 64,
-                                "lr_warmup": 200, "lr": 2e-3},
-    "edm-pmean-cond-bs32-lr2": {**EDM, "p_mean": -0.4, "p_std": 1.4, "conditional": True, "batch_size": 32,
-                                "lr_warmup": 400, "lr": 2e-3},
-    "edm-pmean-cond-bs16": {**EDM, "p_mean": -0.4, "p_std": 1.4, "conditional": True, "batch_size": 16, "lr_warmup": 800},
+    "edm-pmean-cond": COND,
+    **{f"edm-pmean-cond-{tag}": {**COND, "batch_size": b, "lr": lr, "lr_warmup": 12_800 // b}
+       for tag, (b, lr) in BATCH_LR.items()},
 }
 BALANCED = ",".join(map(str, range(10)))  # a conditional row's digits: 0..9 cycled, n / 10 of each
 # (row, training config, what the row changes, sampler, sampler options (+ digit, guidance), weights)
@@ -80,18 +78,9 @@ ROWS: list[tuple[str, str, str, str, dict, str]] = [
      "heun", {"steps": 18, "digit": BALANCED, "guidance": 1.0}, "ema"),
     ("edm-pmean-cond-g3", "edm-pmean-cond", "as edm-pmean-cond-g1 with guidance 3",
      "heun", {"steps": 18, "digit": BALANCED, "guidance": 3.0}, "ema"),
-    ("edm-pmean-cond-bs64-g1", "edm-pmean-cond-bs64", "as edm-pmean-cond-g1 with batch 64 (938 steps)",
-     "heun", {"steps": 18, "digit": BALANCED, "guidance": 1.0}, "ema"),
-    ("edm-pmean-cond-lr2-g1", "edm-pmean-cond-lr2", "as edm-pmean-cond-g1 with learning rate 2e-3 instead of 1e-3",
-     "heun", {"steps": 18, "digit": BALANCED, "guidance": 1.0}, "ema"),
-    ("edm-pmean-cond-bs32-g1", "edm-pmean-cond-bs32", "as edm-pmean-cond-g1 with batch 32 (1,875 steps)",
-     "heun", {"steps": 18, "digit": BALANCED, "guidance": 1.0}, "ema"),
-    ("edm-pmean-cond-bs64-lr2-g1", "edm-pmean-cond-bs64-lr2", "as edm-pmean-cond-g1 with batch 64 and learning rate 2e-3",
-     "heun", {"steps": 18, "digit": BALANCED, "guidance": 1.0}, "ema"),
-    ("edm-pmean-cond-bs32-lr2-g1", "edm-pmean-cond-bs32-lr2", "as edm-pmean-cond-g1 with batch 32 and learning rate 2e-3",
-     "heun", {"steps": 18, "digit": BALANCED, "guidance": 1.0}, "ema"),
-    ("edm-pmean-cond-bs16-g1", "edm-pmean-cond-bs16", "as edm-pmean-cond-g1 with batch 16 (3,750 steps)",
-     "heun", {"steps": 18, "digit": BALANCED, "guidance": 1.0}, "ema"),
+    *[(f"edm-pmean-cond-{tag}-g1", f"edm-pmean-cond-{tag}",
+       f"as edm-pmean-cond-g1 with batch {b} ({-(-60_000 // b):,} steps) at learning rate {lr:g}",
+       "heun", {"steps": 18, "digit": BALANCED, "guidance": 1.0}, "ema") for tag, (b, lr) in BATCH_LR.items()],
     ("edm-sd03", "edm-sd03", "sigma_data 0.3 (MNIST's pixel std in [-0.5, 0.5]) instead of 0.5", "heun", {"steps": 18}, "ema"),
 ]
 
