@@ -23,6 +23,8 @@ def _script():
 def test_quality_results_measure_a_run_against_its_targets(tmp_path, cache, monkeypatch, capsys):
     monkeypatch.setenv("MNISTDIFF_CACHE", str(cache))
     run = tmp_path / "ddpm-unet"  # the directory's name picks issue 8's targets
+    # The preset is class-conditional: drawn without --digit, with the "no label" token (and, by default,
+    # the runtime auto picks: OpenVINO's compiled graph must get that token too).
     cfg = C.apply(C.preset("ddpm-unet"), dict(hidden=(8, 16), subset=128, epochs=1, T=20, batch_size=64,
                                               sample_epochs=()))
     T.train(cfg, run, progress=False)
@@ -67,7 +69,7 @@ def test_quality_results_draw_the_digits_asked_for_with_guidance(tmp_path, cache
 def test_quality_results_refuse_digits_for_an_unconditional_run(tmp_path, capsys, monkeypatch):
     run = tmp_path / "ddpm-unet"
     T.train(C.apply(C.preset("ddpm-unet"), dict(hidden=(8, 16), subset=64, epochs=1, T=20, batch_size=64,
-                                                sample_epochs=())), run, progress=False)
+                                                sample_epochs=(), conditional=False)), run, progress=False)
     monkeypatch.setattr(sys, "argv", ["quality_results.py", str(run), "-n", "10", "--digit", "3", "--out",
                                       str(tmp_path / "res")])
     with pytest.raises(SystemExit) as e:  # the script's own entry point: a one-line error, exit 2

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from mnistdiff import config as C, metrics as M, nets, processes, runtime as RT
-from mnistdiff.sample import generate
+from mnistdiff.sample import NullLabelDefault, generate
 
 
 def test_inception_features_agree_with_torch_within_1e5(tmp_path):
@@ -74,3 +74,21 @@ def test_a_missing_runtime_falls_back_to_torch_with_one_warning(monkeypatch, cap
 def test_unknown_runtime_is_a_user_error():
     with pytest.raises(Exception, match="unknown runtime 'tensorrt'"):
         RT.prepare(torch.nn.Identity(), (torch.zeros(1),), "tensorrt", name="x")
+
+
+def test_a_conditional_net_compiled_with_labels_draws_no_label_when_none_are_given():
+    cfg, net = _unet()
+    assert cfg.model.conditional
+    n = 8
+    example = (torch.zeros(n, 1, 28, 28), torch.zeros(n), torch.zeros(n, dtype=torch.long))
+    compiled = RT.prepare(net, example, "openvino", name="test-unet-cond")
+    with pytest.raises(TypeError, match="takes 3 inputs, got 2"):  # never the last call's labels, silently
+        compiled(*example[:2])
+    process = processes.build(cfg.process)
+    kw = dict(seed=3, sampler="ddim", sampler_options={"steps": 5})
+    digits = torch.arange(n) % 10
+    compiled(*example[:2], torch.full((n,), 7))  # leave other labels in the graph: they must not be used
+    for labels, w in ((None, 0), (digits, 1)):  # the unconditional mode, then given digits with guidance
+        a = generate(net, process, cfg, n, digits=labels, guidance=w, **kw)
+        b = generate(NullLabelDefault(compiled), process, cfg, n, digits=labels, guidance=w, **kw)
+        assert (a == b).float().mean().item() >= 0.999

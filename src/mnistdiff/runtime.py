@@ -39,11 +39,16 @@ class OpenVINOModule:
         with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             model = ov.convert_model(module, example_input=tuple(x.contiguous() for x in example_inputs))
+        self.n_inputs = len(example_inputs)
         self.compiled = ov.Core().compile_model(model, "CPU", {
             "INFERENCE_PRECISION_HINT": "f32",  # no bf16/int8 shortcuts: outputs must match torch's
             "INFERENCE_NUM_THREADS": torch.get_num_threads()})
 
     def __call__(self, *inputs: torch.Tensor) -> torch.Tensor:
+        # An input left out would not be an error to OpenVINO: its infer request keeps the last call's
+        # tensor there (a conditional net would draw the previous batch's digits, or the wrong count).
+        if len(inputs) != self.n_inputs:
+            raise TypeError(f"this compiled graph takes {self.n_inputs} inputs, got {len(inputs)}")
         # Labels stay integers (an embedding's index); everything else is fp32, as converted.
         arrays = [np.ascontiguousarray((x if not x.is_floating_point() else x.float()).detach().cpu().numpy())
                   for x in inputs]

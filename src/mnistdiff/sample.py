@@ -35,6 +35,27 @@ def check_counts(n: int, batch_size: int, flag: str = "--batch-size", seed: int 
         raise UserError(f"batch size {batch_size} must be positive, e.g. {flag} 500")
 
 
+class NullLabelDefault:
+    """A compiled conditional net called without labels gets "no label" for every image, as the torch
+    net does with y=None (its unconditional mode): the compiled graph always takes y."""
+
+    runtime = "openvino"
+
+    def __init__(self, compiled):
+        self.compiled = compiled
+
+    def __call__(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        if y is None:
+            y = torch.full(x.shape[:1], nets.NULL_LABEL, dtype=torch.long)
+        return self.compiled(x, t, y)
+
+    def eval(self):
+        return self
+
+    def train(self, mode: bool = True):
+        return self
+
+
 def load_trained(target: str | Path, which: str = "last", weights: str = "ema", *, runtime: str = "torch",
                  cache=None, batch_size: int = 500):
     """(cfg, net in eval mode, degradation) from a run directory or a checkpoint file.
@@ -81,6 +102,8 @@ def load_trained(target: str | Path, which: str = "last", weights: str = "ema", 
             example += (torch.zeros(b, dtype=torch.long),)
         # Quietly: `sample` prints one line per file it writes, and errors must stay one line.
         net = RT.prepare(net, example, runtime, name=name, cache_dir=runs.cache_dir(cache), progress=False)
+        if cfg.model.conditional and isinstance(net, RT.OpenVINOModule):
+            net = NullLabelDefault(net)
     process = processes.build(cfg.process)
     return cfg, process.sampling_net(net, cfg.process.prediction), process
 
