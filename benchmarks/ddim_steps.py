@@ -90,7 +90,7 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{args.name}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2, default=str) + "\n")
-    lines = [f"# FID / KID against sampling steps\n",
+    lines = ["# FID / KID against sampling steps\n",
              f"Run `{args.run}`, {args.n} samples per row (seed {args.seed}), against the first {args.n_ref} MNIST "
              f"test images; Inception-v3 pool3 features (mnistdiff.metrics). Measured {meta['date']} by "
              f"`python benchmarks/ddim_steps.py {' '.join(argv if argv is not None else sys.argv[1:])}`. FID of {args.n} "
