@@ -37,8 +37,8 @@ BATCH_LR = {"lr2": (128, 2e-3), "bs64": (64, 1e-3), "bs64-lr2": (64, 2e-3), "bs3
 # name -> overrides of BASE: the DDPM that was `make run`'s quick-unet before this ablation (the ddpm-unet
 # preset of that time for 1 epoch: UNet 16/32/64 + attention, EMA 0.999, batch 128, lr 1e-3 with 100 warm-up steps and
 # cosine decay, eps-prediction with min-SNR-5 on linear betas; spelled out, as the preset has moved on).
-BASE = {"epochs": 1, "batch_size": 128, "lr": 1e-3, "lr_warmup": 100, "sample_epochs": (), "conditional": False, "prediction": "eps",
-        "schedule": "linear", "min_snr": 5.0}
+BASE = {"epochs": 1, "batch_size": 128, "lr": 1e-3, "lr_warmup": 100, "sample_epochs": (), "conditional": False,
+        "prediction": "eps", "schedule": "linear", "min_snr": 5.0}
 TRAINS: dict[str, dict] = {
     "ddpm": {},
     "ddpm-minsnr0": {"min_snr": 0.0},

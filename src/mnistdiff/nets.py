@@ -19,6 +19,11 @@ N_DIGITS = 10
 NULL_LABEL = N_DIGITS  # the learned "no label" token, trained on label_dropout of each batch
 
 
+def null_labels(like: torch.Tensor) -> torch.Tensor:
+    """"No label" for every image of the batch `like`."""
+    return torch.full(like.shape[:1], NULL_LABEL, dtype=torch.long, device=like.device)
+
+
 class LabelEmbedding(nn.Embedding):
     """One learned vector per digit 0-9 plus the "no label" token; y=None means "no label" for all."""
 
@@ -26,9 +31,7 @@ class LabelEmbedding(nn.Embedding):
         super().__init__(N_DIGITS + 1, dim)
 
     def forward(self, y: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
-        if y is None:
-            y = torch.full(like.shape[:1], NULL_LABEL, dtype=torch.long, device=like.device)
-        return super().forward(y.long())
+        return super().forward((null_labels(like) if y is None else y).long())
 
 
 class CNNBlock(nn.Module):

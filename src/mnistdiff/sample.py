@@ -45,9 +45,7 @@ class NullLabelDefault:
         self.compiled = compiled
 
     def __call__(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        if y is None:
-            y = torch.full(x.shape[:1], nets.NULL_LABEL, dtype=torch.long)
-        return self.compiled(x, t, y)
+        return self.compiled(x, t, nets.null_labels(x) if y is None else y)
 
     def eval(self):
         return self
