@@ -33,7 +33,8 @@ from readme_results import splice  # noqa: E402
 
 from mnistdiff import config as C, data, losses, metrics, nets, perf, processes, runs, runtime, samplers  # noqa: E402
 from mnistdiff import training  # noqa: E402
-from mnistdiff.sample import generate, load_trained  # noqa: E402
+from mnistdiff import guidance  # noqa: E402
+from mnistdiff.sample import NET_ROWS, generate, load_trained  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 README_START, README_END = "<!-- performance:start -->", "<!-- performance:end -->"
@@ -87,6 +88,7 @@ def bench_training(cfg, args, work: Path) -> dict:
     # Epoch 1 is exactly `steps` steps; train() times it itself and logs images_per_s in its epoch record.
     training.train(cfg, work / "ours", progress=False, stop_after_steps=steps + 1)
     records = runs.read_metrics(work / "ours")
+    out["precision"] = C.load_file(work / "ours" / "config.json")["train"]["precision"]  # what `auto` chose
     epoch = next(r for r in records if r["type"] == "epoch")
     ours_losses = [r["loss"] for r in records if r["type"] == "iter"][:steps]
     torch.manual_seed(cfg.train.seed)
@@ -120,7 +122,10 @@ def unet_levers(batch_size: int) -> list[tuple[str, dict]]:
             # the presets train at batch 32 (4x the steps per epoch): what it costs per image
             (f"batch {batch_size // 4}", {**fp32, "batch_size": max(1, batch_size // 4)}),
             (f"batch {2 * batch_size}", {**fp32, "batch_size": 2 * batch_size}),
-            ("precision=auto", {**fp32, "precision": "auto"})]
+            ("adam=fused", {**fp32, "adam": "fused"}),
+            ("precision=auto", {**fp32, "precision": "auto"}),
+            # the step is small at batch 32, so Adam's per-tensor loop weighs more once bf16 has sped up the rest
+            ("precision=auto, adam=fused", {**fp32, "precision": "auto", "adam": "fused"})]
 
 
 def bench_levers(cfg, args, levers=LEVERS) -> list[dict]:
@@ -138,8 +143,7 @@ def bench_levers(cfg, args, levers=LEVERS) -> list[dict]:
     native_bf16 = perf.auto_precision("cpu")[0] == "bf16"
     steppers, times, extra = [], {}, {}
     for label, over, lc in configs:
-        if over.get("precision") == "auto":
-            label = f"precision=auto ({lc.train.precision})"
+        label = label.replace("precision=auto", f"precision=auto ({lc.train.precision})")
         times[label] = []
         torch.manual_seed(0)
         net = perf.prepare(nets.build(lc.model), lc.train)
@@ -247,6 +251,17 @@ def _alternate(fn_a, fn_b, parts) -> tuple[list, list, float, float]:
     return out_a, out_b, sec_a, sec_b
 
 
+def _untrained(cfg) -> torch.nn.Module:
+    """The preset's net, seeded, with a non-zero output layer (the UNet's output conv starts at zero): the
+    arithmetic, not the weights, decides the speed."""
+    torch.manual_seed(0)
+    net = nets.build(cfg.model).eval()
+    with torch.no_grad():
+        for p in list(net.parameters())[-2:]:
+            p.normal_(0, 0.05)
+    return net
+
+
 def bench_runtime(args) -> dict:
     """The inference runtime (runtime.py) against torch eager: Inception features, and sampling with about
     20 net calls (each preset's own sampler: Heun-10 for the EDM UNet, DDIM-20 for the report's CNN) from the same noise (untrained nets with a non-zero
@@ -265,11 +280,7 @@ def bench_runtime(args) -> dict:
     n = args.runtime_n
     for name, preset in (("unet", "quick-unet"), ("cnn", "ddpm-default")):
         cfg = C.preset(preset)
-        torch.manual_seed(0)
-        net = nets.build(cfg.model).eval()
-        with torch.no_grad():
-            for p in list(net.parameters())[-2:]:  # the UNet's output conv starts at zero
-                p.normal_(0, 0.05)
+        net = _untrained(cfg)
         process = processes.build(cfg.process)
         sampler = process.default_sampler if process.family == "sigma" else "ddim"
         steps = 10 if sampler == "heun" else 20  # Heun: 2 * steps - 1 = 19 net calls
@@ -280,8 +291,27 @@ def bench_runtime(args) -> dict:
         res[name] = {"runtime": getattr(compiled, "runtime", "torch"), "n": 2 * n, "sampler": f"{sampler}-{steps}", "ours_images_per_s": 2 * n / sec_a,
                      "torch_images_per_s": 2 * n / sec_b, "ratio": sec_b / sec_a,
                      "same_uint8_pixels": (torch.cat(a) == torch.cat(b)).float().mean().item()}
+    res["guided"] = bench_guided(args)
     res["load_end"] = load()
     return res
+
+
+def bench_guided(args) -> dict:
+    """Guided DDIM on the quality UNet at the CLI's batch (--guided-n images: twice as many net rows per call),
+    the net evaluated sample.NET_ROWS rows at a time (runtime.Chunked, what load_trained returns) against the
+    whole batch at once; torch eager on both sides, the same noise."""
+    cfg = C.preset("ddpm-unet")
+    net = _untrained(cfg)
+    process, n = processes.build(cfg.process), args.guided_n
+    chunked = process.sampling_net(runtime.Chunked(net, NET_ROWS), cfg.process.prediction)
+    whole = process.sampling_net(net, cfg.process.prediction)
+    digits = guidance.labels(",".join(map(str, range(10))), n)
+    draw = lambda m: lambda seed: generate(m, process, cfg, n, seed=seed, sampler="ddim", batch_size=n,  # noqa: E731
+                                           sampler_options={"steps": 5}, digits=digits, guidance=0.5)
+    a, b, sec_a, sec_b = _alternate(draw(chunked), draw(whole), (1, 2))
+    return {"n": 2 * n, "rows": NET_ROWS, "sampler": "ddim-5, guidance 0.5", "ours_images_per_s": 2 * n / sec_a,
+            "whole_images_per_s": 2 * n / sec_b, "ratio": sec_b / sec_a,
+            "same_uint8_pixels": (torch.cat(a) == torch.cat(b)).float().mean().item()}
 
 
 def bench_evaluate(args) -> dict:
@@ -310,8 +340,9 @@ def markdown(res: dict) -> str:
         "",
         "| comparison | mnistdiff | peer | ratio | target | check |",
         "| --- | ---: | ---: | ---: | ---: | --- |",
-        f"| training, images/s (batch {tr['batch_size']}, {tr['steps']} steps each) | {tr['ours_images_per_s']:.1f} "
-        f"| {tr['ref_images_per_s']:.1f} (starter-code Dataset + DataLoader) | {tr['ratio']:.2f}x | 2.0x "
+        f"| training, images/s (batch {tr['batch_size']}, {tr['steps']} steps each; ours in {tr['precision']}, the "
+        f"preset's precision auto) | {tr['ours_images_per_s']:.1f} "
+        f"| {tr['ref_images_per_s']:.1f} (starter-code Dataset + DataLoader, fp32) | {tr['ratio']:.2f}x | 2.0x "
         f"| mean loss of the last {tr['loss_tail_steps']} steps: {tr['ours_loss_tail']:.4f} vs {tr['ref_loss_tail']:.4f} |",
         f"| sampling, images/s ({sa['T']}-step ancestral, {sa['n']} images) | {sa['ours_images_per_s']:.2f} "
         f"| {sa['diffusers_images_per_s']:.2f} (diffusers DDPMScheduler loop) | {sa['ratio']:.2f}x | 1.2x "
@@ -334,6 +365,12 @@ def markdown(res: dict) -> str:
             lines.append(f"| {label} sampling, {r.get('sampler', 'ddim-20')}, images/s ({r['n']} images) | {r['ours_images_per_s']:.1f} "
                          f"(--runtime {r['runtime']}) | {r['torch_images_per_s']:.1f} (torch eager) | {r['ratio']:.2f}x "
                          f"| {target} | {100 * r['same_uint8_pixels']:.2f}% equal uint8 pixels from the same noise |")
+        if "guided" in rt:
+            g = rt["guided"]
+            lines.append(f"| quality UNet guided sampling, {g['sampler']}, images/s ({g['n']} images, batches of "
+                         f"{g['n'] // 2}: {g['n']} net rows a call) | {g['ours_images_per_s']:.1f} (net in chunks of "
+                         f"{g['rows']} rows) | {g['whole_images_per_s']:.1f} (the whole batch at once) | "
+                         f"{g['ratio']:.2f}x | - | {100 * g['same_uint8_pixels']:.2f}% equal uint8 pixels from the same noise |")
     if "evaluate" in res:
         e = res["evaluate"]
         lines.append(f"| `mnistdiff evaluate {e['run']} -n {e['n']}` end to end (vs {e['n_ref']} test digits, "
@@ -382,6 +419,7 @@ def main(argv=None) -> int:
     p.add_argument("--eval-n", type=int, default=64, help="images through each Inception extractor")
     p.add_argument("--eval-batch", type=int, default=64, help="mnistdiff's Inception batch")
     p.add_argument("--runtime-n", type=int, default=64, help="images per sampling batch of the runtime rows")
+    p.add_argument("--guided-n", type=int, default=500, help="images per guided sampling batch (the CLI's default)")
     p.add_argument("--fp32-size", type=int, default=2048)
     p.add_argument("--bf16-size", type=int, default=1024,
                    help="bf16 matmul size (one 2048^3 bf16 matmul takes minutes without AVX512-BF16)")
@@ -400,7 +438,8 @@ def main(argv=None) -> int:
     p.add_argument("--no-readme", action="store_true", help="leave the README alone")
     args = p.parse_args(argv)
     readme = None if args.no_readme else Path(args.readme)
-    counts = (args.train_steps, args.sample_n, args.lever_steps, args.lever_rounds, args.eval_batch, args.runtime_n)
+    counts = (args.train_steps, args.sample_n, args.lever_steps, args.lever_rounds, args.eval_batch, args.runtime_n,
+              args.guided_n)
     problem = None
     if args.batch_size < 0 or args.eval_n < 2 or min(counts) < 1:
         problem = "--batch-size must be >= 0, --eval-n >= 2 and the other step, round and image counts >= 1"

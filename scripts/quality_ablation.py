@@ -37,6 +37,8 @@ BATCH_LR = {"lr2": (128, 2e-3), "bs64": (64, 1e-3), "bs64-lr2": (64, 2e-3), "bs3
 # name -> overrides of BASE: the DDPM that was `make run`'s quick-unet before this ablation (the ddpm-unet
 # preset of that time for 1 epoch: UNet 16/32/64 + attention, EMA 0.999, batch 128, lr 1e-3 with 100 warm-up steps and
 # cosine decay, eps-prediction with min-SNR-5 on linear betas; spelled out, as the preset has moved on).
+DDPM_UNET = {"batch_size": 32, "lr": 2e-3, "lr_warmup": 800, "conditional": True, "prediction": "v", "schedule": "cosine",
+             "min_snr": 0.0}
 BASE = {"epochs": 1, "batch_size": 128, "lr": 1e-3, "lr_warmup": 100, "sample_epochs": (), "conditional": False,
         "prediction": "eps", "schedule": "linear", "min_snr": 5.0}
 TRAINS: dict[str, dict] = {
@@ -53,6 +55,9 @@ TRAINS: dict[str, dict] = {
     "edm-pmean-cond": COND,
     **{f"edm-pmean-cond-{tag}": {**COND, "batch_size": b, "lr": lr, "lr_warmup": 12_800 // b}
        for tag, (b, lr) in BATCH_LR.items()},
+    # Issue 15's precision A/B: the ddpm-unet recipe (spelled out, as BASE is) for one epoch, fp32 against bf16 at
+    # equal steps (1,875 of 32); on a CPU without AVX512-BF16 the bf16 row trains ~16x slower (emulated).
+    **{f"ddpm-unet-{p}": {**DDPM_UNET, "precision": p} for p in ("fp32", "bf16")},
 }
 BALANCED = ",".join(map(str, range(10)))  # a conditional row's digits: 0..9 cycled, n / 10 of each
 # (row, training config, what the row changes, sampler, sampler options (+ digit, guidance), weights)
@@ -81,6 +86,8 @@ ROWS: list[tuple[str, str, str, str, dict, str]] = [
     *[(f"edm-pmean-cond-{tag}-g1", f"edm-pmean-cond-{tag}",
        f"as edm-pmean-cond-g1 with batch {b} ({-(-60_000 // b):,} steps) at learning rate {lr:g}",
        "heun", {"steps": 18, "digit": BALANCED, "guidance": 1.0}, "ema") for tag, (b, lr) in BATCH_LR.items()],
+    *[(f"ddpm-unet-{p}", f"ddpm-unet-{p}", f"precision: the ddpm-unet recipe for 1 epoch (1,875 steps of 32), {p}",
+       "ddim", {"steps": 50, "clip": True, "digit": BALANCED, "guidance": 0.5}, "ema") for p in ("fp32", "bf16")],
     ("edm-sd03", "edm-sd03", "sigma_data 0.3 (MNIST's pixel std in [-0.5, 0.5]) instead of 0.5", "heun", {"steps": 18}, "ema"),
 ]
 
@@ -125,24 +132,26 @@ def measure(row, run: Path, n: int, evaluator: Evaluator, data_dir, runtime: str
             "background": M.background_level(images), "saturated": M.saturated_share(images),
             "train_minutes": round(sum(r["time_s"] for r in epochs) / 60, 2),
             "steps": max((r["step"] for r in epochs), default=0),
-            "sampling_images_per_s": round(n / sampling_s, 2), "date": time.strftime("%Y-%m-%d")}
+            "sampling_images_per_s": round(n / sampling_s, 2), "date": time.strftime("%Y-%m-%d"),
+            "cpu": experiment.machine()["cpu"], "precision": cfg.train.precision}
 
 
 def markdown(rows: list[dict], machine: dict, n: int) -> str:
     lines = ["# Quality ablation at the `make run` budget", "",
              "Written by `scripts/quality_ablation.py`; do not edit by hand. " + __doc__.split("\n\n")[2].replace("\n", " "),
-             "", f"Machine: {machine['cpu']}, {machine['cpu_count']} logical CPUs, torch {machine['torch']}. "
-             "Training minutes are the run's own epoch times (metrics.jsonl), taken while other jobs shared the "
-             "2 cores, so compare them within this table only.", "",
+             "", f"Machines: {machine['cpu_count']} logical CPUs, torch {machine['torch']}; each row names the CPU and "
+             "the training precision it was measured with. Training minutes are the run's own epoch times "
+             "(metrics.jsonl), taken while other jobs shared the 2 cores, so compare them only between rows of one "
+             "CPU.", "",
              f"| row | what changes | sampler | KID x1000 (n={n:,}) | FID (n={n:,}) | classifier IS | "
-             "background | saturated % | train min | samples/s |",
-             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "background | saturated % | train min | samples/s | trained on |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
         opts = ", ".join(f"{k}={'0..9' if k == 'digit' else v}" for k, v in r["sampler_options"].items())
         lines.append(f"| {r['row']} | {r['changes']}{' (raw weights)' if r['weights'] == 'raw' else ''} | "
                      f"{r['sampler']} {opts} | {1000 * r['kid']:.1f} +- {1000 * r['kid_std']:.1f} | {r['fid']:.1f} | "
                      f"{r['classifier_is']:.2f} | {r['background']:.2f} | {100 * r['saturated']:.1f} | "
-                     f"{r['train_minutes']:.1f} | {r['sampling_images_per_s']:.1f} |")
+                     f"{r['train_minutes']:.1f} | {r['sampling_images_per_s']:.1f} | {r['cpu']}, {r['precision']} |")
     return "\n".join(lines) + "\n"
 
 
@@ -168,7 +177,16 @@ def main(argv=None) -> int:
               file=sys.stderr)
         return 2
     out_json = args.out / "quality-ablation.json"
-    done = {r["row"]: r for r in json.loads(out_json.read_text())["rows"]} if out_json.exists() else {}
+
+    def measured_rows() -> dict:
+        if not out_json.exists():
+            return {}
+        saved = json.loads(out_json.read_text())
+        # Rows measured before rows named their machine: all on the file's machine, an AVX2-only CPU whose
+        # precision (the default, and later auto) was fp32.
+        return {r["row"]: {"cpu": saved["machine"]["cpu"], "precision": "fp32", **r} for r in saved["rows"]}
+
+    done = measured_rows()
     evaluator = None
     for row in ROWS:
         if args.only and row[0] not in args.only or (row[0] in done and not args.force and done[row[0]]["n"] == args.n):
@@ -178,7 +196,7 @@ def main(argv=None) -> int:
         evaluator = evaluator or Evaluator(metrics="all", n_ref=args.n, data_dir=args.data_dir, runtime=args.runtime)
         measured = measure(row, run, args.n, evaluator, args.data_dir, args.runtime)
         # Read again: another instance (--only other rows) may have written meanwhile.
-        done = {r["row"]: r for r in json.loads(out_json.read_text())["rows"]} if out_json.exists() else {}
+        done = measured_rows()
         done[row[0]] = measured
         ordered = [done[r] for r in names if r in done]
         args.out.mkdir(parents=True, exist_ok=True)

@@ -2,6 +2,7 @@
 
     .venv/bin/python scripts/quality_results.py runs/ddpm-unet --sampler ddim --steps 50
     .venv/bin/python scripts/quality_results.py runs/cold-row-unet            # GMM start, Algorithm 2
+    .venv/bin/python scripts/quality_results.py runs/cold-row-unet --components 100  # a richer GMM start
 
 Protocol (written into both files): N samples (default 10,000, seed 0) from the run's last checkpoint
 (EMA weights where kept); the classifier metrics (classifier IS, class shares, classifier Frechet
@@ -24,7 +25,7 @@ import numpy as np
 import torch
 
 from mnistdiff import data, experiment, guidance as G, metrics as M, priors, runs, samplers
-from mnistdiff.errors import run_script
+from mnistdiff.errors import UserError, run_script
 from mnistdiff.evaluate import Evaluator
 from mnistdiff.sample import generate, load_trained
 
@@ -59,16 +60,24 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=Path("results"))
     ap.add_argument("--runtime", default="auto", choices=["torch", "openvino", "auto"],
                     help="inference runtime of the sampling net and Inception (default: auto)")
+    ap.add_argument("--components", type=int, help="gmm start (cold runs): mixture components (default: 10)")
+    ap.add_argument("--start-noise", type=float, help="gmm or uniform start: std of pixel noise added to x_T")
     ap.add_argument("--data-dir")
     args = ap.parse_args(argv)
 
     cfg, net, degradation = load_trained(args.run, runtime=args.runtime)
     options = {k: v for k, v in (("steps", args.steps), ("eta", args.eta), ("clip", args.clip or None))
                if v is not None}
+    start = priors.default_start(cfg)
+    start_options = {k: v for k, v in (("components", args.components), ("noise", args.start_noise)) if v is not None}
+    if start_options and start not in ("gmm", "uniform"):
+        raise UserError(f"--components and --start-noise shape a fitted start (gmm, uniform); {args.run} starts "
+                        f"from {start}")
     digits = G.labels(args.digit, args.n)
     G.check(cfg.model.conditional, digits, args.guidance)
     label = "" if digits is None else f"-digit{args.digit.replace(',', '')}-w{args.guidance:g}"
-    tag = (args.sampler or "default") + "".join(f"-{k}{v}" for k, v in options.items()) + f"{label}-n{args.n}-seed0"
+    tag = (args.sampler or "default") + "".join(f"-{k}{v}" for k, v in {**options, **start_options}.items())
+    tag += f"{label}-n{args.n}-seed0"
     npy = args.run / "eval" / f"quality-{tag}.npy"
     t0 = time.perf_counter()
     if npy.exists():
@@ -78,7 +87,7 @@ def main(argv=None) -> int:
     else:
         images = generate(net, degradation, cfg, args.n, seed=0, sampler=args.sampler, run=args.run,
                           data_dir=args.data_dir, progress=True, sampler_options=options, digits=digits,
-                          guidance=args.guidance)
+                          guidance=args.guidance, start_options=start_options)
         sampling_s = time.perf_counter() - t0
         npy.parent.mkdir(parents=True, exist_ok=True)
         np.save(npy, images.numpy())
@@ -99,7 +108,7 @@ def main(argv=None) -> int:
         "run": str(args.run), "preset": name, "config": cfg.to_dict(),
         "train_minutes": round(sum(r["time_s"] for r in epochs) / 60, 2),
         "epochs_done": max((r["epoch"] for r in epochs), default=0),
-        "sampler": args.sampler or samplers.default_sampler(cfg), "start": priors.default_start(cfg),
+        "sampler": args.sampler or samplers.default_sampler(cfg), "start": start, "start_options": start_options,
         "sampler_options": options, "digit": args.digit, "guidance": args.guidance if digits is not None else None,
         "n": args.n, "n_fid": args.n_fid,
         "fid": inc_row["fid"], "kid": inc_row["kid"], "kid_std": inc_row["kid_std"],
@@ -137,9 +146,11 @@ def markdown(r: dict) -> str:
     lines = [f"# {r['preset']}: measured {r['date']}", "",
              f"Written by `scripts/quality_results.py {r['run']}`; do not edit by hand.", "",
              f"- Run: `{r['run']}`, {r['epochs_done']} epochs, training loop {r['train_minutes']:.1f} min "
-             f"(sum of metrics.jsonl epoch rows) on {m['cpu']}, {m['cpu_count']} logical CPUs, torch {m['torch']}",
+             f"(sum of metrics.jsonl epoch rows) on {m['cpu']}, {m['cpu_count']} logical CPUs, torch {m['torch']}, "
+             f"trained in {r['config']['train']['precision']}",
              f"- Samples: {r['n']:,} from the last checkpoint's EMA weights, sampler {r['sampler']}{opts}, "
-             f"start {r.get('start', 'normal')}, seed 0"
+             f"start {r.get('start', 'normal')}"
+             + "".join(f", {k}={v}" for k, v in r.get("start_options", {}).items()) + ", seed 0"
              + (f"; digits {r['digit']} cycled over the samples, classifier-free guidance w = {r['guidance']:g}"
                 if r.get("digit") else ""),
              f"- FID{fid_note}: **{r['fid']:.2f}**; KID {r['kid']:.4f} +- {r['kid_std']:.4f} "

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mnistdiff import config as C, training as T
+from mnistdiff import config as C, perf, training as T
 
 from .conftest import ROOT, TINY
 
@@ -22,7 +22,8 @@ def _bench(name: str):
 
 
 TINY_BENCH = ["--train-steps", "2", "--lever-steps", "1", "--lever-rounds", "1", "--sample-n", "1",
-              "--eval-n", "2", "--fp32-size", "64", "--bf16-size", "32", "--batch-size", "8", "--runtime-n", "2"]
+              "--eval-n", "2", "--fp32-size", "64", "--bf16-size", "32", "--batch-size", "8", "--runtime-n", "2",
+              "--guided-n", "3"]
 
 
 @pytest.mark.slow  # two tiny training loops, 2 x 1000 sampling steps of one image, 2 Inception images: ~40 s
@@ -39,6 +40,7 @@ def test_benchmark_runs_every_comparison_and_rewrites_the_readme_table(tmp_path,
     res = json.loads((tmp_path / "out/results.json").read_text())
     tr, sa, ev, rf = res["training"], res["sampling"], res["evaluation"], res["roofline"]
     assert (tr["steps"], tr["batch_size"], sa["n"], sa["T"], ev["n"]) == (2, 8, 1, 1000, 2)
+    assert tr["precision"] == perf.auto_precision("cpu")[0]  # the preset's auto, resolved for this CPU
     for ratio in (tr["ratio"], sa["ratio"], ev["ratio"], rf["fraction_fp32"], rf["fraction_bf16"]):
         assert math.isfinite(ratio) and ratio > 0
     assert math.isfinite(tr["ours_loss_tail"]) and math.isfinite(tr["ref_loss_tail"])
@@ -50,6 +52,8 @@ def test_benchmark_runs_every_comparison_and_rewrites_the_readme_table(tmp_path,
     for name in ("unet", "cnn"):
         assert rt[name]["runtime"] == "openvino" and rt[name]["same_uint8_pixels"] >= 0.999
         assert math.isfinite(rt[name]["ratio"]) and rt[name]["ratio"] > 0
+    guided = rt["guided"]  # the net in chunks of rows against the whole batch: the same images
+    assert (guided["n"], guided["rows"]) == (6, run.NET_ROWS) and guided["same_uint8_pixels"] >= 0.999
     assert rf["flops_per_image"] > 1e8  # the seed CNN's 7x7 convs at 28x28: hundreds of MFLOP an image
     levers = [lv["lever"] for lv in res["levers"]]
     assert levers[0].startswith("torch defaults") and {"adam=foreach", "channels_last", "precision=bf16"} <= set(levers)
@@ -60,9 +64,9 @@ def test_benchmark_runs_every_comparison_and_rewrites_the_readme_table(tmp_path,
     assert res["unet_roofline"]["flops_per_image"] > 1e8 and 0 < res["unet_roofline"]["fraction_fp32"]
 
     md = (tmp_path / "out/results.md").read_text()
-    assert "| training, images/s (batch 8, 2 steps each)" in md and "diffusers DDPMScheduler loop" in md
+    assert f"| training, images/s (batch 8, 2 steps each; ours in {tr['precision']}" in md and "diffusers DDPMScheduler loop" in md
     assert "| Inception features, images/s (2 images)" in md and "--runtime openvino" in md
-    assert "The quality UNet (ddpm-unet" in md and "| batch 16 |" in md
+    assert "The quality UNet (ddpm-unet" in md and "| batch 16 |" in md and "guided sampling, ddim-5" in md
     ev_row = res["evaluate"]  # the end-to-end evaluation, whose result is the run's own eval file
     assert ev_row["n"] == 10 and json.loads(Path(ev_row["file"]).read_text())["fid"] == ev_row["fid"]
     assert f"mnistdiff evaluate {model} -n 10` end to end (vs 10 test digits" in md

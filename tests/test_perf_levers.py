@@ -204,6 +204,7 @@ def test_channels_last_run_trains_resumes_and_samples(tmp_path, data_dir):
     cfg = C.apply(C.Config(), {**TINY, "channels_last": True, "adam": "fused", "epochs": 1})
     train(cfg, tmp_path / "run", data_dir=data_dir, progress=False)
     cfg2, net, degradation = load_trained(tmp_path / "run")
-    assert cfg2.train.channels_last and net.blocks[0].conv.weight.is_contiguous(memory_format=torch.channels_last)
+    # load_trained evaluates the net in chunks of rows (runtime.Chunked): the trained net is inside
+    assert cfg2.train.channels_last and net.net.blocks[0].conv.weight.is_contiguous(memory_format=torch.channels_last)
     images = generate(net, degradation, cfg2, 2, seed=0, sampler="ddim", sampler_options={"steps": 4})
     assert images.shape == (2, 28, 28)

@@ -5,6 +5,7 @@ import json
 import runpy
 import sys
 
+import numpy as np
 import pytest
 
 from mnistdiff import config as C, training as T
@@ -75,4 +76,35 @@ def test_quality_results_refuse_digits_for_an_unconditional_run(tmp_path, capsys
     with pytest.raises(SystemExit) as e:  # the script's own entry point: a one-line error, exit 2
         runpy.run_path(str(ROOT / "scripts" / "quality_results.py"), run_name="__main__")
     assert e.value.code == 2 and "trained without labels" in capsys.readouterr().err
+    assert not (tmp_path / "res").exists()
+
+
+@pytest.mark.slow  # a tiny cold training and Inception features of 20 images
+def test_quality_results_pass_the_start_options_to_a_cold_run(tmp_path, cache, monkeypatch):
+    monkeypatch.setenv("MNISTDIFF_CACHE", str(cache))
+    run = tmp_path / "cold-row-unet"
+    T.train(C.apply(C.preset("cold-row-unet"), dict(hidden=(8, 16), subset=128, epochs=1, batch_size=64,
+                                                    sample_epochs=())), run, progress=False)
+    out = tmp_path / "res"
+    args = [str(run), "-n", "20", "--n-fid", "20", "--runtime", "torch", "--out", str(out)]
+    assert _script().main(args + ["--components", "3", "--start-noise", "0.05"]) == 0
+    r = json.loads((out / "cold-row-unet.json").read_text())
+    assert (r["start"], r["start_options"]) == ("gmm", {"components": 3, "noise": 0.05})
+    assert "start gmm, components=3, noise=0.05, seed 0" in (out / "cold-row-unet.md").read_text()
+    three = np.load(run / "eval" / "quality-default-components3-noise0.05-n20-seed0.npy")
+    # the options reach the start: the default start (10 components, no noise) draws other images
+    assert _script().main(args) == 0
+    assert json.loads((out / "cold-row-unet.json").read_text())["start_options"] == {}
+    assert not np.array_equal(three, np.load(run / "eval" / "quality-default-n20-seed0.npy"))
+
+
+def test_quality_results_refuse_start_options_for_a_noise_start(tmp_path, capsys, monkeypatch):
+    run = tmp_path / "ddpm-unet"
+    T.train(C.apply(C.preset("ddpm-unet"), dict(hidden=(8, 16), subset=64, epochs=1, T=20, batch_size=64,
+                                                sample_epochs=())), run, progress=False)
+    monkeypatch.setattr(sys, "argv", ["quality_results.py", str(run), "-n", "10", "--components", "3", "--out",
+                                      str(tmp_path / "res")])
+    with pytest.raises(SystemExit) as e:
+        runpy.run_path(str(ROOT / "scripts" / "quality_results.py"), run_name="__main__")
+    assert e.value.code == 2 and "starts from normal" in capsys.readouterr().err
     assert not (tmp_path / "res").exists()

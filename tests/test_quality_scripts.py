@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+from mnistdiff import config as C
 from mnistdiff.errors import UserError
 
 from .conftest import ROOT, cli, tiny_flags
@@ -48,6 +49,10 @@ def test_quality_ablation_lists_rows_and_refuses_unknown_ones(capsys):
     for name in ablation.TRAINS:
         ablation.train_config(name)
     assert ablation.train_config("ddpm").process.degradation == "gaussian"
+    # the precision A/B is the ddpm-unet preset for one epoch, in fp32 and in bf16, and differs in nothing else
+    for precision in ("fp32", "bf16"):
+        one_epoch = {"epochs": 1, "sample_epochs": (), "threads": 1, "precision": precision}
+        assert ablation.train_config(f"ddpm-unet-{precision}") == C.apply(C.preset("ddpm-unet"), one_epoch)
 
 
 @pytest.mark.slow  # two tiny trainings, 20 samples and their Inception features
@@ -66,7 +71,8 @@ def test_quality_ablation_measures_a_conditional_row_on_the_digits_it_names(tmp_
     assert (cond / "eval" / "ablation-r-n20.npy").is_file()
     with pytest.raises(UserError, match="digit"):  # the digits reach the sampler: refused for an unconditional run
         ablation.measure(row, plain, 20, evaluator, None, "torch")
-    assert "digit=0..9, guidance=0.5" in ablation.markdown([measured], {"cpu": "x", "cpu_count": 2, "torch": "t"}, 20)
+    table = ablation.markdown([measured], {"cpu": "x", "cpu_count": 2, "torch": "t"}, 20)
+    assert "digit=0..9, guidance=0.5" in table and f"| {measured['cpu']}, {measured['precision']} |" in table
 
 
 @pytest.mark.slow  # a tiny conditional EDM training and 4 x 20 samples
@@ -90,3 +96,23 @@ def test_background_probe_tables_guidance_churn_and_steps(tmp_path, cache, monke
         probe.main([str(ddpm), "-n", "20"])
     with pytest.raises(UserError, match="-n 5 must be >= 10"):
         probe.main([str(edm), "-n", "5"])
+
+
+@pytest.mark.slow  # a tiny cold training, 2 x 20 samples and their Inception features
+def test_cold_starts_tables_one_row_per_start(tmp_path, cache, monkeypatch):
+    monkeypatch.setenv("MNISTDIFF_CACHE", str(cache))
+    run = tmp_path / "cold-row-unet"
+    assert cli("train", "--run", run, *tiny_flags(), "--preset", "cold-row-random", "--T", "28").returncode == 0
+    starts = _script("cold_starts")
+    out = tmp_path / "res"
+    assert starts.main([str(run), "-n", "20", "--components", "2", "3", "--noise", "0.05", "--runtime", "torch",
+                        "--out", str(out)]) == 0
+    rows = json.loads((out / "cold-starts.json").read_text())["rows"]
+    assert [(r["components"], r["noise"], r["n"]) for r in rows] == [(2, 0.05, 20), (3, 0.05, 20)]
+    assert rows[0]["kid"] != rows[1]["kid"]  # each row draws from its own mixture
+    table = (out / "cold-starts.md").read_text()
+    assert "| 2 | 0.05 |" in table and "| 3 | 0.05 |" in table
+    assert sorted(p.name for p in (run / "eval").glob("quality-*.npy")) == [
+        "quality-default-components2-noise0.05-n20-seed0.npy", "quality-default-components3-noise0.05-n20-seed0.npy"]
+    with pytest.raises(UserError, match="--components >= 1"):
+        starts.main([str(run), "--components", "0"])

@@ -92,3 +92,23 @@ def test_a_conditional_net_compiled_with_labels_draws_no_label_when_none_are_giv
         a = generate(net, process, cfg, n, digits=labels, guidance=w, **kw)
         b = generate(NullLabelDefault(compiled), process, cfg, n, digits=labels, guidance=w, **kw)
         assert (a == b).float().mean().item() >= 0.999
+
+
+def test_chunked_net_gives_the_whole_batch_outputs_in_calls_of_at_most_rows_rows():
+    cfg, net = _unet()
+    seen = []
+
+    def counting(x, t, y):
+        seen.append((len(x), len(t), len(y)))
+        return net(x, t, y)
+
+    x, t, y = torch.randn(10, 1, 28, 28), torch.rand(10), torch.arange(10) % 10
+    chunked = RT.Chunked(counting, rows=4)
+    with torch.no_grad():
+        assert torch.allclose(chunked(x, t, y), net(x, t, y), atol=1e-6)
+    assert seen == [(4, 4, 4), (4, 4, 4), (2, 2, 2)]
+    # an input that is not one row per image (a shared scalar) goes to every call whole
+    shared = RT.Chunked(lambda x, s: x * s, rows=3)(torch.ones(7, 2), torch.tensor(2.0))
+    assert torch.equal(shared, torch.full((7, 2), 2.0))
+    # the trained net inside load_trained's wrapper is a child module: eval() and parameters() reach it
+    assert list(RT.Chunked(net, 4).parameters()) == list(net.parameters())

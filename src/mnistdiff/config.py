@@ -363,14 +363,17 @@ PRESETS: dict[str, tuple[str, dict]] = {
     # 0.013 against 0.020, FID 20.2 against 27.6 (results/ddpm-unet-bs32.md against results/ddpm-unet.md).
     # Class-conditional, as quick-unet: unconditional, its classifier IS stayed at 8.1 (the bar: 9.3), while
     # ddpm-unet-cond's digits scored 9.05 at guidance 0.5 (results/conditional.md); a balanced --digit all
-    # also fixes the class shares. 8 epochs: ~48 min of batch 32 on the idle 2-core CPU (166 images/s),
-    # leaving a margin for load (a second process on the cores slows a 2-thread run ~2.5x).
+    # also fixes the class shares. 8 epochs took 48 min in fp32 on a 2-core AVX2 EPYC (166 images/s) and gave FID
+    # 10.34 (results/ddpm-unet-cond8.md); 20 epochs take 36 min in bf16 (precision auto, ~590 images/s) on a 2-core
+    # Xeon with AVX512-BF16 and AMX (results/ddpm-unet-20ep.md). On an AVX2-only CPU (fp32) pass --epochs 8.
     "ddpm-unet": _preset("DDPM with a UNet (16,32,64 channels at 28/14/7 px, attention at 7x7, SiLU), cosine "
                          "schedule T=1000, v-prediction, class-conditional (label dropout 0.1), EMA 0.999, batch 32 "
-                         "at lr 2e-3 with 800 warm-up steps and cosine decay, gradient clipping at 1, 8 epochs; "
-                         "sample with --sampler ddim --steps 50 --clip --digit all --guidance W",
-                         **_UNET_BS32, prediction="v", schedule="cosine", conditional=True, epochs=8,
-                         sample_epochs=(1, 4)),
+                         "at lr 2e-3 with 800 warm-up steps and cosine decay, gradient clipping at 1, 20 epochs "
+                         "(~36 min in bf16 on a 2-core AVX512-BF16 CPU; about 2 hours in fp32 on a 2-core AVX2 one, "
+                         "where --epochs 8 fits the hour); sample with --sampler ddim --steps 50 --clip --digit all "
+                         "--guidance W",
+                         **_UNET_BS32, prediction="v", schedule="cosine", conditional=True, epochs=20,
+                         sample_epochs=(1, 10)),
     # Chosen by results/quality-ablation.md: at this budget EDM draws cleaner backgrounds than DDPM
     # (docs/quality.md), centring training on higher noise (p_mean -0.4) gave the best-formed digits, and
     # the digit as an input with guidance 1 is what lifts the classifier's IS past 8.5 after one epoch
