@@ -34,7 +34,7 @@ from readme_results import splice  # noqa: E402
 from mnistdiff import config as C, data, losses, metrics, nets, perf, processes, runs, runtime, samplers  # noqa: E402
 from mnistdiff import training  # noqa: E402
 from mnistdiff import guidance  # noqa: E402
-from mnistdiff.sample import NET_ROWS, generate, load_trained  # noqa: E402
+from mnistdiff.sample import NET_ROWS, generate, load_trained, runtime_net  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 README_START, README_END = "<!-- performance:start -->", "<!-- performance:end -->"
@@ -71,6 +71,13 @@ def train_flops_per_image(cfg) -> float:
     with FlopCounterMode(display=False) as counter:
         losses.diffusion_loss(net, degradation, x0, t, noise).mean().backward()
     return counter.get_total_flops() / bs
+
+
+def forward_flops_per_image(net, *inputs) -> float:
+    """FLOPs of one inference call per image (FlopCounterMode: convolutions and matmuls)."""
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        net(*inputs)
+    return counter.get_total_flops() / len(inputs[0])
 
 
 def bench_training(cfg, args, work: Path) -> dict:
@@ -262,21 +269,34 @@ def _untrained(cfg) -> torch.nn.Module:
     return net
 
 
+def with_streams(streams: int, build):
+    """build() with runtime.STREAMS set to `streams` (the streams runtime.prepare gives OpenVINO)."""
+    saved, runtime.STREAMS = runtime.STREAMS, streams
+    try:
+        return build()
+    finally:
+        runtime.STREAMS = saved
+
+
 def bench_runtime(args) -> dict:
     """The inference runtime (runtime.py) against torch eager: Inception features, and sampling with about
-    20 net calls (each preset's own sampler: Heun-10 for the EDM UNet, DDIM-20 for the report's CNN) from the same noise (untrained nets with a non-zero
-    output layer: the arithmetic, not the weights, decides the speed)."""
+    20 net calls (each preset's own sampler: Heun-10 for the EDM UNet, DDIM-20 for the report's CNN) from the
+    same noise, the net compiled as `mnistdiff sample --runtime openvino` compiles it (sample.runtime_net;
+    untrained nets with a non-zero output layer: the arithmetic, not the weights, decides the speed). Each
+    side runs once untimed first: oneDNN and OpenVINO both prepare their kernels at a shape's first call."""
     res = {"load_start": load()}
-    imgs = data.load_split("test").images[:args.eval_n]
-    eager = metrics.InceptionFeatures(runtime="torch", batch_size=args.eval_batch)
-    fast = metrics.InceptionFeatures(runtime="openvino", batch_size=args.eval_batch)
-    half = args.eval_n // 2
-    extract = lambda ex: lambda part: metrics.extract(ex, part, batch_size=args.eval_batch, progress=False)  # noqa: E731
-    a, b, sec_a, sec_b = _alternate(extract(fast), extract(eager), (imgs[:half], imgs[half:]))
-    a, b = torch.cat(a), torch.cat(b)
-    res["inception"] = {"runtime": fast.runtime, "n": args.eval_n, "ours_images_per_s": args.eval_n / sec_a,
-                        "torch_images_per_s": args.eval_n / sec_b, "ratio": sec_b / sec_a,
-                        "feature_rel_diff": ((a - b).norm() / b.norm()).item()}
+    n_inc, b = args.runtime_eval_n, args.eval_batch
+    imgs = data.load_split("test").images[:n_inc + min(b, n_inc)]
+    eager = metrics.InceptionFeatures(runtime="torch", batch_size=b)
+    fast = metrics.InceptionFeatures(runtime="openvino", batch_size=b)
+    extract = lambda ex: lambda part: metrics.extract(ex, part, batch_size=b, progress=False)  # noqa: E731
+    _alternate(extract(fast), extract(eager), (imgs[n_inc:],))  # the warm-up batch (not among the timed images)
+    a, b_, sec_a, sec_b = _alternate(extract(fast), extract(eager), [imgs[i:i + b] for i in range(0, n_inc, b)])
+    a, b_ = torch.cat(a), torch.cat(b_)
+    res["inception"] = {"runtime": fast.runtime, "n": n_inc, "batch": b, "ours_images_per_s": n_inc / sec_a,
+                        "torch_images_per_s": n_inc / sec_b, "ratio": sec_b / sec_a,
+                        "feature_rel_diff": ((a - b_).norm() / b_.norm()).item(),
+                        "flops_per_image": forward_flops_per_image(eager.net, metrics.resize_for_inception(imgs[:1]))}
     n = args.runtime_n
     for name, preset in (("unet", "quick-unet"), ("cnn", "ddpm-default")):
         cfg = C.preset(preset)
@@ -284,13 +304,22 @@ def bench_runtime(args) -> dict:
         process = processes.build(cfg.process)
         sampler = process.default_sampler if process.family == "sigma" else "ddim"
         steps = 10 if sampler == "heun" else 20  # Heun: 2 * steps - 1 = 19 net calls
-        compiled = runtime.prepare(net, (torch.zeros(n, 1, 28, 28), torch.zeros(n)), "openvino", name=name)
-        draw = lambda m: lambda seed: generate(m, process, cfg, n, seed=seed, sampler=sampler,  # noqa: E731
-                                               sampler_options={"steps": steps})
-        a, b, sec_a, sec_b = _alternate(draw(compiled), draw(net), (1, 2))
-        res[name] = {"runtime": getattr(compiled, "runtime", "torch"), "n": 2 * n, "sampler": f"{sampler}-{steps}", "ours_images_per_s": 2 * n / sec_a,
-                     "torch_images_per_s": 2 * n / sec_b, "ratio": sec_b / sec_a,
-                     "same_uint8_pixels": (torch.cat(a) == torch.cat(b)).float().mean().item()}
+        compiled = runtime_net(net, cfg, "openvino", n)
+        draw = lambda m: lambda seed: generate(  # noqa: E731
+            process.sampling_net(m, cfg.process.prediction), process, cfg, n, seed=seed, sampler=sampler,
+            sampler_options={"steps": steps})
+        _alternate(draw(compiled), draw(net), (0,))  # warm-up
+        a, b_, sec_a, sec_b = _alternate(draw(compiled), draw(net), range(1, args.runtime_rounds + 1))
+        # the same graph in one stream of all threads, against the default runtime.STREAMS streams
+        streams, one = runtime.STREAMS, with_streams(1, lambda: runtime_net(net, cfg, "openvino", n))
+        _alternate(draw(one), draw(compiled), (0,))
+        _, _, sec_one, sec_many = _alternate(draw(one), draw(compiled), range(1, args.runtime_rounds + 1))
+        m, calls = args.runtime_rounds * n, 2 * steps - 1 if sampler == "heun" else steps
+        res[name] = {"runtime": getattr(compiled, "runtime", "torch"), "n": m, "batch": n, "sampler": f"{sampler}-{steps}",
+                     "ours_images_per_s": m / sec_a, "torch_images_per_s": m / sec_b, "ratio": sec_b / sec_a,
+                     "same_uint8_pixels": (torch.cat(a) == torch.cat(b_)).float().mean().item(),
+                     "streams": streams, "streams_vs_one_ratio": sec_one / sec_many,
+                     "flops_per_image": calls * forward_flops_per_image(net, torch.zeros(1, 1, 28, 28), torch.zeros(1))}
     res["guided"] = bench_guided(args)
     res["load_end"] = load()
     return res
@@ -321,12 +350,35 @@ def bench_evaluate(args) -> dict:
 
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     t0, load0 = time.perf_counter(), load()
+    conditional = C.load_file(Path(args.evaluate) / "config.json")["model"].get("conditional", False)
+    options = {"steps": args.evaluate_steps, "clip": True} if args.evaluate_sampler == "ddim" else None
+    guided = {"digit": "0,1,2,3,4,5,6,7,8,9", "guidance": args.evaluate_guidance} if conditional else {}
     path, result = evaluate_run(args.evaluate, n=args.evaluate_n, n_ref=args.evaluate_ref, runtime="auto", progress=False,
-                                name=f"benchmark-n{args.evaluate_n}-{stamp}")
+                                name=f"benchmark-n{args.evaluate_n}-{stamp}", sampler=args.evaluate_sampler,
+                                sampler_options=options, **guided)
     timing = result["timing"]
     return {"run": str(args.evaluate), "n": args.evaluate_n, "n_ref": args.evaluate_ref, "file": str(path), "wall_s": time.perf_counter() - t0,
             "sampling_s": timing["sampling_s"], "metrics_s": timing["metrics_s"], "setup_s": timing["setup_s"],
-            "sampler": result["samples"]["sampler"], "fid": result.get("fid"), "load_start": load0, "load_end": load()}
+            "sampler": result["samples"]["sampler"], "sampler_options": options, "guidance": guided.get("guidance"),
+            "fid": result.get("fid"), "kid": result.get("kid"), "load_start": load0, "load_end": load()}
+
+
+def runtime_roofline(rt: dict, fp32_gflops: float) -> str:
+    """What the runtime rows' targets ask of the machine: each side's nominal GFLOP/s (FlopCounterMode's count
+    of the torch graph) against the fp32 matmul rate. OpenVINO can pass that rate (Winograd 3x3 convolutions
+    do fewer multiplications than counted); torch eager cannot."""
+    parts = []
+    for key, label, target in (("inception", "Inception-v3", 2.5), ("unet", "the UNet's sampling", 3.0)):
+        r = rt.get(key)
+        if not r or "flops_per_image" not in r:
+            continue
+        g = lambda rate: r["flops_per_image"] * rate / 1e9  # noqa: E731
+        parts.append(f"{label} costs {r['flops_per_image'] / 1e9:.2f} GFLOP per image: torch eager runs "
+                     f"{g(r['torch_images_per_s']):.0f} GFLOP/s ({100 * g(r['torch_images_per_s']) / fp32_gflops:.0f}% "
+                     f"of the fp32 matmul rate), OpenVINO {g(r['ours_images_per_s']):.0f} "
+                     f"({100 * g(r['ours_images_per_s']) / fp32_gflops:.0f}%), and {target:g}x torch would be "
+                     f"{100 * target * g(r['torch_images_per_s']) / fp32_gflops:.0f}%")
+    return "Runtime roofline (fp32, nominal FLOPs): " + "; ".join(parts) + "." if parts else ""
 
 
 def markdown(res: dict) -> str:
@@ -357,14 +409,16 @@ def markdown(res: dict) -> str:
     if "runtime" in res:
         rt = res["runtime"]
         inc = rt["inception"]
-        lines.append(f"| Inception features, images/s ({inc['n']} images) | {inc['ours_images_per_s']:.2f} "
+        lines.append(f"| Inception features, images/s ({inc['n']} images, batch {inc.get('batch', '-')}, after one untimed batch) | {inc['ours_images_per_s']:.2f} "
                      f"(--runtime {inc['runtime']}) | {inc['torch_images_per_s']:.2f} (torch eager) | {inc['ratio']:.2f}x "
                      f"| 2.5x | features agree: relative diff {inc['feature_rel_diff']:.1e} |")
         for name, label, target in (("unet", "quality UNet (16,32,64)", "3x"), ("cnn", "report's CNN", "-")):
             r = rt[name]
-            lines.append(f"| {label} sampling, {r.get('sampler', 'ddim-20')}, images/s ({r['n']} images) | {r['ours_images_per_s']:.1f} "
+            lines.append(f"| {label} sampling, {r.get('sampler', 'ddim-20')}, images/s ({r['n']} images in batches of {r.get('batch', '-')}) | {r['ours_images_per_s']:.1f} "
                          f"(--runtime {r['runtime']}) | {r['torch_images_per_s']:.1f} (torch eager) | {r['ratio']:.2f}x "
-                         f"| {target} | {100 * r['same_uint8_pixels']:.2f}% equal uint8 pixels from the same noise |")
+                         f"| {target} | {100 * r['same_uint8_pixels']:.2f}% equal uint8 pixels from the same noise"
+                         + (f"; {r['streams']} OpenVINO streams {r['streams_vs_one_ratio']:.2f}x one" if "streams" in r else "")
+                         + " |")
         if "guided" in rt:
             g = rt["guided"]
             lines.append(f"| quality UNet guided sampling, {g['sampler']}, images/s ({g['n']} images, batches of "
@@ -373,10 +427,13 @@ def markdown(res: dict) -> str:
                          f"{g['ratio']:.2f}x | - | {100 * g['same_uint8_pixels']:.2f}% equal uint8 pixels from the same noise |")
     if "evaluate" in res:
         e = res["evaluate"]
+        opts = "".join(f", {k} {v}" for k, v in (e.get("sampler_options") or {}).items())
+        guided = f", digits 0-9 in turn at guidance {e['guidance']:g}" if e.get("guidance") is not None else ""
+        kid = f", KID {e['kid']:.4f}" if e.get("kid") is not None else ""
         lines.append(f"| `mnistdiff evaluate {e['run']} -n {e['n']}` end to end (vs {e['n_ref']} test digits, "
-                     f"{e['sampler']}, --runtime auto) "
+                     f"{e['sampler']}{opts}{guided}, --runtime auto) "
                      f"| {e['wall_s'] / 60:.1f} min | - | - | - | sampling {e['sampling_s'] / 60:.1f} min, setup "
-                     f"{e['setup_s'] / 60:.1f} min, metrics {e['metrics_s'] / 60:.1f} min; FID {e['fid']:.2f} |")
+                     f"{e['setup_s'] / 60:.1f} min, metrics {e['metrics_s'] / 60:.1f} min; FID {e['fid']:.2f}{kid} |")
     lines += [
         "",
         f"Roofline: a training step costs {rf['flops_per_image'] / 1e6:.0f} MFLOP per image (FlopCounterMode, forward "
@@ -384,6 +441,10 @@ def markdown(res: dict) -> str:
         f"{100 * rf['fraction_fp32']:.0f}% of this machine's fp32 matmul ({rf['fp32_gflops']:.1f} GFLOP/s, "
         f"{rf['fp32_size']}x{rf['fp32_size']}) and {100 * rf['fraction_bf16']:.0f}% of its bf16 matmul "
         f"({rf['bf16_gflops']:.2f} GFLOP/s, {rf['bf16_size']}x{rf['bf16_size']}; target 60%).",
+    ]
+    if "runtime" in res:
+        lines += ["", runtime_roofline(res["runtime"], rf["fp32_gflops"])]
+    lines += [
         "",
         "Speed levers (TrainConfig fields), training step round-robin, median step time:",
         "",
@@ -419,6 +480,9 @@ def main(argv=None) -> int:
     p.add_argument("--eval-n", type=int, default=64, help="images through each Inception extractor")
     p.add_argument("--eval-batch", type=int, default=64, help="mnistdiff's Inception batch")
     p.add_argument("--runtime-n", type=int, default=64, help="images per sampling batch of the runtime rows")
+    p.add_argument("--runtime-rounds", type=int, default=3, help="timed sampling batches of each runtime row, each side")
+    p.add_argument("--runtime-eval-n", type=int, default=128,
+                   help="images through each side of the Inception runtime row (in batches of --eval-batch)")
     p.add_argument("--guided-n", type=int, default=500, help="images per guided sampling batch (the CLI's default)")
     p.add_argument("--fp32-size", type=int, default=2048)
     p.add_argument("--bf16-size", type=int, default=1024,
@@ -432,6 +496,10 @@ def main(argv=None) -> int:
                    "model's run; tens of minutes at N = 10000 on 2 cores)")
     p.add_argument("--evaluate-n", type=int, default=10_000, help="samples of the end-to-end evaluation")
     p.add_argument("--evaluate-ref", type=int, default=10_000, help="test digits it compares them with")
+    p.add_argument("--evaluate-sampler", default="ddim", help="its sampler (ddim: clipped, --evaluate-steps steps; "
+                   "the protocol of results/ddpm-unet-20ep.md); a conditional run draws the ten digits in turn")
+    p.add_argument("--evaluate-steps", type=int, default=50)
+    p.add_argument("--evaluate-guidance", type=float, default=0.5, help="guidance weight for a conditional run")
     p.add_argument("--out", default=str(HERE), help="folder for results.json and results.md")
     p.add_argument("--readme", default=str(HERE.parent / "README.md"),
                    help="README whose performance table this run replaces (default: the repository's)")
@@ -439,12 +507,15 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     readme = None if args.no_readme else Path(args.readme)
     counts = (args.train_steps, args.sample_n, args.lever_steps, args.lever_rounds, args.eval_batch, args.runtime_n,
-              args.guided_n)
+              args.guided_n, args.runtime_rounds, args.runtime_eval_n)
     problem = None
     if args.batch_size < 0 or args.eval_n < 2 or min(counts) < 1:
         problem = "--batch-size must be >= 0, --eval-n >= 2 and the other step, round and image counts >= 1"
     elif args.evaluate and not (Path(args.evaluate) / "config.json").is_file():
         problem = f"--evaluate {args.evaluate} is not a run directory (no config.json); pass one made by `mnistdiff train`"
+    elif args.evaluate_sampler not in samplers.SAMPLERS or args.evaluate_steps < 1:
+        problem = (f"--evaluate-sampler {args.evaluate_sampler} is not a sampler or --evaluate-steps "
+                   f"{args.evaluate_steps} < 1; samplers: {', '.join(samplers.SAMPLERS)}")
     elif args.evaluate_n < 10 or not 10 <= args.evaluate_ref <= 10_000:
         problem = "--evaluate-n must be >= 10 (IS uses 10 splits) and --evaluate-ref in [10, 10000] (the test set)"
     elif readme is not None and not readme.is_file():

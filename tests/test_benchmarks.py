@@ -23,7 +23,7 @@ def _bench(name: str):
 
 TINY_BENCH = ["--train-steps", "2", "--lever-steps", "1", "--lever-rounds", "1", "--sample-n", "1",
               "--eval-n", "2", "--fp32-size", "64", "--bf16-size", "32", "--batch-size", "8", "--runtime-n", "2",
-              "--guided-n", "3"]
+              "--guided-n", "3", "--runtime-eval-n", "2", "--runtime-rounds", "1"]
 
 
 @pytest.mark.slow  # two tiny training loops, 2 x 1000 sampling steps of one image, 2 Inception images: ~40 s
@@ -35,7 +35,7 @@ def test_benchmark_runs_every_comparison_and_rewrites_the_readme_table(tmp_path,
     model = tmp_path / "model"
     T.train(C.apply(C.preset("ddpm-default"), {**TINY, "epochs": 1, "sample_epochs": ()}), model, progress=False)
     assert run.main([*TINY_BENCH, "--out", str(tmp_path / "out"), "--readme", str(readme), "--evaluate", str(model),
-                     "--evaluate-n", "10", "--evaluate-ref", "10"]) == 0
+                     "--evaluate-n", "10", "--evaluate-ref", "10", "--evaluate-steps", "5"]) == 0
 
     res = json.loads((tmp_path / "out/results.json").read_text())
     tr, sa, ev, rf = res["training"], res["sampling"], res["evaluation"], res["roofline"]
@@ -65,11 +65,14 @@ def test_benchmark_runs_every_comparison_and_rewrites_the_readme_table(tmp_path,
 
     md = (tmp_path / "out/results.md").read_text()
     assert f"| training, images/s (batch 8, 2 steps each; ours in {tr['precision']}" in md and "diffusers DDPMScheduler loop" in md
-    assert "| Inception features, images/s (2 images)" in md and "--runtime openvino" in md
+    assert "| Inception features, images/s (2 images, batch 64, after one untimed batch)" in md and "--runtime openvino" in md
+    assert "Runtime roofline (fp32, nominal FLOPs): Inception-v3 costs 11.42 GFLOP per image" in md
+    assert rt["unet"]["flops_per_image"] == pytest.approx(19 * 79.6e6, rel=0.01)  # Heun-10: 19 calls of the UNet
     assert "The quality UNet (ddpm-unet" in md and "| batch 16 |" in md and "guided sampling, ddim-5" in md
     ev_row = res["evaluate"]  # the end-to-end evaluation, whose result is the run's own eval file
     assert ev_row["n"] == 10 and json.loads(Path(ev_row["file"]).read_text())["fid"] == ev_row["fid"]
-    assert f"mnistdiff evaluate {model} -n 10` end to end (vs 10 test digits" in md
+    assert f"mnistdiff evaluate {model} -n 10` end to end (vs 10 test digits, ddim, steps 5, clip True, --runtime auto)" in md
+    assert json.loads(Path(ev_row["file"]).read_text())["samples"]["sampler_options"]["steps"] == 5
     text = readme.read_text()
     assert "old table" not in text and text.startswith("# x\n\nbefore\n") and text.endswith("\n\nafter\n")
     block = text.split(run.README_START)[1].split(run.README_END)[0]
@@ -85,6 +88,8 @@ def test_benchmark_refuses_bad_arguments_before_measuring(tmp_path, capsys):
     assert "--eval-n >= 2" in capsys.readouterr().err
     assert _bench("run").main([*TINY_BENCH, "--evaluate", str(tmp_path), "--out", str(out), "--no-readme"]) == 2
     assert "is not a run directory" in capsys.readouterr().err
+    assert _bench("run").main([*TINY_BENCH, "--evaluate-sampler", "nope", "--out", str(out), "--no-readme"]) == 2
+    assert "--evaluate-sampler nope is not a sampler" in capsys.readouterr().err
     assert not out.exists()
 
 
@@ -124,3 +129,19 @@ def test_fft_convolution_benchmark_computes_the_direct_convolution(tmp_path):
     assert [(r["c_in"], r["c_out"]) for r in rows] == [(1, 3), (3, 2)]
     assert all(r["max_rel_err"] < 1e-4 and r["direct_ms"] > 0 and r["fft_ms"] > 0 for r in rows)
     assert "| 3 -> 2 |" in (tmp_path / "fft_conv.md").read_text()
+
+
+@pytest.mark.slow  # tiny sampling batches and two Inception images, each three ways: ~30 s
+def test_runtime_streams_table_times_one_stream_streams_and_torch(tmp_path, cache, monkeypatch, capsys):
+    monkeypatch.setenv("MNISTDIFF_CACHE", str(cache))
+    streams = _bench("runtime_streams")
+    assert streams.main(["--rounds", "1", "--batch", "2", "--inception-batch", "2", "--out", str(tmp_path)]) == 0
+    rows = json.loads((tmp_path / "runtime_streams.json").read_text())["rows"]
+    assert [r["what"] for r in rows] == ["quick-unet sampling, heun-10", "ddpm-default sampling, ddim-20",
+                                         "Inception-v3 features"]
+    for r in rows:
+        assert set(r["median_images_per_s"]) == {"one stream", "streams", "torch"}
+        assert math.isfinite(r["streams_vs_one"]) and r["streams_vs_one"] > 0
+    assert "| quick-unet sampling, heun-10 | 2 |" in (tmp_path / "runtime_streams.md").read_text()
+    assert streams.main(["--batch", "x", "--out", str(tmp_path / "no")]) == 2
+    assert "--batch 64,128" in capsys.readouterr().err and not (tmp_path / "no").exists()

@@ -112,3 +112,36 @@ def test_chunked_net_gives_the_whole_batch_outputs_in_calls_of_at_most_rows_rows
     assert torch.equal(shared, torch.full((7, 2), 2.0))
     # the trained net inside load_trained's wrapper is a child module: eval() and parameters() reach it
     assert list(RT.Chunked(net, 4).parameters()) == list(net.parameters())
+
+
+def test_openvino_compiles_each_input_shape_it_meets_and_keeps_a_few():
+    _, net = _unet()
+    compiled = RT.prepare(net, (torch.zeros(4, 1, 28, 28), torch.zeros(4)), "openvino", name="test-unet")
+    g = torch.Generator().manual_seed(1)
+    for n in (4, 3, 5, 4, 2, 6, 3):  # more shapes than it keeps, and shapes seen before
+        x, t = torch.randn(n, 1, 28, 28, generator=g), torch.rand(n, generator=g)
+        with torch.no_grad():
+            ref = net(x, t)
+        got = compiled(x, t)
+        assert got.shape == ref.shape and ((got - ref).norm() / ref.norm()).item() < 1e-5
+    assert len(compiled.compiled) == compiled.MAX_SHAPES
+    assert list(compiled.compiled)[-1] == ((3, 1, 28, 28), (3,))  # the newest shape stays
+
+
+def test_openvino_streams_split_the_rows_and_agree_with_torch():
+    _, net = _unet()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)  # a stream per thread: two streams need two
+    try:
+        compiled = RT.OpenVINOModule(net, (torch.zeros(6, 1, 28, 28), torch.zeros(6)), streams=2)
+    finally:
+        torch.set_num_threads(threads)
+    assert compiled.streams == 2
+    g = torch.Generator().manual_seed(2)
+    for n in (6, 5):  # 6 rows: two requests of 3 at once; 5 do not split evenly: one call of 5
+        x, t = torch.randn(n, 1, 28, 28, generator=g), torch.rand(n, generator=g)
+        with torch.no_grad():
+            ref = net(x, t)
+        got = compiled(x, t)
+        assert got.shape == ref.shape and ((got - ref).norm() / ref.norm()).item() < 1e-5
+    assert set(compiled.compiled) == {((3, 1, 28, 28), (3,)), ((5, 1, 28, 28), (5,))}

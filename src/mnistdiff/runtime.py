@@ -1,13 +1,14 @@
 """Inference runtimes for the networks that only run forward: sampling nets and feature extractors.
 
 `--runtime torch` runs the module eagerly; `openvino` converts it once (OpenVINO's PyTorch frontend,
-fp32 inference precision, dynamic batch) and runs the compiled graph; `auto` times both on the
-caller's example input and keeps the faster, remembering the choice per machine and network in the
-cache folder. The gain depends on network and CPU (benchmarks/results.md): measured on a 2-core
-AVX2 EPYC, Inception-v3 ran ~2x faster in OpenVINO, the small UNet ~1.1-1.3x, the report's CNN not
-at all; on a 2-core AVX512-BF16 Xeon, Inception 1.9x and the UNet 0.6x; hence a probe rather than a
-fixed rule. A runtime that is missing or fails falls back to torch
-with one warning line.
+fp32 inference precision), compiles it for each input shape it meets and runs each call's rows in
+STREAMS streams at once; `auto` times both on the caller's example input and keeps the faster,
+remembering the choice per machine and network in the cache folder. The gain depends on network and CPU
+(benchmarks/results.md, runtime_streams.md): Inception-v3 ran ~2x faster in OpenVINO on every CPU
+measured; the small UNet from 0.6x (one dynamic-batch graph, on a 2-core AVX512-BF16 Xeon, where torch
+eager is fast) to 1.1-1.7x (per-shape graphs in two streams, on a 2-core AVX512-BF16 EPYC); the report's
+CNN about 1x; hence a probe rather than a fixed rule. A runtime that is missing or fails falls back
+to torch with one warning line.
 """
 
 from __future__ import annotations
@@ -25,25 +26,61 @@ import torch
 from torch import nn
 
 RUNTIMES = ("torch", "openvino", "auto")
-PROBE_VERSION = 1
+# OpenVINO streams (capped by the thread count), each running an even share of a call's rows at once: on a
+# 2-core AVX512-BF16 EPYC, two streams of one thread sampled the quality UNet 1.29-1.34x faster than one
+# stream of two threads, and Inception and the report's CNN at the same speed (benchmarks/runtime_streams.md).
+STREAMS = 2
+PROBE_VERSION = 2  # 2: graphs compiled per input shape, STREAMS streams (were: one dynamic batch)
 
 
 class OpenVINOModule:
-    """A torch module compiled by OpenVINO: called with tensors, returns its first output as a tensor."""
+    """A torch module compiled by OpenVINO: called with tensors, returns its first output as a tensor.
+
+    The graph is converted once and compiled for each input shape it meets (fixed shapes, at most
+    MAX_SHAPES kept): OpenVINO's CPU plugin picks its kernels per shape, and a graph compiled with a
+    dynamic batch ran the quality UNet's forward at about half the speed of the same graph compiled for
+    its batch (timed by hand at batch 64 on a 2-core AVX512-BF16 EPYC; Inception gained ~3%). A sampler
+    calls its net at one or two shapes (NET_ROWS rows and the remainder), an extractor at its batch and
+    the last one."""
 
     runtime = "openvino"
+    MAX_SHAPES = 4
 
-    def __init__(self, module: nn.Module, example_inputs: tuple[torch.Tensor, ...]):
+    def __init__(self, module: nn.Module, example_inputs: tuple[torch.Tensor, ...], streams: int = 1):
         import openvino as ov
 
         # Tracing warns about Python-side shape checks (GroupNorm's) that are constants for these nets.
         with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            model = ov.convert_model(module, example_input=tuple(x.contiguous() for x in example_inputs))
+            self.model = ov.convert_model(module, example_input=tuple(x.contiguous() for x in example_inputs))
         self.n_inputs = len(example_inputs)
-        self.compiled = ov.Core().compile_model(model, "CPU", {
-            "INFERENCE_PRECISION_HINT": "f32",  # no bf16/int8 shortcuts: outputs must match torch's
-            "INFERENCE_NUM_THREADS": torch.get_num_threads()})
+        self.core, self.partial_shape, self.queue = ov.Core(), ov.PartialShape, ov.AsyncInferQueue
+        # streams > 1: the threads split into that many streams, each running its share of the rows
+        self.streams = max(1, min(streams, torch.get_num_threads()))
+        self.config = {"INFERENCE_PRECISION_HINT": "f32",  # no bf16/int8 shortcuts: outputs must match torch's
+                       "INFERENCE_NUM_THREADS": torch.get_num_threads(), "NUM_STREAMS": self.streams}
+        self.compiled: dict[tuple, tuple] = {}  # input shapes -> (compiled model, requests), least recently used first
+        self._compiled_for(self._shapes([tuple(x.shape) for x in example_inputs]))  # fail here, not at the first call
+
+    def _shapes(self, shapes: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
+        """The shapes one compiled graph runs: a 1/streams share of the rows where they split evenly."""
+        n, k = (shapes[0] or (0,))[0], self.streams
+        if k == 1 or n % k or any(not s or s[0] != n for s in shapes):
+            return shapes
+        return [(n // k, *s[1:]) for s in shapes]
+
+    def _compiled_for(self, shapes: list[tuple[int, ...]]):
+        key = tuple(shapes)
+        compiled = self.compiled.pop(key, None)
+        if compiled is None:
+            if len(self.compiled) >= self.MAX_SHAPES:  # each holds its own copy of the weights
+                self.compiled.pop(next(iter(self.compiled)))  # the least recently used
+            model = self.model.clone()
+            model.reshape({model.inputs[i]: self.partial_shape(list(s)) for i, s in enumerate(shapes)})
+            compiled = self.core.compile_model(model, "CPU", self.config)
+            compiled = compiled, self.queue(compiled, self.streams) if self.streams > 1 else None
+        self.compiled[key] = compiled  # (re)inserted last: most recently used
+        return compiled
 
     def __call__(self, *inputs: torch.Tensor) -> torch.Tensor:
         # An input left out would not be an error to OpenVINO: its infer request keeps the last call's
@@ -53,7 +90,17 @@ class OpenVINOModule:
         # Labels stay integers (an embedding's index); everything else is fp32, as converted.
         arrays = [np.ascontiguousarray((x if not x.is_floating_point() else x.float()).detach().cpu().numpy())
                   for x in inputs]
-        return torch.from_numpy(np.array(self.compiled(arrays)[0]))
+        shapes = [a.shape for a in arrays]
+        compiled, requests = self._compiled_for(self._shapes(shapes))
+        if requests is None or self._shapes(shapes) == shapes:
+            return torch.from_numpy(np.array(compiled(arrays)[0]))
+        n, k = len(arrays[0]), self.streams
+        out = [None] * k
+        requests.set_callback(lambda request, i: out.__setitem__(i, request.get_output_tensor(0).data.copy()))
+        for i in range(k):
+            requests.start_async([a[i * n // k:(i + 1) * n // k] for a in arrays], i)
+        requests.wait_all()
+        return torch.from_numpy(np.concatenate(out))
 
     def eval(self):  # the samplers and extractors treat it as an nn.Module in eval mode
         return self
@@ -142,7 +189,7 @@ def prepare(module: nn.Module, example_inputs: tuple[torch.Tensor, ...], runtime
             except (OSError, ValueError, KeyError):
                 pass  # a damaged cache entry is probed again
     try:
-        compiled = OpenVINOModule(module, example_inputs)
+        compiled = OpenVINOModule(module, example_inputs, streams=STREAMS)
     except Exception as e:  # noqa: BLE001 - a missing or failing runtime must not stop sampling or evaluation
         _warn(f"the openvino runtime is unavailable for {name} ({type(e).__name__}: {str(e).splitlines()[0][:120]}); "
               "using torch")

@@ -58,6 +58,23 @@ class NullLabelDefault:
         return self
 
 
+def runtime_net(net, cfg: C.Config, runtime: str, batch_size: int, *, cache_dir=None):
+    """The trained net run by `runtime` (runtime.prepare), compiled or probed on the rows one sampling call
+    gives it (min(batch_size, NET_ROWS)); a conditional net's graph takes the labels too."""
+    if runtime == "torch":
+        return net
+    b = max(1, min(batch_size, NET_ROWS))
+    m = cfg.model
+    name = f"{m.net}-{'-'.join(map(str, m.hidden))}-{m.act}-r{m.res_blocks}{'-attn' if m.attention else ''}" \
+           f"{'-cond' if m.conditional else ''}{'-ss' if m.scale_shift else ''}"
+    example = (torch.zeros(b, 1, 28, 28), torch.zeros(b))
+    if m.conditional:  # the labels are an input of the compiled graph too
+        example += (torch.zeros(b, dtype=torch.long),)
+    # Quietly: `sample` prints one line per file it writes, and errors must stay one line.
+    compiled = RT.prepare(net, example, runtime, name=name, cache_dir=cache_dir, progress=False)
+    return NullLabelDefault(compiled) if m.conditional and isinstance(compiled, RT.OpenVINOModule) else compiled
+
+
 def load_trained(target: str | Path, which: str = "last", weights: str = "ema", *, runtime: str = "torch",
                  cache=None, batch_size: int = 500):
     """(cfg, net in eval mode, degradation) from a run directory or a checkpoint file.
@@ -95,18 +112,7 @@ def load_trained(target: str | Path, which: str = "last", weights: str = "ema", 
     net.eval()
     perf.set_threads(cfg.train.threads)
     perf.prepare(net, cfg.train)  # the run's speed levers apply to sampling too
-    if runtime != "torch":
-        b = max(1, min(batch_size, NET_ROWS))
-        m = cfg.model
-        name = f"{m.net}-{'-'.join(map(str, m.hidden))}-{m.act}-r{m.res_blocks}{'-attn' if m.attention else ''}" \
-               f"{'-cond' if m.conditional else ''}{'-ss' if m.scale_shift else ''}"
-        example = (torch.zeros(b, 1, 28, 28), torch.zeros(b))
-        if cfg.model.conditional:  # the labels are an input of the compiled graph too
-            example += (torch.zeros(b, dtype=torch.long),)
-        # Quietly: `sample` prints one line per file it writes, and errors must stay one line.
-        net = RT.prepare(net, example, runtime, name=name, cache_dir=runs.cache_dir(cache), progress=False)
-        if cfg.model.conditional and isinstance(net, RT.OpenVINOModule):
-            net = NullLabelDefault(net)
+    net = runtime_net(net, cfg, runtime, batch_size, cache_dir=runs.cache_dir(cache))
     process = processes.build(cfg.process)
     return cfg, process.sampling_net(RT.Chunked(net, NET_ROWS), cfg.process.prediction), process
 
