@@ -365,8 +365,8 @@ def bench_evaluate(args) -> dict:
 
 def runtime_roofline(rt: dict, fp32_gflops: float) -> str:
     """What the runtime rows' targets ask of the machine: each side's nominal GFLOP/s (FlopCounterMode's count
-    of the torch graph) against the fp32 matmul rate. OpenVINO can pass that rate (Winograd 3x3 convolutions
-    do fewer multiplications than counted); torch eager cannot."""
+    of the torch graph) against the fp32 matmul rate. OpenVINO has passed that rate for Inception (it must
+    multiply less than counted, as Winograd 3x3 convolutions do); torch eager has not."""
     parts = []
     for key, label, target in (("inception", "Inception-v3", 2.5), ("unet", "the UNet's sampling", 3.0)):
         r = rt.get(key)
