@@ -91,8 +91,9 @@ class OpenVINOModule:
         arrays = [np.ascontiguousarray((x if not x.is_floating_point() else x.float()).detach().cpu().numpy())
                   for x in inputs]
         shapes = [a.shape for a in arrays]
-        compiled, requests = self._compiled_for(self._shapes(shapes))
-        if requests is None or self._shapes(shapes) == shapes:
+        parts = self._shapes(shapes)
+        compiled, requests = self._compiled_for(parts)
+        if parts == shapes:  # one stream, or rows that do not split evenly: one call of all of them
             return torch.from_numpy(np.array(compiled(arrays)[0]))
         n, k = len(arrays[0]), self.streams
         out = [None] * k
