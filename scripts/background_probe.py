@@ -17,7 +17,7 @@ import itertools
 import sys
 from pathlib import Path
 
-from mnistdiff import guidance as G, metrics as M, processes
+from mnistdiff import guidance as G, metrics as M
 from mnistdiff.errors import UserError, run_script
 from mnistdiff.evaluate import Evaluator
 from mnistdiff.sample import generate, load_trained
@@ -25,7 +25,7 @@ from mnistdiff.sample import generate, load_trained
 
 def probe(run: Path, n: int, digit: str | None, guidances, churns, steps_list, data_dir=None) -> list[dict]:
     cfg, net, process = load_trained(run, weights="ema", runtime="torch", batch_size=min(n, 500))
-    if not isinstance(process, processes.EDMNoise):
+    if process.family != "sigma":
         raise UserError(f"{run} is not an EDM run (--degradation edm): the probe varies Heun's options")
     digits = G.labels(digit, n)
     for w in guidances:

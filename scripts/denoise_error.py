@@ -52,8 +52,9 @@ def main(argv=None) -> int:
         loaded = []
         for run in args.runs:
             cfg, net, degradation = load_trained(run)
-            if cfg.process.degradation != "gaussian":
-                raise UserError(f"{run} is a {cfg.process.degradation} run; denoising error is for gaussian runs")
+            if degradation.family != "schedule":  # eps of a discrete noise schedule
+                raise UserError(f"{run} is a {cfg.process.degradation} run; denoising error is for DDPM (gaussian) "
+                                "runs")
             if not all(1 <= t <= degradation.T for t in ts):
                 raise UserError(f"--t {args.t} must lie in 1..{degradation.T} (T of {run})")
             loaded.append((run, net, degradation))

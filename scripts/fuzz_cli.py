@@ -22,6 +22,7 @@ import os
 import random
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -193,6 +194,58 @@ def damage_run(run: Path, rng: random.Random) -> str:
     return f"{kind} {slot.name}" if kind in on_slot else kind
 
 
+def damage_cache(cache: Path, rng: random.Random) -> str:
+    """One random damage to a copy of a cache folder (runtime probes, reference features, classifier)."""
+    entries = sorted(p for p in cache.rglob("*") if p.is_file())
+    if not entries:
+        return "cache (empty)"
+    entry = rng.choice(entries)
+    kind = rng.choice(["fifo", "directory", "garbage", "json", "truncate", "delete", "dangling", "empty"])
+    entry.unlink()
+    if kind == "fifo":
+        os.mkfifo(entry)
+    elif kind == "directory":
+        entry.mkdir()
+    elif kind == "garbage":
+        entry.write_bytes(rng.randbytes(rng.randint(1, 500)))
+    elif kind == "json":
+        entry.write_text(rng.choice(["[]", "null", "{}", '{"choice": 7}', '{"choice": "x"}', "7", '"torch"']))
+    elif kind == "dangling":
+        entry.symlink_to(cache / "nowhere")
+    elif kind == "empty":
+        entry.write_bytes(b"")
+    return f"cache {kind} {entry.relative_to(cache)}"
+
+
+PLAN_RUNS = ["preset = 'quick'", "preset = 'cold-row-random-g4'", "preset = 'nope'", "name = 'x'",
+             "preset = 'quick'\nname = 'a\\u0000b'", "preset = 'quick'\nname = '../up'",
+             "preset = 'quick'\nname = '.hidden'", "preset = 'quick'\nname = '" + "x" * 300 + "'",
+             "preset = 'quick'\nname = 'ünï'", "preset = 'quick'\noverrides = { epochs = -1 }",
+             "preset = 'quick'\noverrides = { threads = 1000000 }", "preset = 'quick'\noverrides = 7"]
+PLAN_STAGES = ["", "evaluate = true", "evaluate = { n = 1e12 }", "evaluate = { n = 1000000000000 }",
+               "evaluate = { name = '../../x' }", "evaluate = { sampler = 'x' }", "evaluate = { sampler = 'heun' }",
+               "evaluate = { digit = '1,,2' }", "evaluate = { seed = -1 }", "evaluate = { batch_size = 0 }",
+               "evaluate = { n_ref = 10001 }", "evaluate = { bogus = 1 }", "evaluate = 'x'", "sample = [{ n = 0 }]",
+               "sample = [{ n = 4, start = 'x' }]", "sample = [{ seed = 2.5 }]", "sample = 'x'", "sample = [7]"]
+
+
+def plan_text(rng: random.Random, dry_run: bool) -> bytes:
+    """A random, often damaged, experiment plan (for a real run, none whose evaluation would take hours)."""
+    kind = rng.choice(["runs", "runs", "runs", "garbage", "latin-1", "empty", "keys"])
+    if kind == "garbage":
+        return rng.randbytes(rng.randint(1, 300))
+    if kind == "empty":
+        return b""
+    if kind == "keys":
+        return rng.choice([b"x = 1\n", b"[defaults]\nlr = 'x'\n[[run]]\npreset = 'quick'\n", b"run = 7\n", b"run = [7]\n",
+                           b"[[run]]\n[[run]]\n", b"defaults = 3\n[[run]]\npreset = 'quick'\n"])
+    stages = PLAN_STAGES if dry_run else [s for s in PLAN_STAGES if s != "evaluate = true"]
+    text = "".join(f"[[run]]\n{rng.choice(PLAN_RUNS)}\n{rng.choice(stages)}\n"
+                   for _ in range(rng.randint(1, 3)))
+    return text.encode("latin-1" if kind == "latin-1" else "utf-8", errors="replace") + \
+        (b"caf\xe9 = 1\n" if kind == "latin-1" else b"")
+
+
 # -- cases ----------------------------------------------------------------------------------------
 
 def _damage(run: Path, rng: random.Random) -> str:
@@ -211,11 +264,12 @@ def _flags(rng: random.Random, table: dict, k: int) -> list[str]:
 def make_case(rng: random.Random, refs: dict[str, Path], case_dir: Path) -> tuple[list[str], str]:
     """(argv, description) of one random case, its files made under case_dir; argv's paths are relative
     to case_dir, where the case runs."""
-    kind = rng.choices(["train", "resume", "sample", "evaluate", "report", "other"], [10, 8, 32, 10, 1, 39])[0]
+    kind = rng.choices(["train", "resume", "sample", "evaluate", "report", "cache", "plan", "other"],
+                       [10, 8, 30, 9, 1, 4, 8, 30])[0]
     what = ""
     run = case_dir / "run"
-    if kind in ("resume", "sample", "evaluate", "report"):
-        ref = rng.choice(sorted(refs))
+    if kind in ("resume", "sample", "evaluate", "report", "cache"):
+        ref = rng.choice(sorted(set(refs) - {"cache"}))
         shutil.copytree(refs[ref], run, symlinks=True)
         what = ref + ": " + "; ".join(_damage(run, rng) for _ in range(rng.choice([0, 1, 1, 1, 2])))
     k = rng.choice([0, 1, 1, 2, 3])
@@ -244,6 +298,16 @@ def make_case(rng: random.Random, refs: dict[str, Path], case_dir: Path) -> tupl
             if not any(f.startswith(flag + "=") for f in flags):
                 flags.append(f"{flag}={default}")
         argv = ["evaluate", "run", "--metrics", "classifier", "--quiet", *flags]
+    elif kind == "cache":  # a damaged copy of the caches: the classifier and this machine's runtime probes
+        shutil.copytree(refs["cache"], case_dir / "cache", symlinks=True)
+        what += "; " + "; ".join(damage_cache(case_dir / "cache", rng) for _ in range(rng.choice([1, 1, 2])))
+        argv = ["evaluate", "run", "--metrics", "classifier", "--quiet", "-n=10", "--n-ref=20", "--cache-dir=cache",
+                f"--runtime={rng.choice(['auto', 'auto', 'torch'])}", f"--seed={rng.randint(0, 9)}"]
+    elif kind == "plan":
+        dry_run = rng.random() < 0.8  # a real run trains a few capped steps, then runs what the plan asks after it
+        (case_dir / "p.toml").write_bytes(plan_text(rng, dry_run))
+        argv = ["experiment", "p.toml", "--runs", "runs", "--quiet"] + (["--dry-run"] if dry_run else [])
+        what = (case_dir / "p.toml").read_bytes()[:200].decode("utf-8", "replace")
     elif kind == "report":
         argv = ["report", "run", "-o", rng.choice(["out", "run", "out/x", "run/samples"])]
         if rng.random() < 0.3:
@@ -300,6 +364,14 @@ def run_as_process(argv: list[str], cwd: Path) -> tuple[int, str]:
     return r.returncode, r.stderr
 
 
+def _copy_keeping_fifos(src: str, dst: str) -> None:
+    """shutil.copytree's file copy, with a FIFO (a damage) made anew instead of read (which would block)."""
+    if stat.S_ISFIFO(os.lstat(src).st_mode):
+        os.mkfifo(dst)
+    else:
+        shutil.copy2(src, dst)
+
+
 def _listing(*folders: Path) -> set:
     return {p for folder in folders for p in folder.iterdir()}
 
@@ -339,10 +411,23 @@ def make_references(root: Path) -> dict[str, Path]:
     """Two tiny finished runs (DDPM with EMA, cold rows): the material every damaged case starts from."""
     from mnistdiff import config as C, training as train
 
+    from mnistdiff import classifier, runs, sample
+
     refs = {"ddpm": root / "ref-ddpm", "cold": root / "ref-cold"}
     tiny = dict(subset=64, epochs=2, T=10, batch_size=32, hidden=(8,), sample_epochs=(1,), checkpoint_every=1)
     train.train(C.apply(C.preset("ddpm-default"), dict(tiny, ema_decay=0.9)), refs["ddpm"], progress=False)
     train.train(C.apply(C.preset("cold-row-random-g4"), dict(tiny, T=7)), refs["cold"], progress=False)
+    # The caches a case may damage: the classifier (copied from this machine's cache, trained there once if
+    # absent) and runtime probes of both reference nets.
+    cache = root / "ref-cache"
+    shutil.copytree(runs.cache_dir() / "classifier", cache / "classifier") if (runs.cache_dir() / "classifier").is_dir() \
+        else classifier.load_or_train(cache, progress=False)
+    for ref in refs.values():
+        sample.load_trained(ref, runtime="auto", cache=cache, batch_size=10)
+    refs["cache"] = cache
+    # A case whose classifier cache is damaged trains it again: here it is handed the reference's weights
+    # (the minute of real training is no input handling), then saved and checked as usual.
+    classifier.train_classifier = lambda data_dir=None, seed=0, progress=True: classifier.load_cached(cache, data_dir)
     return refs
 
 
@@ -381,7 +466,7 @@ def main(argv: list[str] | None = None) -> int:
         argv, what = make_case(rng, refs, case_dir)
         twin = case_dir.with_name(case_dir.name + "-sub")
         if ran_twice < args.subprocess and argv[0] != "train":  # the same files, for a real process afterwards
-            shutil.copytree(case_dir, twin, symlinks=True)
+            shutil.copytree(case_dir, twin, symlinks=True, copy_function=_copy_keeping_fifos)
         before, top = _listing(root, root / "a", work) - {twin}, _listing(case_dir)
         HUNG.clear()
         try:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from mnistdiff import data, predictions, processes
+from mnistdiff import data, predictions
 from mnistdiff.errors import UserError, run_script
 from mnistdiff.sample import load_trained
 
@@ -33,7 +33,7 @@ def x0_errors(run: Path, x0: torch.Tensor, noise: torch.Tensor) -> list[dict]:
     background = x0 <= -0.5
     rows = []
     for sigma in SIGMAS:
-        if isinstance(process, processes.EDMNoise):
+        if process.family == "sigma":  # EDM: its own preconditioned denoiser
             x0_hat = process.denoise(net, x0 + sigma * noise, torch.full((x0.shape[0],), sigma))
             used = sigma
         elif process.schedule is not None:

@@ -9,6 +9,7 @@ import hashlib
 import shutil
 
 import pytest
+import torch
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from mnistdiff import cli as cli_mod, config as C, data, runs, training as T
@@ -80,7 +81,7 @@ def test_unknown_sampler_and_bad_sample_counts(capsys, trained):
     before = snapshot(trained)
     assert "invalid choice: 'euler'" in run_cli(capsys, "sample", trained, "--sampler", "euler")
     for n in ("0", "-3"):
-        assert "must be positive" in run_cli(capsys, "sample", trained, "-n", n)
+        assert "must lie in [1, 100000]" in run_cli(capsys, "sample", trained, "-n", n)
     assert snapshot(trained) == before
 
 
@@ -167,9 +168,10 @@ def test_no_config_value_crashes_or_writes_outside_the_run(overrides, tmp_path_f
         err = capsys.readouterr().err
         assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, (overrides, err)
         assert not any(cwd.iterdir())
-    else:  # a valid config builds its network and degradation without error
-        if max(cfg.model.hidden) <= 64 and cfg.process.T <= 5000:
-            T.build(cfg)
+    else:  # a valid config builds its network and degradation without error (on the meta device: no memory)
+        with torch.device("meta"):
+            net, process = T.build(cfg)
+        assert sum(p.numel() for p in net.parameters()) > 0 and process.T >= 1
 
 
 @settings(max_examples=300, deadline=None)

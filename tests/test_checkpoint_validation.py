@@ -171,15 +171,15 @@ def test_row12_a_fifo_or_directory_as_last_is_named_and_resume_falls_back(run, k
 
 def test_row4_absurd_sample_counts_are_refused_before_any_work(run):
     before = snapshot(run)
-    refused("sample", run, "-n", "1000000000000", match="ceiling of 100000")
-    refused("evaluate", run, "-n", "1000000000000", match="ceiling of 100000")
+    refused("sample", run, "-n", "1000000000000", match="sample count=1000000000000 must lie in [1, 100000]")
+    refused("evaluate", run, "-n", "1000000000000", match="-n=1000000000000 must lie in [10, 100000]")
     assert snapshot(run) == before and not (run / "eval").exists()
 
 
 def test_row5_sample_batch_size_zero(run):
     before = snapshot(run)
-    refused("sample", run, "-n", "10", "--batch-size", "0", match="batch size 0 must be positive")
-    refused("sample", run, "-n", "10", "--batch-size", "-4", match="batch size -4 must be positive")
+    refused("sample", run, "-n", "10", "--batch-size", "0", match="batch size=0 must lie in [1, 100000]")
+    refused("sample", run, "-n", "10", "--batch-size", "-4", match="batch size=-4 must lie in [1, 100000]")
     assert snapshot(run) == before
 
 
@@ -201,7 +201,7 @@ def test_row8_a_subset_larger_than_the_split(tmp_path, monkeypatch):
         raise AssertionError("training started")
 
     monkeypatch.setattr(T, "_train_locked", trains)
-    refused("train", "--run", tmp_path / "run", "--subset", "1000000", match="60000 images of the train split")
+    refused("train", "--run", tmp_path / "run", "--subset", "1000000", match="count up to the 60000 training images")
     assert not (tmp_path / "run").exists()
 
 

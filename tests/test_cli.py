@@ -13,6 +13,7 @@ from mnistdiff import runs
 from .conftest import cli, tiny_flags
 
 
+@pytest.mark.slow
 def test_train_interrupt_resume_sample_end_to_end(tmp_path):
     run = tmp_path / "run"
     # 500 tiny epochs take minutes: the Ctrl-C below lands while training, never after it ended.
@@ -73,6 +74,7 @@ def test_existing_run_directory_is_never_overwritten(tmp_path):
     assert (run / "precious.txt").read_text() == "keep me" and len(list(run.iterdir())) == 1
 
 
+@pytest.mark.slow
 def test_sample_refuses_to_overwrite(tmp_path):
     run = tmp_path / "run"
     assert cli("train", "--run", run, *tiny_flags(), "--epochs", "1").returncode == 0

@@ -237,6 +237,7 @@ def test_cli_trains_a_cold_preset_and_samples_every_start_and_algorithm(tmp_path
     assert not (run / "samples/sample-ddpm-gmm-n2-seed0.png").exists()
 
 
+@pytest.mark.slow
 def test_blur_run_end_to_end(tmp_path, data_dir, capsys):
     """cold-blur, tiny: trains (L1, x0), describes itself, samples from its default start and sampler and
     from a conditional start, and the report names it as blur (not as a row order it does not have)."""

@@ -177,6 +177,7 @@ def test_the_compiled_runtime_takes_the_labels(cond_run, runtime):
 
 # -- the CLI ------------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_cli_trains_conditionally_and_draws_one_row_per_digit(tmp_path):
     run = tmp_path / "c"
     r = cli("train", "--run", run, *tiny_flags(), "--conditional", "--label-dropout", "0.2")
@@ -193,6 +194,7 @@ def test_cli_trains_conditionally_and_draws_one_row_per_digit(tmp_path):
     assert grid.height > 4 * grid.width  # 10 rows of 2: one row per digit
 
 
+@pytest.mark.slow
 def test_cli_refusals_are_one_line_and_write_nothing(tmp_path, cond_run):
     plain = tmp_path / "plain"
     assert cli("train", "--run", plain, *tiny_flags()).returncode == 0

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from mnistdiff import config as C, edm, nets, processes
+from mnistdiff.errors import UserError
 
 from .conftest import cli, tiny_flags
 
@@ -148,14 +149,16 @@ def test_config_checks():
     base = C.preset("quick-unet")
     C.validate(base)
     assert isinstance(processes.build(base.process), processes.EDMNoise)
-    for bad in ({"prediction": "eps"}, {"min_snr": 5.0}, {"sigma_data": 0.0}, {"p_std": -1.0}):
-        with pytest.raises(Exception):
+    for bad, match in (({"prediction": "eps"}, "prediction"), ({"min_snr": 5.0}, "min_snr"),
+                       ({"sigma_data": 0.0}, "sigma_data"), ({"p_std": -1.0}, "p_std")):
+        with pytest.raises(UserError, match=match):
             C.validate(C.apply(base, bad))
 
 
 EDM_FLAGS = ["--degradation", "edm", "--prediction", "x0", "--net", "unet", "--hidden", "8,16"]
 
 
+@pytest.mark.slow
 def test_edm_run_trains_samples_and_refuses_ddpm_samplers(tmp_path):
     run = tmp_path / "edm"
     r = cli("train", "--run", run, *tiny_flags(), *EDM_FLAGS)

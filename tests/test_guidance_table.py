@@ -41,6 +41,7 @@ def run_script(*args):
                           timeout=600)
 
 
+@pytest.mark.slow
 def test_script_measures_writes_and_reuses_and_the_report_shows_it(cond_run, cache, tmp_path):
     out = tmp_path / "results" / "conditional"
     args = [cond_run, "-n", "100", "--weights", "0", "2", "--metrics", "classifier", "--steps", "4",
@@ -64,6 +65,7 @@ def test_script_measures_writes_and_reuses_and_the_report_shows_it(cond_run, cac
     assert "guidance-w0" not in (tmp_path / "report" / "report.md").read_text().split("Cold diffusion panels")[1]
 
 
+@pytest.mark.slow
 def test_script_refusals(cond_run, tmp_path):
     plain = tmp_path / "plain"
     T.train(C.apply(C.preset("ddpm-default"), dict(TINY, epochs=1, sample_epochs=())), plain, progress=False)

@@ -37,9 +37,44 @@ def test_no_import_cycle():
                     stack.append((dep, path + (dep,)))
 
 
+ROOT = PACKAGE.parents[1]
+
+
+def _process_branches(path: Path) -> list[str]:
+    """Places where code asks which process it holds: a process's registry name as a string literal (either
+    quote style) compared or matched, or an isinstance check against a Process class."""
+    from mnistdiff import processes
+
+    names, classes = set(processes.PROCESSES), {c.__name__ for c in vars(processes).values()
+                                                 if isinstance(c, type) and issubclass(c, processes.Process)}
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Compare):
+            parts = [node.left, *node.comparators]
+            literals = [p.value for p in parts if isinstance(p, ast.Constant) and isinstance(p.value, str)]
+            found += [f"compares with {v!r} (line {node.lineno})" for v in literals if v in names]
+        elif isinstance(node, ast.match_case) and isinstance(node.pattern, ast.MatchValue) \
+                and getattr(node.pattern.value, "value", None) in names:
+            found.append(f"matches {node.pattern.value.value!r}")
+        elif isinstance(node, ast.Call) and getattr(node.func, "id", None) == "isinstance" and len(node.args) == 2:
+            target = node.args[1]
+            named = {getattr(t, "attr", getattr(t, "id", None))
+                     for t in (target.elts if isinstance(target, ast.Tuple) else [target])}
+            found += [f"isinstance(..., {c}) (line {node.lineno})" for c in sorted(named & classes)]
+    return found
+
+
 def test_only_the_process_module_names_a_process():
-    """Callers use the Process contract; a branch on a process's name means the contract lacks a member."""
-    for path in PACKAGE.rglob("*.py"):
-        if path.name in ("processes.py", "config.py"):  # the registry, and the config's default value
-            continue
-        assert '"gaussian"' not in path.read_text(), f"{path.name} branches on the gaussian process's name"
+    """Callers use the Process contract (family, stochastic, uses, ...); a branch on a process's name or class
+    means the contract lacks a member. Scripts and benchmarks are callers too."""
+    files = [*PACKAGE.rglob("*.py"), *(ROOT / "scripts").glob("*.py"), *(ROOT / "benchmarks").glob("*.py")]
+    offenders = {str(p.relative_to(ROOT)): b for p in files if p.name != "processes.py"
+                 for b in [_process_branches(p)] if b}
+    assert not offenders, offenders
+
+
+def test_the_layout_check_can_fail(tmp_path):
+    bad = tmp_path / "bad.py"
+    bad.write_text("def f(cfg, p):\n    if cfg.process.degradation == 'gaussian':\n        pass\n"
+                   "    return isinstance(p, processes.EDMNoise) or 'edm' != cfg\n")
+    assert len(_process_branches(bad)) == 3

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,7 +23,7 @@ from mnistdiff import classifier as CL, config as C, data, evaluate as E, metric
 from mnistdiff.errors import UserError
 from mnistdiff.report.figures import RunFigures
 
-from .conftest import cli
+from .conftest import ROOT, cli
 
 N_INC = 24  # digits per Inception feature set: ~10 s each on one core
 
@@ -45,7 +48,17 @@ def test_kid_is_zero_within_its_std_for_one_distribution_and_positive_for_two():
     assert abs(mean) < 3 * std + 1e-4
     shifted, _ = M.kernel_inception_distance(a, b + 0.5)
     assert shifted > 10 * (abs(mean) + std)
+    # One subset of every sample is the unbiased MMD^2 of the whole sets, written out here
+    k = lambda x, y: (x @ y.T / x.shape[1] + 1) ** 3  # noqa: E731
+    a64, b64 = a.double(), b.double() + 0.5
+    n = a64.shape[0]
+    off = lambda m: (m.sum() - m.diagonal().sum()) / (n * (n - 1))  # noqa: E731
+    mmd = off(k(a64, a64)) + off(k(b64, b64)) - 2 * k(a64, b64).mean()
+    whole, _ = M.kernel_inception_distance(a, b + 0.5, subsets=1, subset_size=n)
+    assert whole == pytest.approx(mmd.item(), rel=1e-4)
+    # Random subsets: the seed picks them (same seed, same value; another seed, another value)
     assert M.kernel_inception_distance(a, b, seed=3) == M.kernel_inception_distance(a, b, seed=3)
+    assert M.kernel_inception_distance(a, b, seed=3) != M.kernel_inception_distance(a, b, seed=4)
 
 
 def test_inception_score_bounds_and_seeded_splits():
@@ -57,7 +70,12 @@ def test_inception_score_bounds_and_seeded_splits():
     assert M.inception_score(one_class)[0] == pytest.approx(1.0, abs=1e-6)
     g = torch.Generator().manual_seed(2)
     noisy = torch.randn(1000, 10, generator=g) * 3
+    p_yx = noisy.double().softmax(1)
+    p_y = p_yx.mean(0, keepdim=True)
+    by_hand = (p_yx * (p_yx.log() - p_y.log())).sum(1).mean().exp().item()
+    assert M.inception_score(noisy, splits=1)[0] == pytest.approx(by_hand, rel=1e-4)
     assert M.inception_score(noisy, seed=5) == M.inception_score(noisy, seed=5)
+    assert M.inception_score(noisy, seed=5) != M.inception_score(noisy, seed=6)  # the seed picks the splits
     before = torch.get_rng_state()
     M.inception_score(noisy)
     assert torch.equal(before, torch.get_rng_state())  # callers' RNG streams are left alone
@@ -180,27 +198,51 @@ def test_reference_features_are_cached_reused_and_invalidated(inception, tmp_pat
     assert not info7["reused"] and torch.allclose(fixed, first)
 
 
-# -- the MNIST classifier (slow: trained once per session) ---------------------------------------
+# -- the MNIST classifier: shipped (seed 0), cached (other seeds) ---------------------------------
 
-@pytest.mark.slow
-def test_classifier_reaches_its_accuracy_and_is_cached(cache, data_dir):
-    net, record = CL.load_or_train(cache, data_dir, progress=False)  # from the cache now
-    assert record["test_accuracy"] >= CL.MIN_ACCURACY
+def test_the_shipped_classifier_reaches_its_accuracy(data_dir):
+    net, record = CL.load_shipped(data_dir)
+    assert record["shipped"] and record["test_accuracy"] >= CL.MIN_ACCURACY and record["n_train"] == 60_000
     assert record["train_sha256"] == data.load_split("train", data_dir).sha256
     assert CL.accuracy(net, data.load_split("test", data_dir)) == pytest.approx(record["test_accuracy"])
-    assert record["train_seconds"] < 900
+    assert CL.load_or_train(Path("/nonexistent"), data_dir, progress=False)[1]["shipped"]  # nothing trained
 
 
-@pytest.mark.slow
-def test_classifier_cache_is_refused_when_its_weights_change(cache, data_dir, tmp_path):
-    net, record = CL.load_or_train(cache, data_dir, progress=False)
-    CL.save_classifier(net, record, tmp_path)
-    assert CL.load_cached(tmp_path, data_dir) is not None
-    weights, _ = CL.cache_paths(tmp_path)
+def test_an_altered_shipped_classifier_is_not_used(data_dir, tmp_path, monkeypatch):
+    shutil.copytree(CL.SHIPPED, tmp_path / "assets")
+    monkeypatch.setattr(CL, "SHIPPED", tmp_path / "assets")
+    assert CL.load_shipped(data_dir) is not None
+    weights = next((tmp_path / "assets").glob("*.safetensors"))
     raw = bytearray(weights.read_bytes())
     raw[-1] ^= 1
     weights.write_bytes(bytes(raw))
-    assert CL.load_cached(tmp_path, data_dir) is None
+    assert CL.load_shipped(data_dir) is None
+
+
+@pytest.fixture(scope="module")
+def small_classifier(data_dir):
+    return CL.train_classifier(data_dir, seed=1, subset=2000, epochs=1, progress=False)
+
+
+def test_a_cached_classifier_is_refused_when_its_weights_change(small_classifier, data_dir, tmp_path):
+    net, record = small_classifier
+    CL.save_classifier(net, record, tmp_path, seed=1)
+    assert CL.load_cached(tmp_path, data_dir, seed=1) is not None
+    weights, _ = CL.cache_paths(tmp_path, seed=1)
+    raw = bytearray(weights.read_bytes())
+    raw[-1] ^= 1
+    weights.write_bytes(bytes(raw))
+    assert CL.load_cached(tmp_path, data_dir, seed=1) is None
+
+
+def test_the_training_script_writes_what_is_shipped(data_dir, tmp_path):
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "train_classifier.py"), "--subset", "1000",
+                    "--out", str(tmp_path)], check=True, capture_output=True)
+    weights, meta = sorted(tmp_path.iterdir(), key=lambda p: p.suffix != ".safetensors")
+    record = json.loads(meta.read_text())
+    assert record["n_train"] == 1000 and record["version"] == CL.VERSION and record["seed"] == 0
+    assert record["weights_sha256"] == M.sha256_file(weights)
+    assert [f.name for f in CL._files(tmp_path)] == [weights.name, meta.name]  # the names load_shipped reads
 
 
 @pytest.mark.slow

@@ -53,6 +53,7 @@ def test_dpm_solver_2m_gives_diffusers_dpm_solver_multistep_images(net_and_sched
     assert (ours - samplers.sample_ddim(net, schedule, _x_T(), steps=steps)).abs().max() > 1e-3
 
 
+@pytest.mark.slow
 def test_dpm_solver_samples_a_ddpm_run_from_the_cli(tmp_path):
     run = tmp_path / "ddpm"
     assert cli("train", "--run", run, *tiny_flags(), "--prediction", "v", "--schedule", "cosine").returncode == 0

@@ -18,6 +18,7 @@ def _script(name):
     return module
 
 
+@pytest.mark.slow
 def test_speckle_tables_ddpm_and_edm_runs_and_refuses_a_cold_one(tmp_path, capsys):
     ddpm, edm, cold = tmp_path / "ddpm", tmp_path / "edm", tmp_path / "cold"
     assert cli("train", "--run", ddpm, *tiny_flags()).returncode == 0

@@ -97,6 +97,7 @@ def test_corrupt_last_checkpoint_is_detected_and_resume_falls_back(trained, dama
     assert epochs == [1, 2, 3]  # epoch 2 redone from prev (epoch 1), no row twice
 
 
+@pytest.mark.slow
 def test_a_malicious_pickle_is_refused_and_never_executed(tmp_path, trained):
     marker = tmp_path / "pwned"
 

@@ -30,15 +30,14 @@ def _tiny(preset: str, **over) -> C.Config:
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
-    """Real tiny runs: two DDPM runs, a cold one when cold diffusion exists, and one cut short."""
+    """Real tiny runs: two DDPM runs, a cold one, and one cut short."""
     root = tmp_path_factory.mktemp("study")
-    plan = {"ddpm-default": _tiny("ddpm-default"), "ddpm-testing2": _tiny("ddpm-testing2", T=15)}
-    if "cold-row-random" in C.PRESETS:
-        plan["cold-row-random"] = _tiny("cold-row-random")
+    plan = {"ddpm-default": _tiny("ddpm-default"), "ddpm-testing2": _tiny("ddpm-testing2", T=15),
+            "cold-row-random": _tiny("cold-row-random")}
     for name, cfg in plan.items():
         train(cfg, root / name, progress=False)
-    if "cold-row-random" in plan:  # the cold panels of Figs 2.2 and 2.6 come from `mnistdiff sample`
-        sample_run(root / "cold-row-random", n=16, start="conditional")
+    # the cold panels of Figs 2.2 and 2.6 come from `mnistdiff sample`
+    sample_run(root / "cold-row-random", n=16, start="conditional")
     train(_tiny("ddpm-default", checkpoint_every=1), root / "unfinished", progress=False, stop_after_steps=2)
     return root, [root / n for n in plan] + [root / "unfinished"]
 
@@ -91,8 +90,7 @@ def test_markdown_twin_and_self_contained_html(study, tmp_path):
     assert not re.search(r"""(src|href)=["'](?!data:|#)""", html)  # nothing loaded from outside the file
     assert html.count("<img") == len(set(refs))
     assert "Not measured" in html and "not measured" in md.lower()
-    if "cold-row-random" in C.PRESETS:
-        assert "Original | Degraded | Direct prediction | Algorithmic generation" in md
+    assert "Original | Degraded | Direct prediction | Algorithmic generation" in md
     # the unfinished run stopped inside epoch 1: its column says so instead of inventing a final loss
     row = next(line for line in md.splitlines() if line.startswith("| Final loss"))
     assert row.count("not measured") == 1

@@ -12,10 +12,11 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from . import config as C, guidance as G, runs
-from .errors import UserError
+from .errors import BadArgument, UserError, check_int
 
 
 @dataclass
@@ -103,4 +104,11 @@ def to_image(images: torch.Tensor, nrow: int | None = None):
 
     from .report.figures import grid_array
 
+    if not isinstance(images, (torch.Tensor, np.ndarray)) or images.ndim != 3 or len(images) == 0 \
+            or tuple(images.shape[1:]) != (28, 28):
+        shape = tuple(images.shape) if hasattr(images, "shape") else type(images).__name__
+        raise BadArgument(f"to_image takes images as a uint8 tensor or array (n, 28, 28) with n >= 1, not {shape}")
+    if nrow is not None:
+        check_int("nrow", nrow, 1, len(images))
+    images = torch.as_tensor(images)
     return Image.fromarray(grid_array(images, nrow or math.ceil(math.sqrt(len(images)))), mode="L")

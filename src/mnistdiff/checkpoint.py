@@ -49,10 +49,12 @@ def _digest(tensors: dict[str, torch.Tensor], header: dict[str, str] | None = No
 TMP_TAG = ".tmp-"  # .NAME.tmp-PID: a write in progress, or left by a killed process (runs.remove_stale_temporaries)
 
 
-def atomic_write_bytes(path: Path, payload: bytes) -> None:
+def atomic_write_bytes(path: Path, payload: bytes, *, new: bool = False) -> None:
     """Write to a temporary file in the same directory, fsync, then rename over the target.
 
     A reader (or a resumed run after kill -9) sees either the old file or the new one, never half.
+    new=True never replaces a file: the target is linked into place, and FileExistsError is raised when
+    something took its name in the meantime (two processes writing the same result).
     """
     path = Path(path)
     tmp = path.with_name(f".{path.name}{TMP_TAG}{os.getpid()}")
@@ -61,7 +63,11 @@ def atomic_write_bytes(path: Path, payload: bytes) -> None:
             f.write(payload)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        if new:
+            os.link(tmp, path)
+            tmp.unlink()
+        else:
+            os.replace(tmp, path)
     except BaseException:  # a full disk, a refused rename, Ctrl-C: no half file left behind
         tmp.unlink(missing_ok=True)
         raise
@@ -133,6 +139,9 @@ def load(path: Path) -> tuple[dict[str, torch.Tensor], dict, dict]:
     try:
         mode = os.stat(path).st_mode
     except OSError:
+        if path.is_symlink():
+            raise CorruptCheckpoint(f"checkpoint {path} is a symbolic link to nothing (missing or looping); remove "
+                                    "it, or sample with --checkpoint prev") from None
         raise UserError(f"checkpoint {path} does not exist; train first or pass an existing --checkpoint") from None
     if not stat.S_ISREG(mode):  # never opened: reading a FIFO would block
         kind = "a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else \

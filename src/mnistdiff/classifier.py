@@ -3,8 +3,10 @@
 Inception-v3 was trained on ImageNet photographs; on MNIST its Inception Score sits near 1.7 even
 for real digits (the report's Table 3.2). A classifier trained on MNIST itself gives an IS near 10
 for real test digits, a Frechet distance on features that know what digits look like, and the class
-histogram of generated digits. It is trained once (about 2 CPU minutes when the machine is idle) and
-cached as safetensors + JSON, with its test accuracy and the checksums of the data it saw.
+histogram of generated digits. The seed-0 classifier ships with mnistdiff (assets/, 0.4 MB, made by
+scripts/train_classifier.py), so metrics are the same on every machine; another seed is trained once
+(about 2 CPU minutes when the machine is idle) and cached as safetensors + JSON, with its test accuracy
+and the checksums of the data it saw.
 """
 
 from __future__ import annotations
@@ -105,13 +107,20 @@ def train_classifier(data_dir=None, *, epochs: int = 2, batch_size: int = 128, m
     return net, record
 
 
-def cache_paths(cache_dir: Path, seed: int = 0) -> tuple[Path, Path]:
-    stem = Path(cache_dir) / "classifier" / f"{VERSION}-seed{seed}"
+def _files(folder: Path, seed: int = 0) -> tuple[Path, Path]:
+    stem = Path(folder) / f"{VERSION}-seed{seed}"
     return stem.with_suffix(".safetensors"), stem.with_suffix(".json")
 
 
-def save_classifier(net: MnistClassifier, record: dict, cache_dir: Path, seed: int = 0) -> None:
-    weights, meta = cache_paths(cache_dir, seed)
+def cache_paths(cache_dir: Path, seed: int = 0) -> tuple[Path, Path]:
+    """(weights, record) of the classifier kept in a cache folder."""
+    return _files(Path(cache_dir) / "classifier", seed)
+
+
+def save_classifier(net: MnistClassifier, record: dict, cache_dir: Path, seed: int = 0, *,
+                    folder: Path | None = None) -> None:
+    """Into the cache folder, or into `folder` itself (scripts/train_classifier.py's shipped copy)."""
+    weights, meta = _files(folder, seed) if folder is not None else cache_paths(cache_dir, seed)
     weights.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous() for k, v in net.state_dict().items()}
     atomic_write_bytes(weights, save(state, metadata={"version": VERSION}))
@@ -121,12 +130,16 @@ def save_classifier(net: MnistClassifier, record: dict, cache_dir: Path, seed: i
 
 def load_cached(cache_dir: Path, data_dir=None, seed: int = 0) -> tuple[MnistClassifier, dict] | None:
     """The cached classifier, or None when absent or made from other data or other weights."""
+    from .runs import cache_entry
+
     weights, meta = cache_paths(cache_dir, seed)
-    if not (weights.is_file() and meta.is_file()):
+    if not (cache_entry(weights) and cache_entry(meta)):
         return None
     try:
         record = json.loads(meta.read_text())
-    except ValueError:
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict):
         return None
     train, test = data.load_split("train", data_dir), data.load_split("test", data_dir)
     if (record.get("version"), record.get("train_sha256"), record.get("test_sha256")) != \
@@ -137,8 +150,32 @@ def load_cached(cache_dir: Path, data_dir=None, seed: int = 0) -> tuple[MnistCla
     return net.eval(), record
 
 
+SHIPPED = Path(__file__).parent / "assets"  # the seed-0 classifier, trained by scripts/train_classifier.py
+
+
+def load_shipped(data_dir=None) -> tuple[MnistClassifier, dict] | None:
+    """The classifier shipped with mnistdiff (seed 0), or None when its files are absent, altered (SHA-256) or
+    were trained on other MNIST files than data_dir's."""
+    weights, meta = _files(SHIPPED)
+    if not (weights.is_file() and meta.is_file()):
+        return None
+    record = json.loads(meta.read_text())
+    if record.get("version") != VERSION or record.get("weights_sha256") != sha256_file(weights):
+        return None
+    if (record.get("train_sha256"), record.get("test_sha256")) != \
+            (data.load_split("train", data_dir).sha256, data.load_split("test", data_dir).sha256):
+        return None
+    net = MnistClassifier()
+    net.load_state_dict(load_file(str(weights)))
+    return net.eval(), {**record, "shipped": True}
+
+
 def load_or_train(cache_dir: Path, data_dir=None, *, seed: int = 0, progress: bool = True):
-    """(classifier in eval mode, record): from the cache, else trained now and cached."""
+    """(classifier in eval mode, record): the shipped one (seed 0), else from the cache, else trained now and
+    cached."""
+    shipped = load_shipped(data_dir) if seed == 0 else None
+    if shipped is not None:
+        return shipped
     cached = load_cached(cache_dir, data_dir, seed)
     if cached is not None:
         return cached

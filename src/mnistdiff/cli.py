@@ -9,7 +9,7 @@ import os
 import sys
 from pathlib import Path
 
-from . import config as C
+from . import config as C, runs
 from .errors import UserError
 
 EXAMPLES = {
@@ -148,9 +148,16 @@ def cmd_sample(args) -> int:
 def cmd_evaluate(args) -> int:
     from . import evaluate as E
 
+    if args.snapshots:
+        rows = E.evaluate_snapshots(args.run, n=args.n, metrics=args.metrics if args.metrics != "all" else None,
+                                    n_ref=args.n_ref, cache=args.cache_dir, data_dir=args.data_dir,
+                                    progress=not args.quiet, runtime=args.runtime, batch_size=args.batch_size)
+        print(f"evaluated {len(rows)} snapshot(s) of {args.run} into {Path(args.run) / 'eval' / runs.EPOCH_EVALS}",
+              file=sys.stderr)
+        return 0
     out, result = E.evaluate_run(
-        args.run, n=args.n, seed=args.seed, which=args.checkpoint, sampler=_sampler(args), start=args.start,
-        split=args.split, n_ref=args.n_ref, metrics=args.metrics, real_rows=args.real_rows, name=args.name,
+        args.run, n=args.n or 10_000, seed=args.seed, which=args.checkpoint, sampler=_sampler(args), start=args.start,
+        split=args.split, n_ref=args.n_ref or 10_000, metrics=args.metrics, real_rows=args.real_rows, name=args.name,
         batch_size=args.batch_size, cache=args.cache_dir, inception_weights=args.inception_weights,
         inception_logits=args.inception_logits, data_dir=args.data_dir, progress=not args.quiet,
         sampler_options=_sampler_options(args), weights=args.weights, runtime=args.runtime,
@@ -262,12 +269,17 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("evaluate", help="FID, KID, Inception and classifier IS of a trained run's samples",
                        epilog=EXAMPLES["evaluate"], formatter_class=argparse.RawDescriptionHelpFormatter)
     e.add_argument("run", help="run directory")
-    e.add_argument("-n", type=int, default=10_000,
-                   help="generated images, 10 to 100000 (default: 10000, the report's final FID)")
+    e.add_argument("-n", type=int,
+                   help="generated images, 10 to 100000 (default: 10000, the report's final FID; with --snapshots, "
+                        "the run's --n-eval)")
+    e.add_argument("--snapshots", action="store_true",
+                   help="evaluate each snapshot of the run (RUN/snapshots/, one per --sample-epochs epoch) not yet "
+                        "evaluated, with the run's default sampler, into RUN/eval/epochs.jsonl: the per-epoch curves "
+                        "of the report, computed beside or after training")
     _add_sampling_flags(e)
     e.add_argument("--split", default="test", choices=["test", "train"],
                    help="real images of the comparison (default: test)")
-    e.add_argument("--n-ref", type=int, default=10_000, help="real images: the first N of the split (default: 10000)")
+    e.add_argument("--n-ref", type=int, help="real images: the first N of the split (default: 10000)")
     e.add_argument("--metrics", default="all", choices=["all", "classifier"],
                    help="all, or classifier metrics only (no Inception; ~100x cheaper) (default: all)")
     e.add_argument("--real-rows", action="store_true",

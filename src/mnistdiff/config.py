@@ -58,7 +58,7 @@ class TrainConfig:
     label_dropout: float = 0.1  # conditional: share of each batch trained with "no label" (Ho & Salimans 2022)
     seed: int = 0
     subset: int = 0  # train on this many images (deterministic with the seed); 0 = all 60,000
-    sample_epochs: tuple[int, ...] = (1, 20, 40, 60)  # epochs whose 4x4 grid is saved (the last always)
+    sample_epochs: tuple[int, ...] = (1, 20, 40, 60)  # epochs whose grid and snapshot are kept (the last always)
     checkpoint_every: int = 0  # also checkpoint every this many steps inside an epoch (0: epoch ends only)
     precision: str = "auto"  # fp32, bf16 (autocast, fp32 master weights), or auto: bf16 where native (perf.py)
     threads: int = 0  # torch CPU threads (0: torch's default)
@@ -247,6 +247,9 @@ def merge_file(cfg: Config, d: dict) -> Config:
     return apply(cfg, flat)
 
 
+MAX_EVAL = 100_000  # samples per evaluation, as `mnistdiff evaluate -n` (sample.MAX_SAMPLES)
+
+
 def validate(cfg: Config) -> Config:
     """Refuse impossible values with a message that says how to fix them."""
     m, p, t = cfg.model, cfg.process, cfg.train
@@ -301,13 +304,21 @@ def validate(cfg: Config) -> Config:
         raise UserError(f"batch_size={t.batch_size} must be between 1 and 65536, e.g. --batch-size 128")
     if not 1 <= t.epochs <= 1_000_000:
         raise UserError(f"epochs={t.epochs} must be between 1 and 1000000")
-    if t.subset < 0:
-        raise UserError(f"subset={t.subset} must be 0 (all images) or a positive count")
-    if t.checkpoint_every < 0 or t.threads < 0:
-        raise UserError("checkpoint_every and threads must be >= 0")
-    if t.eval_every < 0 or t.n_eval < 10 or not 10 <= t.eval_ref <= 10000:
-        raise UserError(f"eval_every={t.eval_every} must be >= 0, n_eval={t.n_eval} >= 10 and "
-                        f"eval_ref={t.eval_ref} in [10, 10000] (the MNIST test set), e.g. --eval-every 5")
+    if not 0 <= t.subset <= 60_000:
+        raise UserError(f"subset={t.subset} must be 0 (all images) or a count up to the 60000 training images")
+    from .perf import MAX_THREADS
+
+    if not 0 <= t.threads <= MAX_THREADS:
+        raise UserError(f"threads={t.threads} must lie in [0, {MAX_THREADS}] (0: torch's default; more than this "
+                        "machine's cores are not started), e.g. --threads 2")
+    if not 0 <= t.checkpoint_every <= 10 ** 9:
+        raise UserError(f"checkpoint_every={t.checkpoint_every} must lie in [0, 1e9] (0: at epoch ends only)")
+    if not 0 <= t.eval_every <= 1_000_000 or not 10 <= t.n_eval <= MAX_EVAL or not 10 <= t.eval_ref <= 10000:
+        raise UserError(f"eval_every={t.eval_every} must lie in [0, 1000000], n_eval={t.n_eval} in [10, {MAX_EVAL}] "
+                        f"and eval_ref={t.eval_ref} in [10, 10000] (the MNIST test set), e.g. --eval-every 5")
+    if len(t.sample_epochs) > 10_000 or any(not 1 <= e <= 1_000_000 for e in t.sample_epochs):
+        raise UserError("sample_epochs must list at most 10000 epochs, each from 1 to 1000000, e.g. "
+                        "--sample-epochs 1,20,40")
     return cfg
 
 

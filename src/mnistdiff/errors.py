@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 import sys
 from typing import Callable, NoReturn
 
@@ -12,6 +13,25 @@ class UserError(Exception):
     The CLI prints it as one line and exits with code 2; library callers can catch it.
     Raise it before anything is written, so a refused command never loses earlier work.
     """
+
+
+class BadArgument(UserError, ValueError):
+    """A Python API argument with a value mnistdiff cannot use (the message names it and what it takes)."""
+
+
+class WrongType(UserError, TypeError):
+    """A Python API argument of the wrong type (the message names it and what it takes)."""
+
+
+def check_int(name: str, value, low: int, high: int, example: str = "") -> int:
+    """value as an int in [low, high], else BadArgument/WrongType naming the argument (bools, floats and
+    strings are refused: 2.5 samples or True as a seed is a mistake, not a request)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):  # numpy's integers are Integral
+        raise WrongType(f"{name} must be a whole number from {low} to {high}, not {type(value).__name__} "
+                        f"{value!r}" + (f"; e.g. {example}" if example else ""))
+    if not low <= value <= high:
+        raise BadArgument(f"{name}={value} must lie in [{low}, {high}]" + (f"; e.g. {example}" if example else ""))
+    return int(value)
 
 
 class CorruptCheckpoint(UserError):

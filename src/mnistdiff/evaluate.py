@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -20,10 +21,11 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save
 
-from . import classifier as CL, data, metrics as M, runs
+from . import checkpoint, classifier as CL, config as C, data, metrics as M, priors, runs, samplers
 from .checkpoint import atomic_write_bytes
 from .report import figures
-from .errors import UserError
+from .config import MAX_EVAL
+from .errors import BadArgument, UserError, check_int
 
 EVAL_SEED_OFFSET = 54_321  # per-epoch samples: the same noise every epoch, apart from the grid's
 METRIC_SETS = ("all", "classifier")  # what an evaluation computes: classifier metrics are ~100x cheaper
@@ -73,7 +75,7 @@ def reference_features(inception: M.InceptionFeatures, split_name: str, count: i
     larger = sorted(folder.glob(f"inception-{split_name}-*.safetensors"),
                     key=lambda q: int(q.name.split("-")[2]) if q.name.split("-")[2].isdigit() else 0)
     for candidate in [path] + [q for q in larger if q != path]:
-        if candidate.is_file() and (stored := _read_cached(candidate, key, count, inception.num_features)) is not None:
+        if runs.cache_entry(candidate) and (stored := _read_cached(candidate, key, count, inception.num_features)) is not None:
             if progress:
                 print(f"reusing cached reference features {candidate}"
                       + (f" (its first {count} rows)" if candidate != path else ""), file=sys.stderr)
@@ -138,8 +140,9 @@ class Evaluator:
     def protocol(self) -> dict:
         p = {"real": {"split": self.split, "count": self.n_ref, "images": f"the first {self.n_ref}",
                       "data_sha256": data.load_split(self.split, self.data_dir).sha256},
-             "classifier": {k: self.classifier_record[k] for k in
-                            ("version", "test_accuracy", "weights_sha256", "train_sha256", "epochs")},
+             "classifier": {**{k: self.classifier_record[k] for k in
+                               ("version", "test_accuracy", "weights_sha256", "train_sha256", "epochs")},
+                            "shipped": bool(self.classifier_record.get("shipped"))},
              "classifier_is": "exp E KL(p(y|x) || p(y)) over the classifier's 10-way softmax, 10 random splits, "
                               "mean and std (torchmetrics InceptionScore)",
              "fd_classifier": "Frechet distance of Gaussians fitted to the classifier's 128-d penultimate features",
@@ -254,6 +257,59 @@ def log_epoch_eval(log: runs.MetricsLog, cfg, net, degradation, run: Path, epoch
     return row
 
 
+def evaluate_snapshots(run, *, n: int | None = None, metrics: str | None = None, n_ref: int | None = None,
+                       cache=None, data_dir=None, progress: bool = True, runtime: str = "torch",
+                       batch_size: int = 64, sample_batch_size: int = 500) -> list[dict]:
+    """Evaluate each snapshot of the run (RUN/snapshots/, one per --sample-epochs epoch) not evaluated yet,
+    as the per-epoch evaluation in training does (n samples of the run's default sampler and start, the same
+    seed at every epoch), and append its 'eval' row to RUN/eval/epochs.jsonl. Training never waits for this:
+    it runs beside the training process or after it. Returns the new rows."""
+    from .sample import check_counts, generate, load_trained
+
+    run = Path(run)
+    if not (run / "config.json").is_file():
+        raise UserError(f"{run} is not a run directory (no config.json); pass one made by `mnistdiff train`")
+    cfg = C.from_dict(C.load_file(run / "config.json"))
+    tc = cfg.train
+    n, metrics, n_ref = n or tc.n_eval, metrics or tc.eval_metrics, n_ref or tc.eval_ref
+    if n < 10:
+        raise UserError(f"-n {n} is too few samples: IS uses 10 splits and FID a covariance; use at least 10")
+    check_counts(n, sample_batch_size)
+    out = run / "eval" / runs.EPOCH_EVALS
+    runs.ensure_writable(out.parent)
+    with runs.locked(out.parent, what="evaluation of snapshots"):
+        done = {r["epoch"] for r in runs.epoch_evals(run)}
+        todo = {e: p for e, p in runs.snapshots(run).items() if e not in done}
+        if not todo and not done:
+            raise UserError(f"{run} has no snapshots yet: training writes RUN/snapshots/epoch_NNNN.safetensors at "
+                            "the end of each --sample-epochs epoch (and the last)")
+        ev = evaluator_for(metrics=metrics, n_ref=n_ref, cache=cache, data_dir=data_dir, progress=progress,
+                           runtime=runtime, batch_size=batch_size) if todo else None
+        new = []
+        for epoch, path in todo.items():
+            t0 = time.perf_counter()
+            snap_cfg, net, process = load_trained(path, runtime=runtime, cache=cache,
+                                                  batch_size=min(n, sample_batch_size))
+            step = checkpoint.load(path)[2]["step"]
+            images = generate(net, process, snap_cfg, n, seed=tc.seed + EVAL_SEED_OFFSET, run=run,
+                              data_dir=data_dir, batch_size=sample_batch_size)
+            sampling_s = time.perf_counter() - t0
+            row = ev.evaluate(images)
+            row["timing"]["sampling_s"] = round(sampling_s, 2)
+            row = {"type": "eval", "epoch": epoch, "step": step, **row, "source": "snapshot",
+                   "sampler": samplers.default_sampler(snap_cfg), "start": priors.default_start(snap_cfg),
+                   "seed": tc.seed + EVAL_SEED_OFFSET, "classifier_sha256": ev.classifier_record["weights_sha256"],
+                   "time_s": round(time.perf_counter() - t0, 2)}
+            with open(out, "a") as f:  # a row at a time: a killed evaluation keeps what it finished
+                f.write(json.dumps(row) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+            new.append(row)
+            if progress:
+                print(f"{run.name} epoch {epoch}: {summary(row)} ({row['time_s']:.0f} s)", file=sys.stderr)
+    return new
+
+
 def summary(row: dict) -> str:
     parts = []
     if "fid" in row:
@@ -265,6 +321,52 @@ def summary(row: dict) -> str:
     return ", ".join(parts)
 
 
+MAX_INCEPTION_BATCH = 1024  # images per Inception batch: 1024 x 3 x 299 x 299 floats is ~1.1 GB
+
+
+def check_request(cfg: C.Config, process=None, *, n: int = 10_000, seed: int = 0, which: str = "last",
+                  sampler: str | None = None, start: str | None = None, split: str = "test", n_ref: int = 10_000,
+                  metrics: str = "all", name: str | None = None, batch_size: int = 64, sample_batch_size: int = 500,
+                  sampler_options: dict | None = None, weights: str = "ema", runtime: str = "torch", digit=None,
+                  guidance: float = 0.0, **_) -> tuple[str, str, dict, torch.Tensor | None, str]:
+    """Every option of an evaluation checked against the run's config, before anything is loaded or trained
+    (an experiment plan checks its evaluate stages with it before its first run trains).
+    Returns (sampler, start, sampler_options, digits, result name) with the defaults filled in."""
+    from . import guidance as G, processes
+    from . import runtime as RT
+    from .sample import WEIGHTS, check_counts
+
+    check_int("-n", n, 10, MAX_EVAL, "-n 10000 (IS uses 10 splits and FID a covariance)")
+    check_int("--seed", seed, 0, 2 ** 63 - 1)
+    check_int("--batch-size", batch_size, 1, MAX_INCEPTION_BATCH, "--batch-size 64")
+    check_int("--n-ref", n_ref, 2, 60_000 if split == "train" else 10_000, "--n-ref 10000")
+    check_counts(n, sample_batch_size, seed=seed)
+    choices = [("--checkpoint", which, runs.CHECKPOINT_NAMES), ("--split", split, data.SPLITS),
+               ("--metrics", metrics, METRIC_SETS), ("--weights", weights, WEIGHTS),
+               ("--runtime", runtime, RT.RUNTIMES), ("--sampler", sampler, samplers.SAMPLERS),
+               ("--start", start, priors.STARTS)]
+    for flag, value, allowed in choices:
+        if value is not None and value not in allowed:  # None: the run's default
+            raise BadArgument(f"unknown {flag} {value!r}; choose one of: {', '.join(allowed)}")
+    if name is not None and (not isinstance(name, str) or not name or name in (".", "..") or "/" in name
+                             or "\\" in name or "\0" in name or name.startswith(".")
+                             or len(name.encode(errors="replace")) > 200):
+        raise BadArgument(f"--name {name!r} must be a plain file name (no folders, not hidden): results go to "
+                          "RUN/eval/NAME.json")
+    process = process or processes.build(cfg.process)
+    digits = G.labels(digit, n)
+    G.check(cfg.model.conditional, digits, guidance)
+    sampler = sampler or samplers.default_sampler(cfg)
+    samplers.check_compatible(sampler, process)
+    # Options left unset (None) keep the sampler's defaults and stay out of the result's name.
+    sampler_options = samplers.check_options(sampler, sampler_options, process)
+    start = start or priors.default_start(cfg)
+    tag = sampler + "".join(f"-{k}{v}" for k, v in sampler_options.items())
+    name = name or f"{tag}-{start}{G.file_tag(digit, guidance)}-n{n}-seed{seed}-{which}" + \
+        ("-raw" if weights == "raw" else "")
+    return sampler, start, sampler_options, digits, name
+
+
 def evaluate_run(run, *, n: int = 10_000, seed: int = 0, which: str = "last", sampler: str | None = None,
                  start: str | None = None, split: str = "test", n_ref: int = 10_000, metrics: str = "all",
                  real_rows: bool = False, name: str | None = None, batch_size: int = 64,
@@ -274,44 +376,50 @@ def evaluate_run(run, *, n: int = 10_000, seed: int = 0, which: str = "last", sa
                  guidance: float = 0.0) -> tuple[Path, dict]:
     """The final evaluation: n samples of a trained run -> RUN/eval/<name>.json (+ .npy samples, class chart).
     digit, guidance: what a conditional run draws (guidance.labels; "0,1,2,3,4,5,6,7,8,9" a balanced set)."""
-    from . import guidance as G, priors, samplers
-    from .sample import check_counts, generate, load_trained
+    from .sample import load_trained
 
     run = Path(run)
     if not (run / "config.json").is_file():
         raise UserError(f"{run} is not a run directory (no config.json); pass one made by `mnistdiff train`")
-    if n < 10:
-        raise UserError(f"-n {n} is too few samples: IS uses 10 splits and FID a covariance; use at least 10 "
-                        "(the report's protocol: 10000)")
-    check_counts(n, sample_batch_size, seed=seed)
-    digits = G.labels(digit, n)
-    if name is not None and (not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name
-                             or len(name.encode(errors="replace")) > 200):
-        raise UserError(f"--name {name!r} must be a plain file name (no folders): results go to {run}/eval/NAME.json")
+    request = dict(n=n, seed=seed, which=which, sampler=sampler, start=start, split=split, n_ref=n_ref,
+                   metrics=metrics, name=name, batch_size=batch_size, sample_batch_size=sample_batch_size,
+                   sampler_options=sampler_options, weights=weights, runtime=runtime, digit=digit, guidance=guidance)
+    check_request(C.from_dict(C.load_file(run / "config.json")), **request)  # before loading anything
     cfg, net, degradation = load_trained(run, which, weights, runtime=runtime, cache=cache,
                                          batch_size=min(n, sample_batch_size))
-    G.check(cfg.model.conditional, digits, guidance)
-    sampler = sampler or samplers.default_sampler(cfg)
-    # Options left unset (None) keep the sampler's defaults and stay out of the result's name.
-    samplers.check_compatible(sampler, degradation)
-    sampler_options = samplers.check_options(sampler, sampler_options, degradation)
-    start = start or priors.default_start(cfg)
-    if sampler not in samplers.SAMPLERS or start not in priors.STARTS:  # before any long computation
-        raise UserError(f"unknown sampler {sampler!r} or start {start!r}; samplers: {', '.join(samplers.SAMPLERS)}; "
-                        f"starts: {', '.join(priors.STARTS)}")
-    tag = sampler + "".join(f"-{k}{v}" for k, v in sampler_options.items())
-    name = name or f"{tag}-{start}{G.file_tag(digit, guidance)}-n{n}-seed{seed}-{which}" + ("-raw" if weights == "raw" else "")
+    sampler, start, sampler_options, digits, name = check_request(cfg, degradation, **request)
     out = run / "eval" / f"{name}.json"
-    if out.exists():
-        raise UserError(f"{out} already exists; pass another --name or --seed (nothing was overwritten)")
-    made_eval_dir = not out.parent.exists()
-    runs.ensure_writable(out.parent)  # refused now rather than after hours of sampling
-    if made_eval_dir:
-        out.parent.rmdir()  # made again with the results: a failed evaluation leaves no empty eval/
+    # One evaluation per result name at a time: a second one is refused now, not overwritten hours later.
+    with runs.locked(run, what=f"evaluation named {name!r}", name=f".eval-{name}.lock"):
+        _refuse_existing(out)
+        made_eval_dir = not out.parent.exists()
+        runs.ensure_writable(out.parent)  # refused now rather than after hours of sampling
+        if made_eval_dir:
+            out.parent.rmdir()  # made again with the results: a failed evaluation leaves no empty eval/
+        result = _measure(run, out, net, degradation, cfg, n, seed=seed, which=which, sampler=sampler, start=start,
+                          sampler_options=sampler_options, digits=digits, digit=digit, guidance=guidance,
+                          weights=weights, real_rows=real_rows, sample_batch_size=sample_batch_size,
+                          data_dir=data_dir, progress=progress,
+                          evaluator=dict(metrics=metrics, split=split, n_ref=n_ref, cache=cache, data_dir=data_dir,
+                                         inception_weights=inception_weights, inception_logits=inception_logits,
+                                         batch_size=batch_size, progress=progress, runtime=runtime))
+    return out, result
+
+
+def _refuse_existing(out: Path) -> None:
+    for path in (out, out.with_suffix(".npy")):
+        if path.exists() or path.is_symlink():
+            raise UserError(f"{path} already exists; pass another --name or --seed (nothing was overwritten)")
+
+
+def _measure(run: Path, out: Path, net, degradation, cfg, n: int, *, seed, which, sampler, start, sampler_options,
+             digits, digit, guidance, weights, real_rows, sample_batch_size, data_dir, progress, evaluator) -> dict:
+    """Sample, measure and write RUN/eval/NAME.json with its .npy samples and class chart."""
+    from .sample import generate
+
+    name = out.stem
     t0 = time.perf_counter()
-    ev = Evaluator(metrics=metrics, split=split, n_ref=n_ref, cache=cache, data_dir=data_dir,
-                   inception_weights=inception_weights, inception_logits=inception_logits,
-                   batch_size=batch_size, progress=progress, runtime=runtime)
+    ev = Evaluator(**evaluator)
     setup_s = time.perf_counter() - t0
     t1 = time.perf_counter()
     images = generate(net, degradation, cfg, n, seed=seed, sampler=sampler, start=start,
@@ -330,13 +438,18 @@ def evaluate_run(run, *, n: int = 10_000, seed: int = 0, which: str = "last", sa
                          "weights": weights, **({"digit": digit, "guidance": guidance} if digits is not None else {})}
     result["protocol"] = ev.protocol()
     out.parent.mkdir(exist_ok=True)
+    _refuse_existing(out)  # under the lock, but a user may have put a file there by hand meanwhile
     np.save(out.with_suffix(".npy"), images.numpy())
     figures.write_png(figures.class_histograms(
         {run.name: result["class_histogram"]},
         title=f"Classes of {n} samples of {run.name} (imbalance {result['class_imbalance']:.3f})"),
         out.with_name(f"{name}-classes.png"))
-    atomic_write_bytes(out, (json.dumps(result, indent=2) + "\n").encode())
-    return out, result
+    try:
+        atomic_write_bytes(out, (json.dumps(result, indent=2) + "\n").encode(), new=True)
+    except FileExistsError:
+        raise UserError(f"{out} appeared while this evaluation ran; its result is kept, this one is in "
+                        f"{out.with_suffix('.npy')}") from None
+    return result
 
 
 def report_lines(result: dict) -> list[str]:

@@ -31,7 +31,7 @@ from importlib import resources
 from pathlib import Path
 
 from . import checkpoint, config as C, runs
-from .errors import UserError
+from .errors import UserError, check_int
 
 PLAN_KEYS = {"description", "defaults", "run"}
 RUN_KEYS = {"name", "preset", "overrides", "sample", "evaluate"}
@@ -81,17 +81,29 @@ def _check_samples(sample, name: str, where: str) -> list[dict]:
             if key in opts and opts[key] not in registry:
                 raise UserError(f"{where}: run {name!r}: unknown {key} {opts[key]!r}; choose one of: "
                                 f"{', '.join(registry)}")
+        try:
+            check_int("sample n", opts.get("n", 64), 1, C.MAX_EVAL, "n = 64")
+            check_int("sample seed", opts.get("seed", 0), 0, 2 ** 63 - 1)
+            check_int("sample batch_size", opts.get("batch_size", 500), 1, C.MAX_EVAL, "batch_size = 500")
+        except UserError as e:
+            raise UserError(f"{where}: run {name!r}: {e}") from None
     return sample
 
 
 def _planned(name, preset, overrides: dict, evaluate, where: str, sample=()) -> PlannedRun:
-    if not isinstance(name, str) or not name or "/" in name or name.startswith("."):
-        raise UserError(f"{where}: run name {name!r} must be a plain directory name, e.g. name = \"ddpm-default\"")
+    if not isinstance(name, str) or not name or "/" in name or "\\" in name or name.startswith(".") \
+            or not name.isprintable() or len(name.encode()) > 200:
+        raise UserError(f"{where}: run name {name!r} must be a plain directory name of printable characters, "
+                        "e.g. name = \"ddpm-default\"")
     if not isinstance(overrides, dict):
         raise UserError(f"{where}: overrides of run {name!r} must be a table of config keys")
     evaluate = _check_evaluate(evaluate, name, where)
     try:
         cfg = C.validate(C.apply(C.preset(preset), overrides))
+        if evaluate is not None:  # every option of the stage, before the first run trains
+            from .evaluate import check_request
+
+            check_request(cfg, **evaluate)
     except UserError as e:
         raise UserError(f"{where}, run {name!r}: {e}") from None
     return PlannedRun(name, preset, cfg, _check_samples(list(sample), name, where), evaluate)
@@ -101,9 +113,13 @@ def load_plan(path: str | Path) -> Plan:
     """Read and validate a plan file; every run's config is resolved before anything trains."""
     path = Path(path)
     try:
+        if path.exists() and not path.is_file():  # a FIFO would block
+            raise UserError(f"plan {path} is not a regular file")
         d = tomllib.loads(path.read_text())
     except OSError as e:
         raise UserError(f"cannot read plan {path}: {e.strerror}") from None
+    except UnicodeDecodeError:
+        raise UserError(f"plan {path} is not UTF-8 text; save it as UTF-8") from None
     except tomllib.TOMLDecodeError as e:
         raise UserError(f"plan {path} is not valid TOML: {e}") from None
     unknown = set(d) - PLAN_KEYS
@@ -114,6 +130,11 @@ def load_plan(path: str | Path) -> Plan:
         raise UserError(f"plan {path} needs at least one [[run]] table (and [defaults] must be a table)")
     plan = Plan(path.name.removesuffix(".toml"), str(d.get("description", "")))
     for i, entry in enumerate(entries, 1):
+        if not isinstance(entry, dict):
+            raise UserError(f"plan {path}, run #{i}: each run must be a [[run]] table, not {entry!r:.40}")
+        if not isinstance(entry.get("overrides", {}), dict):
+            raise UserError(f"plan {path}, run #{i}: overrides must be a table of config keys, e.g. "
+                            "overrides = { epochs = 3 }")
         unknown = set(entry) - RUN_KEYS
         if unknown:
             raise UserError(f"plan {path}, run #{i}: unknown key {sorted(unknown)[0]!r}; "

@@ -8,10 +8,12 @@ in the output at a fixed x_t, so the same weights carry over. w = 0 is plain con
 
 from __future__ import annotations
 
+import re
+
 import torch
 from torch import nn
 
-from .errors import UserError
+from .errors import BadArgument, UserError, WrongType
 from .nets import N_DIGITS, NULL_LABEL
 
 Digits = int | str | list[int] | tuple[int, ...] | None
@@ -31,14 +33,17 @@ def labels(digit: Digits, n: int) -> torch.Tensor | None:
                 raise UserError(f"--digit all draws one row per digit: the sample count must be a multiple of 10 "
                                 f"(got {n}), e.g. -n 100")
             return torch.arange(N_DIGITS).repeat_interleave(n // N_DIGITS)
-        try:
-            digit = [int(d) for d in text.split(",") if d.strip()]
-        except ValueError:
-            raise UserError(f"--digit {digit!r} is not a digit, a comma-separated list of digits or 'all'; "
-                            "e.g. --digit 7, --digit 3,5 or --digit all") from None
+        if not re.fullmatch(r"[0-9](,[0-9])*", text.replace(" ", "")):  # ASCII digits only: str.isdigit takes any
+            raise BadArgument(f"--digit {digit!r} is not a digit 0-9, a comma-separated list of them or 'all'; "
+                              "e.g. --digit 7, --digit 3,5 or --digit all")
+        digit = [int(d) for d in text.replace(" ", "").split(",")]
+    if not isinstance(digit, (int, list, tuple)) or isinstance(digit, bool):
+        raise WrongType(f"digit must be an int 0-9, a list of them, or 'all', not {type(digit).__name__} {digit!r}")
     ds = [digit] if isinstance(digit, int) else list(digit)
-    if not ds or any(isinstance(d, bool) or not isinstance(d, int) or not 0 <= d < N_DIGITS for d in ds):
-        raise UserError(f"digit {digit!r} must be 0-9, a list of them, or 'all'; e.g. --digit 7")
+    if any(isinstance(d, bool) or not isinstance(d, int) for d in ds):
+        raise WrongType(f"digit {digit!r} must be an int 0-9, a list of them, or 'all'; e.g. digit=7")
+    if not ds or any(not 0 <= d < N_DIGITS for d in ds):
+        raise BadArgument(f"digit {digit!r} must be 0-9, a list of them, or 'all'; e.g. --digit 7")
     return torch.tensor(ds).repeat(-(-n // len(ds)))[:n]
 
 

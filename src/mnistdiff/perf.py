@@ -18,6 +18,7 @@ benchmarks/results.md, measured on the machine named there: a lever that does no
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import torch
 from torch import nn
@@ -53,9 +54,14 @@ def resolve_precision(cfg, device_type: str | None = None):
     return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, precision=precision)), why
 
 
+MAX_THREADS = 256  # config.validate's bound: a config stays valid on any machine up to this size
+
+
 def set_threads(threads: int) -> None:
+    """torch's intra-op threads: the configured count, at most one per core of this machine (more never pays,
+    and a config made on a larger machine must not start hundreds of threads on a laptop)."""
     if threads:
-        torch.set_num_threads(threads)
+        torch.set_num_threads(max(1, min(threads, os.cpu_count() or 1)))
 
 
 def prepare(net: nn.Module, tc) -> nn.Module:

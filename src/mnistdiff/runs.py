@@ -47,14 +47,15 @@ def ensure_writable(directory: Path) -> None:
 
 
 @contextmanager
-def locked(run: Path):
-    """Hold an exclusive lock on RUN/.lock for the life of a training process.
+def locked(run: Path, what: str = "training", name: str = ".lock"):
+    """Hold an exclusive lock on RUN/.lock for the life of a training process (or on FOLDER/NAME for
+    another writer of a folder: an evaluation and its result name).
 
     flock is released by the kernel when the process dies (even by SIGKILL), so a crashed
     run never leaves a stale lock behind.
     """
     try:
-        fd = os.open(run / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(run / name, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as e:
         raise UserError(f"cannot write to {run} ({e.strerror}); choose a writable --run directory") from None
     try:
@@ -63,12 +64,13 @@ def locked(run: Path):
         except OSError as e:
             if e.errno in (errno.EAGAIN, errno.EACCES):
                 holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
-                raise UserError(f"run directory {run} is in use by another training process (pid {holder}); "
-                                "wait for it to finish or choose another --run") from None
+                raise UserError(f"{run} is in use by another {what} process (pid {holder}); "
+                                "wait for it to finish" + (" or choose another --run" if what == "training" else "")) from None
             raise
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
-        remove_stale_temporaries(run)
+        if what == "training":  # the run's files are the lock holder's alone
+            remove_stale_temporaries(run)
         yield
     finally:
         os.close(fd)
@@ -127,8 +129,22 @@ def read_metrics(run: Path) -> list[dict]:
     path = Path(run) / "metrics.jsonl"
     if not path.exists():
         return []
+    return read_rows(path)
+
+
+def read_rows(path: Path) -> list[dict]:
+    """The complete rows of a JSON-lines log that MetricsLog (or an appending evaluation) writes."""
     return [parse_row(line, f"{path} line {i}") for i, line in enumerate(_read_text(path).splitlines(keepends=True), 1)
             if line.endswith("\n") and line.strip()]
+
+
+EPOCH_EVALS = "epochs.jsonl"  # RUN/eval/epochs.jsonl: one 'eval' row per evaluated snapshot (evaluate --snapshots)
+
+
+def epoch_evals(run: Path) -> list[dict]:
+    """The 'eval' rows of the run's evaluated snapshots; the report reads them with metrics.jsonl's."""
+    path = Path(run) / "eval" / EPOCH_EVALS
+    return read_rows(path) if path.exists() else []
 
 
 ROW_NUMBERS = ("loss", "loss_mean", "time_s", "images_per_s")  # numbers in the iter and epoch rows
@@ -168,28 +184,36 @@ def checkpoint_path(run: Path, which: str = "last") -> Path:
 ROTATION = ("next", "last", "prev")  # next: fully written, not yet renamed (a kill mid-rotation)
 
 
-def load_latest(run: Path, *, warn=print):
+def load_latest(run: Path, *, warn=print, foreign=None):
     """The good checkpoint with the most steps among next/last/prev, or None if there is none at all.
 
-    A corrupt or truncated file is reported and skipped, so resume falls back to the previous one.
+    A corrupt or truncated file is reported and skipped, so resume falls back to the previous one; so is
+    one for which foreign(config dict) gives a reason (a checkpoint of another configuration left there),
+    while another is usable: when all are foreign, the newest is returned, for the caller to refuse.
     """
-    good, errors = [], []
+    good, errors, others = [], [], []
     for which in ROTATION:
         path = checkpoint_path(run, which)
-        if not path.exists():
+        if not path.exists() and not path.is_symlink():
             continue
         try:
             loaded = checkpoint.load(path)
         except checkpoint.CorruptCheckpoint as e:
-            errors.append(str(e))
-            warn(f"warning: {e}; falling back to an older checkpoint")
+            reason = str(e).split("; ")[0]  # what is wrong, without the advice for a single file
+            errors.append(f"{which}: {reason.replace(f'checkpoint {path} ', '')}")
+            warn(f"warning: {reason}; falling back to an older checkpoint")
             continue
-        good.append((loaded[2].get("step", 0), path, loaded))
-    if good:
-        _, path, loaded = max(good, key=lambda g: g[0])
+        why = foreign(loaded[1]) if foreign else None
+        (others if why else good).append((loaded[2].get("step", 0), path, loaded, why))
+    for _, path, _, why in others if good else []:
+        warn(f"warning: skipping {path}: {why}")
+    if good or others:
+        _, path, loaded, _ = max(good or others, key=lambda g: g[0])
         return path, loaded
     if errors:
-        raise UserError(f"no usable checkpoint in {run}: {errors[-1]}")
+        diverged = any("non-finite" in e for e in errors)
+        raise UserError(f"no usable checkpoint in {run} ({'; '.join(errors)}); it cannot be resumed: start a new "
+                        "run (`mnistdiff train --run NEW ...`)" + (" with a lower --lr" if diverged else ""))
     return None
 
 
@@ -215,6 +239,27 @@ def save_best(run: Path, **kwargs) -> None:
     with _writing(run):
         _set_aside_if_not_a_file(best)
         checkpoint.save(best, **kwargs)
+
+
+SNAPSHOT_DIR = "snapshots"  # RUN/snapshots/epoch_NNNN.safetensors: the checkpoint at the end of each sample epoch
+
+
+def snapshot_path(run: Path, epoch: int) -> Path:
+    return Path(run) / SNAPSHOT_DIR / f"epoch_{epoch:04d}.safetensors"
+
+
+def snapshots(run: Path) -> dict[int, Path]:
+    """{epoch: path} of the run's snapshots, in epoch order."""
+    found = sorted(Path(run).glob(f"{SNAPSHOT_DIR}/epoch_[0-9][0-9][0-9][0-9].safetensors"))
+    return {int(p.stem.removeprefix("epoch_")): p for p in found}
+
+
+def save_snapshot(run: Path, epoch: int, **kwargs) -> None:
+    path = snapshot_path(run, epoch)
+    with _writing(run):
+        path.parent.mkdir(exist_ok=True)
+        _set_aside_if_not_a_file(path)
+        checkpoint.save(path, **kwargs)
 
 
 @contextmanager
@@ -245,5 +290,22 @@ def _fault_pause() -> None:
 
 def cache_dir(arg: str | os.PathLike | None = None) -> Path:
     """What is computed once per machine (the classifier, reference features, runtime probes): --cache-dir,
-    else $MNISTDIFF_CACHE, else ~/.cache/mnistdiff."""
-    return Path(arg or os.environ.get("MNISTDIFF_CACHE") or Path.home() / ".cache" / "mnistdiff")
+    else $MNISTDIFF_CACHE, else ~/.cache/mnistdiff. Refused at once when it names something other than a
+    folder, before any work whose result it would keep."""
+    path = Path(arg or os.environ.get("MNISTDIFF_CACHE") or Path.home() / ".cache" / "mnistdiff")
+    if (path.exists() or path.is_symlink()) and not path.is_dir():
+        raise UserError(f"the cache folder {path} is not a folder; pass --cache-dir DIR (or set MNISTDIFF_CACHE) "
+                        "to a folder, new or existing")
+    return path
+
+
+def cache_entry(path: Path) -> bool:
+    """Whether a cache entry may be read: it is a regular file. Anything else in its place (a FIFO would
+    block the reader, a directory or a socket cannot be read) is passed over with one warning, and the value
+    is computed again."""
+    path = Path(path)
+    if path.is_file():
+        return True
+    if path.exists() or path.is_symlink():
+        print(f"warning: ignoring the cache entry {path}: not a regular file", file=sys.stderr)
+    return False

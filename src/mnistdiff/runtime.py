@@ -162,6 +162,15 @@ def _median_time(fn, inputs, repeats: int) -> float:
     return sorted(times)[len(times) // 2]
 
 
+def _cached_choice(path: Path) -> str | None:
+    """The runtime a probe chose, from its cache entry; None when the entry is damaged."""
+    try:
+        choice = json.loads(path.read_text()).get("choice")
+    except (OSError, ValueError, AttributeError):  # unreadable, not JSON, or JSON but not an object
+        return None
+    return choice if choice in ("torch", "openvino") else None
+
+
 def probe(module: nn.Module, compiled, example_inputs, repeats: int = 3) -> dict:
     """Seconds per call of each runtime on the example, after one warm-up call each."""
     _median_time(module, example_inputs, 1)
@@ -181,14 +190,18 @@ def prepare(module: nn.Module, example_inputs: tuple[torch.Tensor, ...], runtime
     key = {"network": name, "shape": [list(x.shape) for x in example_inputs], **machine_key(), "v": PROBE_VERSION}
     path = None
     if runtime == "auto" and cache_dir is not None:
+        from .runs import cache_entry
+
         digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
         path = Path(cache_dir) / "runtime" / f"{name}-{digest}.json"
-        if path.is_file():
-            try:
-                if json.loads(path.read_text())["choice"] == "torch":
-                    return module
-            except (OSError, ValueError, KeyError):
-                pass  # a damaged cache entry is probed again
+        if cache_entry(path):
+            choice = _cached_choice(path)
+            if choice == "torch":
+                return module
+            if choice is None:
+                _warn(f"the runtime cache entry {path} is damaged; probing again and rewriting it")
+        elif path.exists() or path.is_symlink():
+            path = None  # not a file: left as it is, and nothing is written there
     try:
         compiled = OpenVINOModule(module, example_inputs, streams=STREAMS)
     except Exception as e:  # noqa: BLE001 - a missing or failing runtime must not stop sampling or evaluation
@@ -203,9 +216,12 @@ def prepare(module: nn.Module, example_inputs: tuple[torch.Tensor, ...], runtime
         print(f"runtime auto for {name}: torch {seconds['torch']:.3f} s, openvino {seconds['openvino']:.3f} s "
               f"per batch of {example_inputs[0].shape[0]}: {choice}", file=sys.stderr)
     if path is not None:
+        from .checkpoint import atomic_write_bytes
+
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps({"key": key, "seconds": seconds, "choice": choice}, indent=2) + "\n")
+            atomic_write_bytes(path, (json.dumps({"key": key, "seconds": seconds, "choice": choice}, indent=2)
+                                      + "\n").encode())
         except OSError:
             pass  # an unwritable cache only means probing again next time
     return compiled if choice == "openvino" else module

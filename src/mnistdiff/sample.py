@@ -14,7 +14,7 @@ from . import checkpoint, checkpoint_check, config as C, data, guidance as G, ne
 from . import samplers
 from . import runtime as RT
 from .report import figures
-from .errors import UserError
+from .errors import UserError, check_int
 from .progress import Progress
 
 
@@ -23,20 +23,15 @@ WEIGHTS = ("ema", "raw")
 # (1,000 rows a call) ran 2.6x faster in chunks of 128, with the same uint8 images (benchmarks/results.md, the
 # guided sampling row, 2-core AVX512-BF16 Xeon).
 NET_ROWS = 128
-MAX_SAMPLES = 100_000  # -n ceiling of sample and evaluate: all x_T are drawn at once (314 MB of float32)
+MAX_SAMPLES = C.MAX_EVAL  # -n ceiling of sample and evaluate: all x_T are drawn at once (314 MB of float32)
 
 
 def check_counts(n: int, batch_size: int, flag: str = "--batch-size", seed: int = 0) -> None:
-    """Sample count, batch size and seed, refused before any work."""
-    if not -2 ** 63 <= seed < 2 ** 64:  # what a torch.Generator takes
-        raise UserError(f"seed {seed} is out of range; pass a --seed between 0 and 2**63 - 1")
-    if n <= 0:
-        raise UserError(f"sample count {n} must be positive, e.g. -n 64")
-    if n > MAX_SAMPLES:
-        raise UserError(f"sample count {n} is more than the ceiling of {MAX_SAMPLES}; sample in several runs "
-                        "with different --seed values")
-    if batch_size < 1:
-        raise UserError(f"batch size {batch_size} must be positive, e.g. {flag} 500")
+    """Sample count, batch size and seed, refused before any work (WrongType for a float or a bool: the
+    Python API takes whole numbers only)."""
+    check_int("seed", seed, 0, 2 ** 63 - 1, "--seed 1")
+    check_int("sample count", n, 1, MAX_SAMPLES, "-n 64 (sample more in several runs with different --seed values)")
+    check_int("batch size", batch_size, 1, MAX_SAMPLES, f"{flag} 500")
 
 
 class NullLabelDefault:
@@ -92,7 +87,7 @@ def load_trained(target: str | Path, which: str = "last", weights: str = "ema", 
             raise UserError(f"{target} is not a mnistdiff run directory (no checkpoints/); pass a run "
                             "made by `mnistdiff train` or a checkpoint file")
         path = runs.checkpoint_path(target, which)
-        if which == "last" and not path.exists():
+        if which == "last" and not path.exists() and not path.is_symlink():
             found = runs.load_latest(target, warn=lambda m: print(m, file=sys.stderr))
             if found is None:
                 raise UserError(f"{target} has no checkpoint yet; train it first (`mnistdiff train --resume {target}`)")

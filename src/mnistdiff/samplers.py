@@ -18,7 +18,7 @@ import torch
 
 from . import edm, processes
 from .predictions import to_eps, to_x0
-from .errors import UserError
+from .errors import UserError, WrongType
 from .schedules import Schedule
 
 Callback = Callable[[int, torch.Tensor, torch.Tensor], None] | None
@@ -280,6 +280,13 @@ def check_options(name: str, options: dict | None, process) -> dict:
         flags = ", ".join(f"--{o}" for o in takes) or "no options"
         raise UserError(f"the {name} sampler does not take --{extra[0]} (it takes {flags}); "
                         "e.g. --sampler ddim --steps 50 --eta 0")
+    for key, value in options.items():
+        want = takes[key].type
+        ok = isinstance(value, bool) if want is bool else not isinstance(value, bool) and (
+            isinstance(value, int) if want is int else isinstance(value, (int, float)))
+        if not ok:
+            raise WrongType(f"the {name} sampler's {key} must be {want.__name__}, not {type(value).__name__} "
+                            f"{value!r}")
     for key, value in {**SAMPLERS[name].defaults, **options}.items():
         if takes[key].check is not None:
             takes[key].check(value, process)

@@ -39,11 +39,6 @@ class State:
     best_loss: float = math.inf
 
 
-def set_threads(cfg: C.Config) -> None:
-    if cfg.train.threads:
-        torch.set_num_threads(cfg.train.threads)
-
-
 def build(cfg: C.Config):
     """(net, process) of a new run from its config, the net's initial weights drawn from the run's seed."""
     torch.manual_seed(cfg.train.seed)
@@ -81,7 +76,7 @@ def _train_generator(seed: int, epoch: int) -> torch.Generator:
 
 
 def save_checkpoint(run: Path, cfg: C.Config, net, opt, state: State, gen: torch.Generator,
-                    *, ema: EMA | None = None, best: bool = False) -> None:
+                    *, ema: EMA | None = None, best: bool = False, snapshot: bool = False) -> None:
     """Everything a bit-exact resume needs: weights (and their EMA), optimizer, every RNG, the counters,
     the config."""
     opt_tensors, opt_meta = checkpoint.optimizer_tensors(opt)
@@ -89,7 +84,9 @@ def save_checkpoint(run: Path, cfg: C.Config, net, opt, state: State, gen: torch
     tensors = perf.contiguous({**checkpoint.model_tensors(net), **ema_tensors, **opt_tensors,
                                "rng/torch": torch.get_rng_state(), "rng/train": gen.get_state()})
     meta = {**vars(state), "optimizer": opt_meta, "rng": checkpoint.rng_state()}
-    if best:
+    if snapshot:  # the epoch's whole checkpoint: sampled, evaluated, or resumed from like any other
+        runs.save_snapshot(run, state.epoch, tensors=tensors, config=cfg.saved(), state=meta)
+    elif best:
         runs.save_best(run, tensors=tensors, config=cfg.saved(), state=meta)
     else:
         runs.save_rotating(run, tensors=tensors, config=cfg.saved(), state=meta)
@@ -104,7 +101,11 @@ def _resumable_part(cfg: C.Config) -> dict:
 
 def restore(run: Path, cfg: C.Config, net, opt, ema: EMA | None = None) -> tuple[State, torch.Generator] | None:
     """Load the newest good checkpoint into net and opt; None if the run was killed before its first."""
-    found = runs.load_latest(run, warn=lambda m: dist.is_main() and print(m, file=sys.stderr))
+    recorded = _resumable_part(C.from_dict(C.load_file(run / "config.json"))) \
+        if (run / "config.json").is_file() else None
+    found = runs.load_latest(run, warn=lambda m: dist.is_main() and print(m, file=sys.stderr),
+                             foreign=lambda d: None if recorded in (None, _resumable_part(C.from_dict(d))) else
+                             f"made with another configuration than {run}/config.json")
     if found is None:
         return None
     path, (tensors, saved_cfg, meta) = found
@@ -164,7 +165,7 @@ def _resolve_precision(cfg: C.Config, run: Path, resume: bool, device_type: str)
 
 def _train_locked(cfg, run, images, resume, progress, on_epoch, stop_after_steps, data_dir=None,
                   labels=None) -> State:
-    set_threads(cfg)
+    perf.set_threads(cfg.train.threads)
     tc = cfg.train
     ctx = dist.context()
     net, process = build(cfg)  # the same seed on every rank: the same initial weights
@@ -270,6 +271,8 @@ def _train_locked(cfg, run, images, resume, progress, on_epoch, stop_after_steps
                 save_checkpoint(run, cfg, net, opt, state, gen, ema=ema, best=True)
             if ctx.is_main:
                 save_checkpoint(run, cfg, net, opt, state, gen, ema=ema)
+                if epoch in tc.sample_epochs or epoch == tc.epochs:  # kept for the report and `evaluate`
+                    save_checkpoint(run, cfg, net, opt, state, gen, ema=ema, snapshot=True)
             if on_epoch is not None and ctx.is_main:
                 on_epoch(run, epoch, final=epoch == tc.epochs)
             if progress:

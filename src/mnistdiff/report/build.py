@@ -54,7 +54,7 @@ def load_run(path: str | Path) -> RunData:
                         "`mnistdiff train` or `mnistdiff experiment`")
     try:
         cfg = C.from_dict(json.loads((path / "config.json").read_text()))
-        rows = runs.read_metrics(path)
+        rows = runs.read_metrics(path) + runs.epoch_evals(path)  # evaluations during training, and of snapshots
         evals = {p.stem: json.loads(p.read_text()) for p in sorted((path / "eval").glob("*.json"))}
         record = json.loads((path / "experiment.json").read_text()) if (path / "experiment.json").is_file() else None
     except (ValueError, OSError, UserError) as e:

@@ -125,10 +125,13 @@ def series_protocol(runs, key: str) -> str:
     texts = set()
     for run in runs:
         tc = run.config.train
-        if any(key in r for r in run.of_type("eval")):
-            n = getattr(tc, "n_eval", None)
+        rows = [r for r in run.of_type("eval") if key in r]
+        for source in {r.get("source", "training") for r in rows}:
+            n = {r.get("n") for r in rows if r.get("source", "training") == source}
+            n = n.pop() if len(n) == 1 else getattr(tc, "n_eval", None)
             ref = getattr(tc, "eval_ref", None)
-            texts.add(f"{n} samples of the run's default sampler per evaluation, against the first {ref} "
+            where = "of the epoch's snapshot (evaluate --snapshots)" if source == "snapshot" else "during training"
+            texts.add(f"{n} samples of the run's default sampler per evaluation {where}, against the first {ref} "
                       "MNIST test digits" if n and ref else "as logged by the run")
     return KNOWN.get(key, ("", "", ""))[2] + ("; " if key in KNOWN else "") + "; ".join(sorted(texts))
 
@@ -259,9 +262,11 @@ INCEPTION_KEYS = {"fid", "kid", "inception_is"}
 def why_missing(run, key: str) -> str:
     """Why a run has no per-epoch values of a metric, read from its config and rows."""
     tc = run.config.train
-    if not getattr(tc, "eval_every", 0):
-        return "evaluation during training off"
-    if key in INCEPTION_KEYS and getattr(tc, "eval_metrics", "all") == "classifier":
+    evals = run.of_type("eval")
+    if not getattr(tc, "eval_every", 0) and not evals:
+        return "evaluation during training off, and no snapshot evaluated (`mnistdiff evaluate RUN --snapshots`)"
+    if key in INCEPTION_KEYS and (all("fid" not in r for r in evals) if evals else
+                                  getattr(tc, "eval_metrics", "all") == "classifier"):
         return "classifier metrics only"
     if not run.of_type("eval"):
         return "no evaluation reached yet"

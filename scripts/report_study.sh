@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# The report's study at full length, on one CPU core per job, resumable on any machine:
+#
+#   scripts/report_study.sh train      # the six runs one after another (each resumes where it stopped)
+#   scripts/report_study.sh evaluate   # beside it: every snapshot evaluated as it appears, then the finals
+#   scripts/report_study.sh save       # what a later machine needs -> results/report-study/ (commit it)
+#   scripts/report_study.sh restore    # results/report-study/ -> runs/report-study/, to continue there
+#
+# Training keeps a snapshot at the epochs below; `mnistdiff evaluate --snapshots` scores each on 500 samples
+# of the run's own sampler (ancestral T steps for DDPM, Algorithm 2 from the fitted start for cold runs) against
+# the 10,000 test digits. DDPM samples cost ~36x more than cold ones, so DDPM runs are scored every 10 epochs
+# and cold runs every 2. The final evaluation of a finished run (RUN/eval/final.json) draws 2,000 samples of a DDPM
+# run and 10,000 of a cold one, with the real-data rows (classifier IS of the test digits, FID test vs train).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${RUNS:-runs/report-study}
+SAVED=${SAVED:-results/report-study}
+BIN=${BIN:-.venv/bin}
+export OMP_NUM_THREADS=1
+NAMES="ddpm-default cold-row-random ddpm-testing2 cold-col-random cold-row-random-g4 cold-col-random-g4"
+
+snapshot_epochs() {  # the run's --sample-epochs: the report's grid epochs are among them
+  case $1 in
+    ddpm-*) echo "1,$(seq -s, 10 10 100)" ;;
+    cold-row-random|cold-row-random-g4) echo "1,$(seq -s, 2 2 80)" ;;
+    cold-col-*) echo "1,$(seq -s, 2 2 60)" ;;
+  esac
+}
+
+finished() {  # the run has trained all its epochs
+  "$BIN/python" - "$1" <<'PY'
+import json, sys
+from mnistdiff import runs
+cfg = json.load(open(f"{sys.argv[1]}/config.json"))
+sys.exit(0 if max((r["epoch"] for r in runs.read_metrics(sys.argv[1]) if r["type"] == "epoch"), default=0)
+         >= cfg["train"]["epochs"] else 1)
+PY
+}
+
+train() {
+  for name in $NAMES; do
+    run=$RUNS/$name
+    if [ -f "$run/config.json" ]; then
+      finished "$run" || nice -n 10 "$BIN/mnistdiff" train --resume "$run" --quiet
+    else
+      nice -n 10 "$BIN/mnistdiff" train --preset "$name" --run "$run" --threads 1 \
+        --sample-epochs "$(snapshot_epochs "$name")" --quiet
+    fi
+    echo "$(date -u +%FT%TZ) trained $name"
+  done
+}
+
+final_n() {  # the final evaluation: every DDPM sample costs T net calls
+  case $1 in ddpm-*) echo 2000 ;; *) echo 10000 ;; esac
+}
+
+evaluate() {  # until every run has trained, every snapshot is scored and every final evaluation is made
+  while :; do
+    pending=0
+    for name in $NAMES; do
+      run=$RUNS/$name
+      [ -d "$run/snapshots" ] || { pending=1; continue; }
+      nice -n 10 "$BIN/mnistdiff" evaluate "$run" --snapshots -n 500 --runtime torch --quiet
+      if ! finished "$run"; then pending=1; continue; fi
+      [ -f "$run/eval/final.json" ] || nice -n 10 "$BIN/mnistdiff" evaluate "$run" -n "$(final_n "$name")" \
+        --real-rows --name final --runtime auto --quiet
+    done
+    [ $pending = 0 ] && break
+    sleep 120
+  done
+}
+
+save() {
+  mkdir -p "$SAVED"
+  "$BIN/python" - "$RUNS" "$SAVED/machines.jsonl" $NAMES <<'PY'  # which machine got each run how far
+import json, os, platform, sys, time
+from mnistdiff import perf, runs
+cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.machine())
+epochs = {n: max((r["epoch"] for r in runs.read_metrics(f"{sys.argv[1]}/{n}") if r["type"] == "epoch"), default=0)
+          for n in sys.argv[3:]}
+line = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cpu": f"{cpu}, {os.cpu_count()} cores",
+        "precision": perf.auto_precision("cpu")[0], "epochs": {n: e for n, e in epochs.items() if e}}
+open(sys.argv[2], "a").write(json.dumps(line) + "\n")
+PY
+  for name in $NAMES; do
+    run=$RUNS/$name; out=$SAVED/$name
+    [ -f "$run/config.json" ] || continue
+    mkdir -p "$out/checkpoints"
+    cp "$run"/config.json "$run"/metrics.jsonl "$out"/
+    [ -f "$run/degradation.json" ] && cp "$run/degradation.json" "$out"/
+    for d in samples eval figures; do
+      [ -d "$run/$d" ] && { mkdir -p "$out/$d"; find "$run/$d" -maxdepth 1 -type f ! -name '*.npy' -exec cp {} "$out/$d"/ \; ; }
+    done
+    cp "$run/checkpoints/last.safetensors" "$out/checkpoints/"  # 3.6 MB: resumable, and the final weights
+  done
+}
+
+restore() {
+  for name in $NAMES; do
+    saved=$SAVED/$name; run=$RUNS/$name
+    [ -f "$saved/config.json" ] && [ ! -e "$run" ] || continue
+    mkdir -p "$RUNS"; cp -r "$saved" "$run"
+  done
+}
+
+"${1:?usage: scripts/report_study.sh train|evaluate|save|restore}"

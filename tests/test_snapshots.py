@@ -1,0 +1,101 @@
+"""Snapshots: training keeps the checkpoint of each --sample-epochs epoch; `evaluate --snapshots` scores each
+once, beside or after training; the report and the study's README read the rows."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from mnistdiff import checkpoint, cli as cli_mod, config as C, runs, training as T
+from mnistdiff.report import build
+
+from .conftest import ROOT
+from .test_bad_inputs import run_cli
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    run = tmp_path_factory.mktemp("snap") / "run"
+    cfg = C.apply(C.preset("cold-row-random-g4"), dict(subset=64, epochs=2, batch_size=32, hidden=(8,),
+                                                       sample_epochs=(1,)))
+    T.train(cfg, run, progress=False)
+    return run
+
+
+def test_training_keeps_the_sample_epochs_and_the_last(trained):
+    assert list(runs.snapshots(trained)) == [1, 2]
+    tensors, _, state = checkpoint.load(runs.snapshot_path(trained, 2))
+    assert state["epoch"] == 2
+    last = checkpoint.load(runs.checkpoint_path(trained, "last"))[0]
+    assert all(torch.equal(tensors[k], last[k]) for k in last)  # the epoch's checkpoint itself
+    assert checkpoint.load(runs.snapshot_path(trained, 1))[2]["epoch"] == 1
+
+
+def evaluate_snapshots(capsys, run, cache) -> list[dict]:
+    code = cli_mod.main(["evaluate", str(run), "--snapshots", "-n", "10", "--metrics", "classifier", "--cache-dir",
+                         str(cache), "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    return runs.epoch_evals(run)
+
+
+def test_each_snapshot_is_evaluated_once(capsys, trained, cache, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    rows = evaluate_snapshots(capsys, run, cache)
+    assert [r["epoch"] for r in rows] == [1, 2] and all(r["source"] == "snapshot" and r["n"] == 10 for r in rows)
+    assert rows[0]["sampler"] == "cold-alg2" and rows[0]["start"] == "gmm"
+    assert evaluate_snapshots(capsys, run, cache) == rows  # nothing new: nothing added
+    T.train(C.apply(C.from_dict(C.load_file(run / "config.json")), {"epochs": 3}), run, resume=True, progress=False)
+    again = evaluate_snapshots(capsys, run, cache)
+    assert again[:2] == rows and [r["epoch"] for r in again] == [1, 2, 3]
+    # The report draws them as the per-epoch series
+    data = build.load_run(run)
+    assert [r["epoch"] for r in data.of_type("eval")] == [1, 2, 3]
+
+
+def test_the_same_seed_gives_the_same_row(capsys, trained, cache, tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    for d in (a, b):
+        shutil.copytree(trained, d)
+    drop = ("timing", "time_s")
+    ra, rb = ([{k: v for k, v in r.items() if k not in drop} for r in evaluate_snapshots(capsys, d, cache)]
+              for d in (a, b))
+    assert ra == rb
+
+
+def test_a_run_without_snapshots_is_refused(capsys, tmp_path):
+    run = tmp_path / "run"
+    T.train(C.apply(C.preset("ddpm-default"), dict(subset=32, epochs=1, T=10, batch_size=32, hidden=(8,))), run,
+            progress=False)
+    shutil.rmtree(run / runs.SNAPSHOT_DIR)
+    capsys.readouterr()
+    err = run_cli(capsys, "evaluate", run, "--snapshots", "-n", "10", "--metrics", "classifier")
+    assert "has no snapshots yet" in err
+
+
+def test_a_second_snapshot_evaluation_is_refused_while_one_runs(capsys, trained, cache, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    (run / "eval").mkdir()
+    with runs.locked(run / "eval", what="evaluation of snapshots"):
+        err = run_cli(capsys, "evaluate", run, "--snapshots", "-n", "10", "--metrics", "classifier",
+                      "--cache-dir", cache)
+    assert "in use by another evaluation of snapshots" in err
+    assert runs.epoch_evals(run) == []
+
+
+def test_the_study_readme_puts_the_report_beside_the_runs(capsys, trained, cache, tmp_path):
+    saved = tmp_path / "report-study"
+    shutil.copytree(trained, saved / "cold-row-random-g4")
+    evaluate_snapshots(capsys, saved / "cold-row-random-g4", cache)
+    (saved / "machines.jsonl").write_text(json.dumps({"date": "d", "cpu": "c", "precision": "fp32",
+                                                      "epochs": {"cold-row-random-g4": 2}}) + "\n")
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "study_readme.py"), str(saved)], check=True)
+    text = (saved / "README.md").read_text()
+    row = next(line for line in text.splitlines() if line.startswith("| cold-row-random-g4 | Table 3.2"))
+    assert "80 / 2 |" in row and "189.84 / not yet" in row  # the preset's 80 epochs were cut to 2 here
+    assert "| 2 | not yet | not yet |" in text  # epoch 2's row, classifier metrics only
+    assert "- d: c (fp32 training); epochs reached: cold-row-random-g4 2" in text
