@@ -1,4 +1,4 @@
-# Two entry points for a newcomer: `make run` and `make test`. Each builds .venv itself.
+# Entry points for a newcomer: `make run`, `make test` (fast) and `make check` (everything). Each builds .venv itself.
 PY ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.bench-installed
 export MNISTDIFF_DATA ?= $(CURDIR)/../shared/data/mnist
 
-.PHONY: run test venv clean bench browser
+.PHONY: run test check venv clean bench browser
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -36,7 +36,13 @@ browser:
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
 	  echo "warning: chromium is missing and could not be installed (as root: apt-get install chromium)"
 
-test: $(STAMP) $(BENCH_STAMP) browser
+# The fast tier: every test not marked slow (those start real processes, train for seconds, run Inception on
+# real images, or drive the scripts and benchmarks end to end).
+test: $(STAMP) $(BENCH_STAMP)
+	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+# Everything, as CI runs it.
+check: $(STAMP) $(BENCH_STAMP) browser
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 bench: $(BENCH_STAMP)

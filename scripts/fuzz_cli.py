@@ -8,8 +8,8 @@ The CLI runs in-process (mnistdiff.cli.main, as the console script calls it, min
 and torch start-up per case) with stderr captured; --subprocess N also runs N cases as real processes
 and checks that they end as in-process. Training is capped at a few optimizer steps per case, and the
 values drawn for sizes are small or invalid, so a case takes milliseconds to a second. Evaluations use
-the classifier metrics (the classifier from $MNISTDIFF_CACHE, else ~/.cache/mnistdiff, trained there
-once if absent). Prints `cases tried: N, failures: F` and exits 1 if F > 0, each failure with its argv.
+the classifier metrics (the shipped classifier). Prints `cases tried: N, failures: F` and exits 1 if F > 0,
+each failure with its argv.
 """
 
 from __future__ import annotations
@@ -195,7 +195,7 @@ def damage_run(run: Path, rng: random.Random) -> str:
 
 
 def damage_cache(cache: Path, rng: random.Random) -> str:
-    """One random damage to a copy of a cache folder (runtime probes, reference features, classifier)."""
+    """One random damage to a copy of a cache folder (its runtime probes)."""
     entries = sorted(p for p in cache.rglob("*") if p.is_file())
     if not entries:
         return "cache (empty)"
@@ -298,7 +298,7 @@ def make_case(rng: random.Random, refs: dict[str, Path], case_dir: Path) -> tupl
             if not any(f.startswith(flag + "=") for f in flags):
                 flags.append(f"{flag}={default}")
         argv = ["evaluate", "run", "--metrics", "classifier", "--quiet", *flags]
-    elif kind == "cache":  # a damaged copy of the caches: the classifier and this machine's runtime probes
+    elif kind == "cache":  # a damaged copy of the cache: this machine's runtime probes
         shutil.copytree(refs["cache"], case_dir / "cache", symlinks=True)
         what += "; " + "; ".join(damage_cache(case_dir / "cache", rng) for _ in range(rng.choice([1, 1, 2])))
         argv = ["evaluate", "run", "--metrics", "classifier", "--quiet", "-n=10", "--n-ref=20", "--cache-dir=cache",
@@ -409,25 +409,17 @@ def quick_figures() -> None:
 
 def make_references(root: Path) -> dict[str, Path]:
     """Two tiny finished runs (DDPM with EMA, cold rows): the material every damaged case starts from."""
-    from mnistdiff import config as C, training as train
-
-    from mnistdiff import classifier, runs, sample
+    from mnistdiff import config as C, sample, training as train
 
     refs = {"ddpm": root / "ref-ddpm", "cold": root / "ref-cold"}
     tiny = dict(subset=64, epochs=2, T=10, batch_size=32, hidden=(8,), sample_epochs=(1,), checkpoint_every=1)
     train.train(C.apply(C.preset("ddpm-default"), dict(tiny, ema_decay=0.9)), refs["ddpm"], progress=False)
     train.train(C.apply(C.preset("cold-row-random-g4"), dict(tiny, T=7)), refs["cold"], progress=False)
-    # The caches a case may damage: the classifier (copied from this machine's cache, trained there once if
-    # absent) and runtime probes of both reference nets.
+    # The cache a case may damage: the runtime probes of both reference nets (the classifier is shipped).
     cache = root / "ref-cache"
-    shutil.copytree(runs.cache_dir() / "classifier", cache / "classifier") if (runs.cache_dir() / "classifier").is_dir() \
-        else classifier.load_or_train(cache, progress=False)
     for ref in refs.values():
         sample.load_trained(ref, runtime="auto", cache=cache, batch_size=10)
     refs["cache"] = cache
-    # A case whose classifier cache is damaged trains it again: here it is handed the reference's weights
-    # (the minute of real training is no input handling), then saved and checked as usual.
-    classifier.train_classifier = lambda data_dir=None, seed=0, progress=True: classifier.load_cached(cache, data_dir)
     return refs
 
 

@@ -128,16 +128,26 @@ def test_a_damaged_runtime_cache_entry_is_passed_over(tmp_path, damage):
         assert json.loads(entry.read_text())["choice"] in ("torch", "openvino")  # rewritten
 
 
+@pytest.fixture(scope="module")
+def cached_classifier(tmp_path_factory, data_dir):
+    """A classifier of another seed than the shipped one, as `load_or_train(seed=1)` caches it (trained small)."""
+    folder = tmp_path_factory.mktemp("classifier-cache")
+    net, record = CL.train_classifier(data_dir, seed=1, subset=500, epochs=1, progress=False)
+    CL.save_classifier(net, record, folder, seed=1)
+    return folder
+
+
 @pytest.mark.parametrize("damage", ["fifo", "[]", "null"])
-def test_a_damaged_classifier_cache_is_not_trusted(cache, tmp_path, data_dir, damage, capsys):
-    shutil.copytree(cache / "classifier", tmp_path / "classifier")
-    _, meta = CL.cache_paths(tmp_path)
+def test_a_damaged_classifier_cache_is_not_trusted(cached_classifier, tmp_path, data_dir, damage, capsys):
+    shutil.copytree(cached_classifier / "classifier", tmp_path / "classifier")
+    assert CL.load_cached(tmp_path, data_dir, seed=1) is not None
+    _, meta = CL.cache_paths(tmp_path, seed=1)
     meta.unlink()
     if damage == "fifo":
         os.mkfifo(meta)
     else:
         meta.write_text(damage)
-    assert CL.load_cached(tmp_path, data_dir) is None
+    assert CL.load_cached(tmp_path, data_dir, seed=1) is None
     assert ("warning: ignoring the cache entry" in capsys.readouterr().err) == (damage == "fifo")
 
 
