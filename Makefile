@@ -4,7 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.bench-installed
-export MNISTDIFF_DATA ?= $(CURDIR)/../shared/data/mnist
+# MNIST: $MNISTDIFF_DATA when set, else a shared/data/mnist folder beside the checkout (CI keeps one there),
+# else ./data/mnist (downloaded there on first use).
+export MNISTDIFF_DATA ?= $(if $(wildcard $(CURDIR)/../shared/data/mnist),$(CURDIR)/../shared/data/mnist,$(CURDIR)/data/mnist)
 
 .PHONY: run test check venv clean bench browser
 

@@ -4,7 +4,7 @@ and each speed lever on and off. Writes benchmarks/results.json and benchmarks/r
     make bench        # installs benchmarks/requirements.txt (diffusers, for the sampling peer), then:
     MNISTDIFF_DATA=../shared/data/mnist .venv/bin/python benchmarks/run.py
 
-It also replaces the table between the performance markers in README.md (--no-readme to leave it).
+It also replaces the table between the performance markers in docs/performance.md (--no-readme to leave it).
 
 Only ratios measured within one run mean anything on a shared machine; the load average at each
 section's start is recorded beside it.
@@ -120,7 +120,7 @@ LEVERS = [  # (label, TrainConfig overrides); the first is the reference every r
 
 
 def unet_levers(batch_size: int) -> list[tuple[str, dict]]:
-    """Issue 15 item 3: levers of the quality UNet's step (ddpm-unet), the batch among them."""
+    """Levers of the quality UNet's step (ddpm-unet), the batch among them."""
     fp32 = {"adam": "for-loop", "precision": "fp32", "batch_size": batch_size}
     return [(f"torch defaults (for-loop Adam, NCHW, fp32, batch {batch_size})", fp32),
             ("adam=foreach", {**fp32, "adam": "foreach"}),
@@ -501,9 +501,9 @@ def main(argv=None) -> int:
     p.add_argument("--evaluate-steps", type=int, default=50)
     p.add_argument("--evaluate-guidance", type=float, default=0.5, help="guidance weight for a conditional run")
     p.add_argument("--out", default=str(HERE), help="folder for results.json and results.md")
-    p.add_argument("--readme", default=str(HERE.parent / "README.md"),
-                   help="README whose performance table this run replaces (default: the repository's)")
-    p.add_argument("--no-readme", action="store_true", help="leave the README alone")
+    p.add_argument("--readme", default=str(HERE.parent / "docs" / "performance.md"),
+                   help="page whose performance table this run replaces (default: docs/performance.md)")
+    p.add_argument("--no-readme", action="store_true", help="leave that page alone")
     args = p.parse_args(argv)
     readme = None if args.no_readme else Path(args.readme)
     counts = (args.train_steps, args.sample_n, args.lever_steps, args.lever_rounds, args.eval_batch, args.runtime_n,

@@ -1,4 +1,4 @@
-"""Fitted starts of an unconditional cold run side by side -> results/cold-starts.{md,json}.
+"""Fitted starts of an unconditional cold run side by side -> results/ablations/cold-starts.{md,json}.
 
     .venv/bin/python scripts/cold_starts.py runs/cold-row-unet --components 10 50 100 --noise 0 0.05
 

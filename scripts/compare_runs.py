@@ -4,7 +4,7 @@ Exit 0 when identical, 1 (listing each difference) when not, 2 on bad arguments.
 checkpoint tensors (dtype, shape and bytes) with their config and state; metrics.jsonl and other
 JSON files without wall-clock fields (times, speeds, dates); .npy arrays (dtype, shape, bytes);
 PNGs by decoded pixels; every other file by its bytes. A file on one side only is a difference.
-Used to check that a refactor changes no result (issue 14): the same seed must give the same run.
+Used to check that a refactor changes no result: the same seed must give the same run.
 """
 
 from __future__ import annotations

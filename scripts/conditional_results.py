@@ -26,7 +26,7 @@ from mnistdiff.experiment import machine
 from mnistdiff.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
-TARGET = 0.99  # issue 17: the classifier agrees with the digit asked for at the best w
+TARGET = 0.99  # the share of samples the classifier labels as the digit asked for, at the best w
 
 
 def strip(result: dict, run: Path) -> Image.Image:

@@ -1,4 +1,4 @@
-"""Quality levers on and off at an equal training budget -> results/quality-ablation.{md,json}.
+"""Quality levers on and off at an equal training budget -> results/ablations/quality-ablation.{md,json}.
 
     .venv/bin/python scripts/quality_ablation.py                  # every row; trains what is missing
     .venv/bin/python scripts/quality_ablation.py --only edm ddpm  # some rows (and the runs they need)
@@ -30,7 +30,7 @@ from mnistdiff.sample import generate, load_trained
 from mnistdiff.training import train
 
 EDM = {"degradation": "edm", "prediction": "x0", "min_snr": 0.0}
-COND = {**EDM, "p_mean": -0.4, "p_std": 1.4, "conditional": True}  # make run's recipe since the second session
+COND = {**EDM, "p_mean": -0.4, "p_std": 1.4, "conditional": True}  # make run's recipe
 # Batch and learning rate of COND (tag -> batch, lr); warm-up over the same 12,800 images as BASE's 100 steps of 128.
 BATCH_LR = {"lr2": (128, 2e-3), "bs64": (64, 1e-3), "bs64-lr2": (64, 2e-3), "bs32": (32, 1e-3), "bs32-lr2": (32, 2e-3),
             "bs16": (16, 1e-3)}
@@ -55,7 +55,7 @@ TRAINS: dict[str, dict] = {
     "edm-pmean-cond": COND,
     **{f"edm-pmean-cond-{tag}": {**COND, "batch_size": b, "lr": lr, "lr_warmup": 12_800 // b}
        for tag, (b, lr) in BATCH_LR.items()},
-    # Issue 15's precision A/B: the ddpm-unet recipe (spelled out, as BASE is) for one epoch, fp32 against bf16 at
+    # The precision A/B: the ddpm-unet recipe (spelled out, as BASE is) for one epoch, fp32 against bf16 at
     # equal steps (1,875 of 32); on a CPU without AVX512-BF16 the bf16 row trains ~16x slower (emulated).
     **{f"ddpm-unet-{p}": {**DDPM_UNET, "precision": p} for p in ("fp32", "bf16")},
 }

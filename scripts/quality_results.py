@@ -7,7 +7,7 @@
 Protocol (written into both files): N samples (default 10,000, seed 0) from the run's last checkpoint
 (EMA weights where kept); the classifier metrics (classifier IS, class shares, classifier Frechet
 distance) on all N against the 10,000 MNIST test digits; Inception FID and KID on the first
---n-fid samples against the first --n-fid test digits (default 10,000 each: the evaluation issue's
+--n-fid samples against the first --n-fid test digits (default 10,000 each: the 10k
 protocol; smaller counts bias FID upwards and are named in the result). Training time is the sum of
 the run's epoch rows in metrics.jsonl (the training loop only; epoch grids are not counted).
 The samples are kept in RUN/eval/, so a rerun with the same settings reuses them.
@@ -29,8 +29,8 @@ from mnistdiff.errors import UserError, run_script
 from mnistdiff.evaluate import Evaluator
 from mnistdiff.sample import generate, load_trained
 
-# The quality issue's bars (FID and KID on 10,000 vs 10,000); a preset without an entry is measured and
-# reported without a verdict.
+# What each preset is meant to reach (FID and KID on 10,000 vs 10,000; docs/quality.md says why these); a
+# preset without an entry is measured and reported without a verdict.
 TARGETS = {
     "quick-unet": {"classifier_is": (">=", 8.5), "saturated_share": ("<=", 0.0), "background": ("<=", 2.0),
                    "train_minutes": ("<=", 10.0)},

@@ -1,10 +1,10 @@
-"""Write README.md's "Results" section from real run directories; never typed by hand.
+"""Write a page's "Results" section from real run directories; never typed by hand.
 
-    .venv/bin/python scripts/readme_results.py runs/report-study-quick/* [--readme README.md] [--check]
+    .venv/bin/python scripts/readme_results.py runs/report-study-quick/* [--readme docs/report-study.md] [--check]
 
-The section goes between the markers below (appended at the end of the README when they are
-missing) and says which runs, which machine and which protocol produced every number. --check
-exits 1 when the README's section differs from what the runs give (for CI or a pre-commit hook).
+The section goes between the markers below (appended at the end of the page when they are missing)
+and says which runs, which machine and which protocol produced every number. --check exits 1 when
+the page's section differs from what the runs give (for CI or a pre-commit hook).
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def splice(readme: str, block: str, start: str = START, end: str = END) -> str:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("runs", nargs="+", help="run directories")
-    p.add_argument("--readme", default="README.md")
+    p.add_argument("--readme", default="docs/report-study.md")
     p.add_argument("--check", action="store_true", help="exit 1 if the README's section is out of date")
     args = p.parse_args(argv)
     readme = Path(args.readme)

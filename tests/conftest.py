@@ -59,6 +59,23 @@ def cli(*args, cwd=None, env=None, timeout=300) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=timeout)
 
 
+def main(*args) -> subprocess.CompletedProcess:
+    """Run the CLI's entry point in this process (what the console script calls, without a new interpreter and
+    torch import), capturing its output as `cli` does. For tests where a real process is not the point."""
+    import contextlib
+    import io
+
+    from mnistdiff import cli as cli_mod
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = cli_mod.main([str(a) for a in args])
+        except SystemExit as e:  # argparse's --help and its errors
+            code = e.code if isinstance(e.code, int) else 0
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
+
+
 def tiny_flags() -> list[str]:
     return ["--subset", "256", "--epochs", "2", "--T", "20", "--batch-size", "64", "--hidden", "8,8",
             "--sample-epochs", "1", "--quiet"]

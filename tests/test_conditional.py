@@ -10,7 +10,7 @@ from mnistdiff import training as T
 from mnistdiff.errors import UserError
 from mnistdiff.sample import generate, load_trained
 
-from .conftest import cli, tiny_flags
+from .conftest import cli, main, tiny_flags
 
 TINY_COND = dict(subset=128, epochs=1, T=20, batch_size=32, hidden=(8, 8), sample_epochs=(), conditional=True)
 
@@ -194,20 +194,19 @@ def test_cli_trains_conditionally_and_draws_one_row_per_digit(tmp_path):
     assert grid.height > 4 * grid.width  # 10 rows of 2: one row per digit
 
 
-@pytest.mark.slow
 def test_cli_refusals_are_one_line_and_write_nothing(tmp_path, cond_run):
     plain = tmp_path / "plain"
-    assert cli("train", "--run", plain, *tiny_flags()).returncode == 0
+    assert main("train", "--run", plain, *tiny_flags()).returncode == 0
     before = sorted(p.name for p in (plain / "samples").iterdir())
     for run, args, match in [(plain, ["--digit", "7"], "trained without labels"),
                              (cond_run, ["--guidance", "2"], "needs the digits"),
                              (cond_run, ["--digit", "all", "-n", "64"], "multiple of 10"),
                              (cond_run, ["--digit", "12"], "0-9"),
                              (cond_run, ["--digit", "7", "--guidance", "-1"], "guidance")]:
-        r = cli("sample", run, *args, "--runtime", "torch")
+        r = main("sample", run, *args, "--runtime", "torch")
         assert r.returncode == 2 and r.stderr.count("\n") == 1 and match in r.stderr, (args, r.stderr)
     assert sorted(p.name for p in (plain / "samples").iterdir()) == before
-    r = cli("train", "--run", tmp_path / "bad", *tiny_flags(), "--conditional", "--label-dropout", "2")
+    r = main("train", "--run", tmp_path / "bad", *tiny_flags(), "--conditional", "--label-dropout", "2")
     assert r.returncode == 2 and "label_dropout" in r.stderr and not (tmp_path / "bad").exists()
 
 

@@ -10,7 +10,7 @@ from torch import nn
 from mnistdiff import config as C, edm, nets, processes
 from mnistdiff.errors import UserError
 
-from .conftest import cli, tiny_flags
+from .conftest import main, tiny_flags
 
 
 class ExactNet(nn.Module):
@@ -158,32 +158,31 @@ def test_config_checks():
 EDM_FLAGS = ["--degradation", "edm", "--prediction", "x0", "--net", "unet", "--hidden", "8,16"]
 
 
-@pytest.mark.slow
 def test_edm_run_trains_samples_and_refuses_ddpm_samplers(tmp_path):
     run = tmp_path / "edm"
-    r = cli("train", "--run", run, *tiny_flags(), *EDM_FLAGS)
+    r = main("train", "--run", run, *tiny_flags(), *EDM_FLAGS)
     assert r.returncode == 0, r.stderr
     out = {}
     for sampler, steps in (("heun", "4"), ("dpm++2m", "6")):
-        r = cli("sample", run, "-n", "4", "--sampler", sampler, "--steps", steps, "--runtime", "torch")
+        r = main("sample", run, "-n", "4", "--sampler", sampler, "--steps", steps, "--runtime", "torch")
         assert r.returncode == 0, r.stderr
         out[sampler] = np.load(run / "samples" / f"sample-{sampler}-steps{steps}-n4-seed0.npy")
     assert out["heun"].shape == (4, 28, 28) and (out["heun"] != out["dpm++2m"]).any()
-    r = cli("sample", run, "-n", "4", "--steps", "4", "--churn", "10", "--runtime", "torch")
+    r = main("sample", run, "-n", "4", "--steps", "4", "--churn", "10", "--runtime", "torch")
     assert r.returncode == 0, r.stderr
     assert (np.load(run / "samples" / "sample-heun-steps4-churn10.0-n4-seed0.npy") != out["heun"]).any()
     for bad, says in ((["--churn", "-1"], "churn=-1.0 must be between 0"),
                       (["--sampler", "dpm++2m", "--churn", "5"], "does not take --churn")):
-        r = cli("sample", run, "-n", "4", *bad, "--runtime", "torch")
+        r = main("sample", run, "-n", "4", *bad, "--runtime", "torch")
         assert r.returncode == 2 and says in r.stderr and "Traceback" not in r.stderr
     for command in ("sample", "evaluate"):
-        r = cli(command, run, "-n", "10", "--sampler", "ddim", "--runtime", "torch")
+        r = main(command, run, "-n", "10", "--sampler", "ddim", "--runtime", "torch")
         assert r.returncode == 2 and "--sampler heun|dpm++2m" in r.stderr and "Traceback" not in r.stderr
-    r = cli("train", "--run", tmp_path / "bad", *tiny_flags(), *EDM_FLAGS[:2], "--prediction", "eps")
+    r = main("train", "--run", tmp_path / "bad", *tiny_flags(), *EDM_FLAGS[:2], "--prediction", "eps")
     assert r.returncode == 2 and "--prediction x0" in r.stderr and not (tmp_path / "bad").exists()
     ddpm = tmp_path / "ddpm"
-    assert cli("train", "--run", ddpm, *tiny_flags()).returncode == 0
-    r = cli("sample", ddpm, "-n", "4", "--sampler", "heun", "--runtime", "torch")
+    assert main("train", "--run", ddpm, *tiny_flags()).returncode == 0
+    r = main("sample", ddpm, "-n", "4", "--sampler", "heun", "--runtime", "torch")
     assert r.returncode == 2 and "--sampler ddpm|ddim" in r.stderr and "Traceback" not in r.stderr
 
 

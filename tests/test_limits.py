@@ -12,7 +12,7 @@ import textwrap
 import numpy as np
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import given, settings, strategies as st
 
 from mnistdiff import api, checkpoint, cli as cli_mod, classifier as CL, config as C, guidance as G, perf, runs, training as T
 from mnistdiff.errors import BadArgument, UserError, WrongType

@@ -8,7 +8,7 @@ import torch
 
 from mnistdiff import processes, nets, samplers
 
-from .conftest import ROOT, cli, tiny_flags
+from .conftest import ROOT, main, tiny_flags
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import peers  # noqa: E402
@@ -53,11 +53,10 @@ def test_dpm_solver_2m_gives_diffusers_dpm_solver_multistep_images(net_and_sched
     assert (ours - samplers.sample_ddim(net, schedule, _x_T(), steps=steps)).abs().max() > 1e-3
 
 
-@pytest.mark.slow
 def test_dpm_solver_samples_a_ddpm_run_from_the_cli(tmp_path):
     run = tmp_path / "ddpm"
-    assert cli("train", "--run", run, *tiny_flags(), "--prediction", "v", "--schedule", "cosine").returncode == 0
-    r = cli("sample", run, "-n", "4", "--sampler", "dpm++2m", "--steps", "4", "--clip", "--out", tmp_path / "dpm.png")
+    assert main("train", "--run", run, *tiny_flags(), "--prediction", "v", "--schedule", "cosine").returncode == 0
+    r = main("sample", run, "-n", "4", "--sampler", "dpm++2m", "--steps", "4", "--clip", "--out", tmp_path / "dpm.png")
     assert r.returncode == 0 and (tmp_path / "dpm.png").is_file(), r.stderr
-    r = cli("sample", run, "-n", "4", "--sampler", "dpm++2m", "--eta", "0.5", "--out", tmp_path / "x.png")
+    r = main("sample", run, "-n", "4", "--sampler", "dpm++2m", "--eta", "0.5", "--out", tmp_path / "x.png")
     assert r.returncode == 2 and "does not take --eta" in r.stderr and not (tmp_path / "x.png").exists()

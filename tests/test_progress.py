@@ -73,3 +73,22 @@ def test_a_long_sampling_batch_still_writes_lines_that_say_where_it_is(monkeypat
     assert lines[-2].startswith("sampling: 2/4 images, ") and lines[-2].endswith("batch 2/2, step 6")
     assert lines[-1].startswith("sampling: 4/4 images, ")
     assert len(lines) == 2 * 6 + 2  # every step of both batches, and each batch's end
+
+
+def test_a_long_job_says_once_how_long_it_will_take(monkeypatch):
+    import io
+
+    from mnistdiff import progress as P
+
+    clock = iter([0.0] + [float(i) for i in range(1, 100)])
+    monkeypatch.setattr(P.time, "monotonic", lambda: next(clock))
+    out = io.StringIO()
+    e = P.Estimate(1000, "training", stream=out)
+    for _ in range(30):
+        e.step()
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("training: about 16m") and "985 more steps at 1 s each" in lines[0]
+    short = P.Estimate(20, "training", stream=io.StringIO())
+    for _ in range(20):
+        short.step()
+    assert short.stream.getvalue() == ""  # 20 s of work: not worth a line

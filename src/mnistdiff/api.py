@@ -2,7 +2,7 @@
 train from a config. It calls the functions the CLI calls (sample.load_trained, sample.generate,
 training.train), so a notebook and the shell give the same images for the same seed.
 
-    run = mnistdiff.load("runs/ddpm-unet-cond")
+    run = mnistdiff.load("runs/ddpm-unet")
     images = run.sample(16, digit=3, sampler="ddim", steps=50, guidance=2, seed=0)  # uint8 (16, 28, 28)
 """
 
@@ -79,7 +79,7 @@ def train(config: C.Config | str | dict, run: str | Path | None = None, *, resum
           data_dir: str | Path | None = None, progress: bool = True, **overrides) -> Run:
     """Train a run and return it loaded (its last checkpoint, EMA weights).
 
-    config: a Config, a preset name ("ddpm-unet-cond"), or a nested dict as in config.json; overrides:
+    config: a Config, a preset name ("ddpm-unet"), or a nested dict as in config.json; overrides:
     config fields by name (epochs=1, subset=512, conditional=True). run: the directory (default:
     runs/<preset name>, or runs/run); resume=True continues it from its last checkpoint."""
     from . import training as T

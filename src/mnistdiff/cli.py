@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
 import errno
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -21,7 +23,7 @@ EXAMPLES = {
   mnistdiff train --resume runs/ddpm                   # continue an interrupted run
   mnistdiff train --resume runs/ddpm --epochs 150      # ...or extend it
   OMP_NUM_THREADS=1 torchrun --standalone --nproc_per_node 2 -m mnistdiff -- train --preset quick --run runs/q2
-                                                       # 2 processes share each global batch (README)
+                                                       # 2 processes share each global batch (docs/distributed.md)
 """,
     "sample": """examples:
   mnistdiff sample runs/quick -n 64 --seed 1
@@ -29,8 +31,8 @@ EXAMPLES = {
   mnistdiff sample runs/quick -n 64 --sampler ddim --steps 50 --eta 0   # 20x fewer net calls than ddpm
   mnistdiff sample runs/cold-row-random --start conditional --algorithm direct   # cold: + RUN/figures/cold-*.png
   mnistdiff sample runs/cold-row-random --start gmm --components 20 --algorithm 2
-  mnistdiff sample runs/ddpm-unet-cond --digit all -n 100 --sampler ddim --steps 50 --guidance 2   # row = digit
-  mnistdiff sample runs/ddpm-unet-cond --digit 7 -n 16 --guidance 1
+  mnistdiff sample runs/ddpm-unet --digit all -n 100 --sampler ddim --steps 50 --clip --guidance 0.5  # row = digit
+  mnistdiff sample runs/ddpm-unet --digit 7 -n 16 --guidance 1
 """,
     "experiment": """examples:
   mnistdiff experiment report-study-quick              # the report's runs, small: ~30 min on 2 CPU cores
@@ -44,7 +46,7 @@ EXAMPLES = {
   mnistdiff evaluate runs/quick --real-rows            # + IS of real digits, FID test vs train (the floor)
   mnistdiff evaluate runs/quick -n 2000 --metrics classifier   # classifier metrics only: no Inception
   mnistdiff evaluate runs/cold-row-random --start conditional --algorithm 1 -n 1000
-  mnistdiff evaluate runs/ddpm-unet-cond --digit 0,1,2,3,4,5,6,7,8,9 --guidance 2 -n 1000   # + digit agreement
+  mnistdiff evaluate runs/ddpm-unet --digit 0,1,2,3,4,5,6,7,8,9 --guidance 0.5 -n 1000   # + digit agreement
   (sampling dominates: a T=1000 DDPM costs ~1.7 s per image on 2 CPU cores, so -n 10000 takes hours;
    the real side's Inception features are computed once and cached in --cache-dir)
 """,
@@ -56,7 +58,17 @@ EXAMPLES = {
 
 
 class Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, exit 2, no usage dump
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)  # `--epoch 1` is a mistake, not --epochs
+        super().__init__(*args, **kwargs)
+
+    def error(self, message):  # one line, exit 2, no usage dump; a near miss of a choice is named
+        m = re.match(r"(argument .*?: )?invalid choice: '(.*)' \(choose from (.*)\)$", message)
+        if m:
+            choices = re.findall(r"'([^']*)'", m.group(3)) or [c.strip() for c in m.group(3).split(",")]
+            close = difflib.get_close_matches(m.group(2), choices, n=1, cutoff=0.5)
+            message = f"{m.group(1) or ''}invalid choice: '{m.group(2)}'" + (
+                f"; did you mean '{close[0]}'?" if close else f"; choose from {', '.join(choices)}")
         self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
     def parse_known_args(self, args=None, namespace=None):
@@ -103,13 +115,19 @@ def cmd_train(args) -> int:
             cfg = C.merge_file(cfg, C.load_file(args.config))
         cfg = C.apply(cfg, overrides)
         run = Path(args.run or f"runs/{args.preset or 'ddpm-default'}")
+    note = None if args.resume or args.preset or args.config else (
+        f"no --preset: training ddpm-default, the report's Table 1.1 ({cfg.train.epochs} epochs of its CNN: hours on a "
+        "CPU); `--preset quick-unet` draws digits in minutes")
     C.validate(cfg)
     from .report.figures import RunFigures
 
     state = T.train(cfg, run, resume=bool(args.resume), data_dir=args.data_dir, progress=not args.quiet,
-                    on_epoch=RunFigures())
+                    on_epoch=RunFigures(), note=note)
     if os.environ.get("RANK", "0") == "0":  # under torchrun: once, not once per process
         print(f"trained {run}: epoch {state.epoch}, step {state.step}", file=sys.stderr)
+        if state.epoch == cfg.train.epochs:
+            print(f"next: mnistdiff sample {run} -n 64   |   mnistdiff evaluate {run} -n 1000   |   "
+                  f"mnistdiff report {run} -o report", file=sys.stderr)
         if args.sample_after and state.epoch == cfg.train.epochs:
             from .sample import sample_run
 
@@ -221,8 +239,10 @@ def _add_sampling_flags(p: argparse.ArgumentParser) -> None:
         first = samplers.SAMPLERS[users[0]]
         o = first.options[option]
         kind = dict(action="store_true", default=None) if o.type is bool else dict(type=o.type)
-        p.add_argument(f"--{option}", **kind, help=f"--sampler {'|'.join(users)}: {o.help} "
-                                                   f"(default: {first.defaults[option]})")
+        defaults = {u: samplers.SAMPLERS[u].defaults[option] for u in users}
+        shown = next(iter(defaults.values())) if len(set(defaults.values())) == 1 else \
+            ", ".join(f"{v} for {u}" for u, v in defaults.items())
+        p.add_argument(f"--{option}", **kind, help=f"--sampler {'|'.join(users)}: {o.help} (default: {shown})")
     p.add_argument("--runtime", choices=list(RT.RUNTIMES), default="auto",
                    help="inference runtime of the sampling net and the Inception features: torch, openvino, or "
                         "auto (the faster on this machine, probed once and remembered in the cache folder) "
@@ -238,7 +258,10 @@ def _add_sampling_flags(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     p = Parser(prog="mnistdiff", description="Train, sample, evaluate and report diffusion models on MNIST.")
+    p.add_argument("--version", action="version", version=f"mnistdiff {__version__}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     t = sub.add_parser("train", help="train a model into a run directory", epilog=EXAMPLES["train"],
@@ -329,6 +352,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return _interrupted()
+    except BrokenPipeError:  # `mnistdiff presets -v | head`: the reader left; nothing more to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # and no error at exit's flush
+        return 0
     except OSError as e:
         if e.errno not in PATH_ERRORS:
             raise

@@ -366,17 +366,9 @@ PRESETS: dict[str, tuple[str, dict]] = {
     "cold-col-inside-out": _preset("As cold-col-random with columns averaged centre first",
                                    degradation="column-averaging", order="inside-out", T=28, prediction="x0",
                                    epochs=60),
-    # Beyond the report (issue 8): a small UNet with the training options quality needs. Sized to train
-    # in under an hour on a 2-core AVX2 CPU; results/ holds what they reach (scripts/quality_results.py).
-    # v-prediction on the cosine schedule (was eps with min-SNR-5 on linear betas): at the same 6 epochs KID
-    # 0.020 against 0.070 and no background speckle (results/ddpm-unet.md, results/ddpm-unet-eps-minsnr5.md).
-    # Batch 32 at lr 2e-3 (was 128 at 1e-3), as for quick-unet: 4x the steps in the same 6 epochs gave KID
-    # 0.013 against 0.020, FID 20.2 against 27.6 (results/ddpm-unet-bs32.md against results/ddpm-unet.md).
-    # Class-conditional, as quick-unet: unconditional, its classifier IS stayed at 8.1 (the bar: 9.3), while
-    # ddpm-unet-cond's digits scored 9.05 at guidance 0.5 (results/conditional.md); a balanced --digit all
-    # also fixes the class shares. 8 epochs took 48 min in fp32 on a 2-core AVX2 EPYC (166 images/s) and gave FID
-    # 10.34 (results/ddpm-unet-cond8.md); 20 epochs take 36 min in bf16 (precision auto, ~590 images/s) on a 2-core
-    # Xeon with AVX512-BF16 and AMX (results/ddpm-unet-20ep.md). On an AVX2-only CPU (fp32) pass --epochs 8.
+    # Beyond the report: a small UNet with the training options quality needs. Why each choice (v-prediction
+    # on the cosine schedule, batch 32 at lr 2e-3, class-conditional, 20 epochs) is in docs/quality.md, with the
+    # results files that measured it.
     "ddpm-unet": _preset("DDPM with a UNet (16,32,64 channels at 28/14/7 px, attention at 7x7, SiLU), cosine "
                          "schedule T=1000, v-prediction, class-conditional (label dropout 0.1), EMA 0.999, batch 32 "
                          "at lr 2e-3 with 800 warm-up steps and cosine decay, gradient clipping at 1, 20 epochs "
@@ -385,12 +377,12 @@ PRESETS: dict[str, tuple[str, dict]] = {
                          "--guidance W",
                          **_UNET_BS32, prediction="v", schedule="cosine", conditional=True, epochs=20,
                          sample_epochs=(1, 10)),
-    # Chosen by results/quality-ablation.md: at this budget EDM draws cleaner backgrounds than DDPM
+    # Chosen by results/ablations/quality-ablation.md: at this budget EDM draws cleaner backgrounds than DDPM
     # (docs/quality.md), centring training on higher noise (p_mean -0.4) gave the best-formed digits, and
     # the digit as an input with guidance 1 is what lifts the classifier's IS past 8.5 after one epoch
     # (5.74 for row edm-pmean): unconditional, it still draws many scribbles. Batch 32 at lr 2e-3 takes
     # 4x the optimiser steps of batch 128 in the same epoch (at 0.82x the images/s): the background haze
-    # fell from 3.92 to 2.62 grey levels (results/background-probe-*.md, 500 samples at w = 1), KID from
+    # fell from 3.92 to 2.62 grey levels (results/probes/background-probe-*.md, 500 samples at w = 1), KID from
     # 0.115 to 0.039 (results/quick-unet.md).
     "quick-unet": _preset("`make run`'s preset: the ddpm-unet's UNet and options for 1 epoch (60,000 images in "
                           "1,875 steps of 32 at lr 2e-3, 400 warm-up steps, cosine decay over the epoch) in the EDM "
@@ -398,8 +390,8 @@ PRESETS: dict[str, tuple[str, dict]] = {
                           "(label dropout 0.1); sample with Heun, 18 sigmas, --digit all --guidance 1",
                           **{**_UNET, "lr": 2e-3, "lr_warmup": 400}, batch_size=32, degradation="edm", prediction="x0",
                           p_mean=-0.4, p_std=1.4, conditional=True, epochs=1, sample_epochs=()),
-    # Class-conditional (issue 17): the digit is an input, dropped for 10% of each batch, so one net
-    # samples a given digit with classifier-free guidance (Ho & Salimans 2022). results/conditional.md.
+    # Class-conditional: the digit is an input, dropped for 10% of each batch, so one net samples a given digit
+    # with classifier-free guidance (Ho & Salimans 2022). results/conditional.md.
     "ddpm-unet-cond": _preset("The class-conditional DDPM of results/conditional.md: the ddpm-unet's UNet at "
                               "batch 128 and lr 1e-3 for 6 epochs, v-prediction, cosine schedule, no min-SNR; label "
                               "dropout 0.1; sample with --sampler ddim --steps 50 --digit D --guidance W",
@@ -410,7 +402,7 @@ PRESETS: dict[str, tuple[str, dict]] = {
                                  conditional=True, epochs=15, sample_epochs=(1, 5, 10)),
     # Batch 32 at lr 2e-3 with 800 warm-up steps, as ddpm-unet (was batch 128 at 1e-3 for 4 epochs, FID 90.7 at
     # 2k vs 2k): four times the optimiser steps per epoch; 6 epochs took 34.6 min and give FID 79.5 on 10k vs 10k
-    # (results/cold-row-unet.md). More epochs were not tried: the epoch grids say the GMM start bounds it.
+    # (results/archive/cold-row-unet.md). More epochs were not tried: the epoch grids say the GMM start bounds it.
     "cold-row-unet": _preset("Cold diffusion (row averaging, random order, T=28) with the ddpm-unet's UNet and "
                              "training options (batch 32 at lr 2e-3, 800 warm-up steps), L1 loss (Bansal et al.), "
                              "6 epochs",

@@ -379,6 +379,8 @@ def evaluate_run(run, *, n: int = 10_000, seed: int = 0, which: str = "last", sa
     from .sample import load_trained
 
     run = Path(run)
+    if not run.exists():
+        raise UserError(f"{run} does not exist; pass a run directory made by `mnistdiff train`")
     if not (run / "config.json").is_file():
         raise UserError(f"{run} is not a run directory (no config.json); pass one made by `mnistdiff train`")
     request = dict(n=n, seed=seed, which=which, sampler=sampler, start=start, split=split, n_ref=n_ref,

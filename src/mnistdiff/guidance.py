@@ -61,7 +61,7 @@ def check(conditional: bool, digits: torch.Tensor | None, guidance: float) -> No
                         "sampling), e.g. --guidance 2")
     if not conditional and (digits is not None or guidance):
         raise UserError("this run was trained without labels, so it cannot draw a given digit; train one with "
-                        "--conditional (e.g. --preset ddpm-unet-cond)")
+                        "--conditional (e.g. --preset ddpm-unet)")
     if guidance and digits is None:
         raise UserError("--guidance needs the digits to guide towards; pass --digit (e.g. --digit 7)")
 

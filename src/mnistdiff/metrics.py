@@ -251,7 +251,7 @@ def class_imbalance(histogram: list[int]) -> float:
     return 0.5 * sum(abs(c / n - 1 / len(histogram)) for c in histogram) if n else float("nan")
 
 
-# -- pixel statistics a reader sees at a glance (issue 16's bars), no features needed ----------------
+# -- pixel statistics a reader sees at a glance (background haze, saturation), no features needed ----------------
 
 SATURATED_INK = 0.5  # no MNIST test digit has more than 33% of its pixels at >= 128
 

@@ -43,7 +43,7 @@ class Progress:
 
     def tick(self, **postfix) -> None:
         """Work inside one unit (a sampling batch of 500 guided images takes minutes): the count does not
-        move, but the bar's postfix, or a plain line every interval, still shows where the work is."""
+        move, but the progress bar's postfix, or a plain line every interval, still shows where the work is."""
         if self.enabled:
             self._show(postfix)
 
@@ -66,3 +66,28 @@ class Progress:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+class Estimate:
+    """One line, once, with how long a long job will take, measured on its first units of work: said when the
+    job looks longer than LONG seconds, after MEASURE seconds or a tenth of the work, whichever comes first."""
+
+    LONG, MEASURE = 120.0, 15.0
+
+    def __init__(self, total: int, what: str, unit: str = "steps", *, stream=None):
+        self.total, self.what, self.unit, self.stream = total, what, unit, stream or sys.stderr
+        self.done, self.t0, self.said = 0, time.monotonic(), total <= 0
+
+    def step(self, k: int = 1) -> None:
+        self.done += k
+        if self.said:
+            return
+        elapsed = time.monotonic() - self.t0
+        if elapsed < self.MEASURE and self.done < self.total / 10:
+            return
+        self.said = True
+        left = elapsed / self.done * (self.total - self.done)
+        if left > self.LONG:
+            self.stream.write(f"{self.what}: about {_duration(left)} left ({self.total - self.done} more {self.unit} "
+                              f"at {elapsed / self.done:.3g} s each, measured on the first ones)\n")
+            self.stream.flush()

@@ -15,7 +15,7 @@ from . import samplers
 from . import runtime as RT
 from .report import figures
 from .errors import UserError, check_int
-from .progress import Progress
+from .progress import Estimate, Progress
 
 
 WEIGHTS = ("ema", "raw")
@@ -140,6 +140,7 @@ def generate(net, degradation, cfg: C.Config, n: int, *, seed: int = 0, sampler:
     x_T_all = priors.draw(start, degradation, n, generator=g, run=run, data_dir=data_dir, **(start_options or {}))
     out, bar = [], Progress(n, "sampling", "image", enabled=progress)
     batches = -(-n // batch_size)
+    estimate = Estimate(batches, "sampling", "batches") if progress else None
     for i in range(0, n, batch_size):
         m = min(batch_size, n - i)
         x_T = x_T_all[i:i + m]
@@ -149,6 +150,8 @@ def generate(net, degradation, cfg: C.Config, n: int, *, seed: int = 0, sampler:
         out.append(data.to_uint8(samplers.SAMPLERS[sampler](batch_net, degradation, x_T, generator=g, callback=tick,
                                                                 **sampler_options)[:, 0]))
         bar.update(m)
+        if estimate is not None:
+            estimate.step()
     bar.close()
     return torch.cat(out)
 
@@ -168,6 +171,8 @@ def sample_run(run: str | Path, *, n: int = 64, seed: int = 0, which: str = "las
     if out is not None and Path(out).suffix.lower() != ".png":
         raise UserError(f"--out {out} must name a .png file (the .npy array is written beside it)")
     run = Path(run)
+    if not run.exists():
+        raise UserError(f"{run} does not exist; pass a run directory made by `mnistdiff train` or a checkpoint file")
     if out is None and not run.is_dir() and not (run.parent.parent / "config.json").is_file():
         raise UserError(f"{run} is not inside a run directory; pass --out FILE.png to say where the samples go")
     # Options left unset (None) keep the sampler's defaults and stay out of the file name.

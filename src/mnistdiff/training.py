@@ -20,7 +20,7 @@ from typing import Callable
 from . import checkpoint, config as C, data, dist, nets, perf, priors, processes, runs, samplers, schedules
 from .report import figures
 from .ema import EMA
-from .progress import Progress
+from .progress import Estimate, Progress
 from .errors import UserError
 
 GRID_SEED_OFFSET = 12_345  # the grid's fixed noise: same images at every epoch for comparison
@@ -128,8 +128,9 @@ EpochHook = Callable[..., None]  # on_epoch(run, epoch, *, final): after each ep
 
 
 def train(cfg: C.Config, run: Path, *, resume: bool = False, data_dir=None, progress: bool = True,
-          on_epoch: EpochHook | None = None, stop_after_steps: int | None = None) -> State:
-    """Train cfg into the run directory `run` (new, or resumed from its last checkpoint).
+          on_epoch: EpochHook | None = None, stop_after_steps: int | None = None, note: str | None = None) -> State:
+    """Train cfg into the run directory `run` (new, or resumed from its last checkpoint). note: a line for the
+    user, said (with the precision auto chose) once the run is sure to start, so a refusal stays one line.
 
     Writes what resume and the log need: checkpoints, metrics.jsonl, the epoch grids (and RUN/degradation.json).
     Anything else (figures: figures.RunFigures) is the caller's `on_epoch` hook."""
@@ -146,8 +147,10 @@ def train(cfg: C.Config, run: Path, *, resume: bool = False, data_dir=None, prog
     if not resume:
         dist.on_main(lambda: (runs.create(run, cfg.to_json()), processes.write_description(
             run / "degradation.json", processes.build(cfg.process))), ctx)
-    if why and ctx.is_main:  # said once the run is sure to start: a refusal stays one line
-        print(f"precision auto: {cfg.train.precision} ({why})", file=sys.stderr)
+    if ctx.is_main:  # said once the run is sure to start: a refusal stays one line
+        for line in (note, why and f"precision auto: {cfg.train.precision} ({why})"):
+            if line:
+                print(line, file=sys.stderr)
     with dist.held_by_main(runs.locked(run), ctx):
         return _train_locked(cfg, run, images, resume, progress, on_epoch, stop_after_steps, data_dir,
                              labels=labels if cfg.model.conditional else None)
@@ -195,6 +198,7 @@ def _train_locked(cfg, run, images, resume, progress, on_epoch, stop_after_steps
     # Grids and evaluations sample from the EMA weights when there are any, as the process's samplers want.
     sampling_net = lambda: process.sampling_net(dist.on_cpu(ema.module if ema else net),  # noqa: E731
                                                 cfg.process.prediction)
+    estimate = Estimate(tc.epochs * steps_per_epoch - state.step, "training") if progress else None
     try:
         for epoch in range(state.epoch + 1, tc.epochs + 1):
             perm = data.epoch_permutation(n, tc.seed, epoch)
@@ -242,6 +246,8 @@ def _train_locked(cfg, run, images, resume, progress, on_epoch, stop_after_steps
                 state.epoch_loss_sum += value
                 seen += batch.shape[0]
                 log.write(type="iter", epoch=epoch, step=state.step, loss=value)
+                if estimate is not None:
+                    estimate.step()
                 bar.update(1, loss=f"{value:.4f}", img_s=f"{seen / (time.perf_counter() - t0):.0f}")
                 if tc.checkpoint_every and state.step % tc.checkpoint_every == 0 and k + 1 < steps_per_epoch:
                     log.flush()
