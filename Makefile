@@ -26,7 +26,7 @@ $(BENCH_STAMP): $(STAMP) benchmarks/requirements.txt
 	$(BIN)/pip install -q --disable-pip-version-check --no-warn-conflicts -r benchmarks/requirements.txt
 	touch $(BENCH_STAMP)
 
-# The best preset that trains in about 10 minutes on a 2-core CPU (results/quick-unet.md), then ten of
+# The best preset that trains in a few minutes on a 2-core CPU (results/quick-unet.md), then ten of
 # each digit (grid row d = digit d) with its default sampler (EDM's Heun, 18 sigmas: 35 guided net calls).
 run: $(STAMP)
 	$(BIN)/mnistdiff train --preset quick-unet --run runs/quick-unet

@@ -237,7 +237,8 @@ def plan_text(rng: random.Random, dry_run: bool) -> bytes:
     if kind == "empty":
         return b""
     if kind == "keys":
-        return rng.choice([b"x = 1\n", b"[defaults]\nlr = 'x'\n[[run]]\npreset = 'quick'\n", b"run = 7\n", b"run = [7]\n",
+        return rng.choice([b"x = 1\n", b"[defaults]\nlr = 'x'\n[[run]]\npreset = 'quick'\n", b"run = 7\n",
+                           b"run = [7]\n",
                            b"[[run]]\n[[run]]\n", b"defaults = 3\n[[run]]\npreset = 'quick'\n"])
     stages = PLAN_STAGES if dry_run else [s for s in PLAN_STAGES if s != "evaluate = true"]
     text = "".join(f"[[run]]\n{rng.choice(PLAN_RUNS)}\n{rng.choice(stages)}\n"

@@ -89,9 +89,17 @@ PY
     cp "$run"/config.json "$run"/metrics.jsonl "$out"/
     [ -f "$run/degradation.json" ] && cp "$run/degradation.json" "$out"/
     for d in samples eval figures; do
-      [ -d "$run/$d" ] && { mkdir -p "$out/$d"; find "$run/$d" -maxdepth 1 -type f ! -name '*.npy' -exec cp {} "$out/$d"/ \; ; }
+      [ -d "$run/$d" ] && { mkdir -p "$out/$d"; find "$run/$d" -maxdepth 1 -type f ! -name '*.npy' ! -name '.*' -exec cp {} "$out/$d"/ \; ; }
     done
     cp "$run/checkpoints/last.safetensors" "$out/checkpoints/"  # 3.6 MB: resumable, and the final weights
+    # Snapshots not evaluated yet travel too, so the per-epoch curve has no hole; evaluated ones stay behind.
+    rm -rf "$out/snapshots"
+    for snap in "$run"/snapshots/epoch_*.safetensors; do
+      [ -f "$snap" ] || continue
+      epoch=$((10#$(basename "$snap" .safetensors | cut -d_ -f2)))
+      grep -q "\"epoch\": $epoch," "$run/eval/epochs.jsonl" 2>/dev/null && continue
+      mkdir -p "$out/snapshots"; cp "$snap" "$out/snapshots/"
+    done
   done
 }
 

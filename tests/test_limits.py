@@ -14,7 +14,8 @@ import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
-from mnistdiff import api, checkpoint, cli as cli_mod, classifier as CL, config as C, guidance as G, perf, runs, training as T
+from mnistdiff import api, checkpoint, cli as cli_mod, classifier as CL, config as C, guidance as G, perf, runs
+from mnistdiff import training as T
 from mnistdiff.errors import BadArgument, UserError, WrongType
 
 from .test_bad_inputs import run_cli, snapshot

@@ -293,13 +293,12 @@ def test_training_logs_eval_rows_that_survive_resume_and_leave_training_unchange
 
 
 @pytest.mark.slow
-def test_cli_evaluate_end_to_end(cache, tmp_path):
+def test_cli_evaluate_end_to_end(tmp_path):
     run = tmp_path / "run"
     r = cli("train", "--run", run, "--subset", "64", "--epochs", "1", "--T", "10", "--batch-size", "32",
             "--hidden", "8,8", "--quiet")
     assert r.returncode == 0, r.stderr
-    fresh = tmp_path / "cache"  # the session's classifier, but no reference features yet
-    shutil.copytree(cache / "classifier", fresh / "classifier")
+    fresh = tmp_path / "cache"  # no reference features yet (the classifier is the shipped one)
     common = ["--cache-dir", fresh, "--n-ref", "12"]
     r = cli("evaluate", run, "-n", "12", *common, timeout=900)
     assert r.returncode == 0, r.stderr
@@ -309,6 +308,7 @@ def test_cli_evaluate_end_to_end(cache, tmp_path):
         assert key in res, key
     assert "inception_is" not in res  # the torch-fidelity weights are not here: never a stand-in
     assert res["protocol"]["inception"]["resize"] == M.RESIZE and not res["protocol"]["reference_cache"]["reused"]
+    assert res["protocol"]["classifier"]["shipped"] and not (fresh / "classifier").exists()
     assert np.load(out.with_suffix(".npy")).shape == (12, 28, 28)
     assert "FID (Inception" in r.stdout and "classifier IS" in r.stdout
     # Same command again: refused, nothing overwritten.
@@ -332,7 +332,7 @@ def test_cli_evaluate_end_to_end(cache, tmp_path):
 
 def test_cli_evaluate_refuses_bad_input(tmp_path):
     r = cli("evaluate", tmp_path / "nope")
-    assert r.returncode == 2 and r.stderr.startswith("mnistdiff: error:") and "not a run directory" in r.stderr
+    assert r.returncode == 2 and r.stderr.startswith("mnistdiff: error:") and "does not exist" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
     r = cli("evaluate", tmp_path, "--metrics", "everything")
     assert r.returncode == 2 and "invalid choice" in r.stderr

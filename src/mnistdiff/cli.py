@@ -16,7 +16,7 @@ from .errors import UserError
 
 EXAMPLES = {
     "train": """examples:
-  mnistdiff train --preset quick                       # ~6 min on 2 CPU cores, into runs/quick
+  mnistdiff train --preset quick-unet                  # digits in a few minutes, into runs/quick-unet
   mnistdiff train --preset ddpm-default --run runs/ddpm  # the report's Table 1.1, 100 epochs
   mnistdiff train --preset ddpm-testing2 --subset 2000 --epochs 2 --run runs/try
   mnistdiff train --config my.toml --lr 4e-4 --run runs/mine
@@ -35,7 +35,7 @@ EXAMPLES = {
   mnistdiff sample runs/ddpm-unet --digit 7 -n 16 --guidance 1
 """,
     "experiment": """examples:
-  mnistdiff experiment report-study-quick              # the report's runs, small: ~30 min on 2 CPU cores
+  mnistdiff experiment report-study-quick              # the report's six runs, small (docs/report-study.md)
   mnistdiff experiment report-study --runs runs/full   # the report's runs at full length (days on a CPU)
   mnistdiff experiment ddpm-default ddpm-testing2      # presets by name, one run each
   mnistdiff experiment my-plan.toml --dry-run          # what would run, skip or resume

@@ -340,7 +340,7 @@ PRESETS: dict[str, tuple[str, dict]] = {
     "ddpm-testing2": _preset("The report's Table 1.2 ('testing2'): as ddpm-default with T=1500 and lr 4e-4",
                              T=1500, lr=4e-4),
     "quick": _preset("The seed's DDPM and CNN (T=1000) sized for `make run`: 2 epochs on a 25,000-image "
-                     "subset at lr 1e-3, about 8 minutes with sampling on a 2-core AVX2 CPU",
+                     "subset at lr 1e-3: minutes on a 2-core CPU, and no digits yet",
                      epochs=2, lr=1e-3, subset=25000, sample_epochs=(1,)),
     # Cold diffusion (the report's Chapter 2 and Appendix): the net restores x0; T = 28 / group.
     "cold-row-random": _preset("The report's Table 2.1: row averaging, random order, T=28, lr 2e-4, "

@@ -75,7 +75,8 @@ def reference_features(inception: M.InceptionFeatures, split_name: str, count: i
     larger = sorted(folder.glob(f"inception-{split_name}-*.safetensors"),
                     key=lambda q: int(q.name.split("-")[2]) if q.name.split("-")[2].isdigit() else 0)
     for candidate in [path] + [q for q in larger if q != path]:
-        if runs.cache_entry(candidate) and (stored := _read_cached(candidate, key, count, inception.num_features)) is not None:
+        stored = _read_cached(candidate, key, count, inception.num_features) if runs.cache_entry(candidate) else None
+        if stored is not None:
             if progress:
                 print(f"reusing cached reference features {candidate}"
                       + (f" (its first {count} rows)" if candidate != path else ""), file=sys.stderr)

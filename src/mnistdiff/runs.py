@@ -64,8 +64,8 @@ def locked(run: Path, what: str = "training", name: str = ".lock"):
         except OSError as e:
             if e.errno in (errno.EAGAIN, errno.EACCES):
                 holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
-                raise UserError(f"{run} is in use by another {what} process (pid {holder}); "
-                                "wait for it to finish" + (" or choose another --run" if what == "training" else "")) from None
+                fix = "wait for it to finish" + (" or choose another --run" if what == "training" else "")
+                raise UserError(f"{run} is in use by another {what} process (pid {holder}); {fix}") from None
             raise
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
