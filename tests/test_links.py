@@ -1,4 +1,5 @@
-"""Every relative link in the README, docs/ and results/ points at a file that exists (anchors are not checked)."""
+"""Every relative link in the README, docs/ and results/ points at a file that exists, and every #anchor into a
+Markdown page at one of its headings (GitHub's slugs)."""
 
 import re
 
@@ -7,14 +8,33 @@ from .conftest import ROOT
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 
 
-def test_relative_links_resolve():
+def slugs(page) -> set[str]:
+    """The anchors GitHub gives a page's headings: lower case, punctuation dropped, spaces as hyphens."""
+    return {re.sub(r"[^\w\- ]", "", line.lstrip("#").strip().lower()).replace(" ", "-")
+            for line in page.read_text().splitlines() if re.match(r"#{1,6} ", line)}
+
+
+def test_relative_links_and_anchors_resolve():
     pages = [ROOT / "README.md", *(ROOT / "docs").rglob("*.md"), *(ROOT / "results").rglob("*.md")]
     broken = []
     for page in pages:
         for target in LINK.findall(page.read_text()):
-            path = target.split("#", 1)[0]
-            if not path or "://" in path or path.startswith("mailto:"):
+            path, _, anchor = target.partition("#")
+            if "://" in target or target.startswith("mailto:"):
                 continue
-            if not (page.parent / path).exists():
+            dest = page.parent / path if path else page
+            if not dest.exists():
                 broken.append(f"{page.relative_to(ROOT)} -> {target}")
+            elif anchor and dest.suffix == ".md" and anchor not in slugs(dest):
+                broken.append(f"{page.relative_to(ROOT)} -> {target} (no such heading)")
     assert not broken, "\n".join(broken)
+
+
+def test_slugs_follow_github():
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as d:
+        page = Path(d) / "p.md"
+        page.write_text("# Title\n## `make run`'s preset is class-conditional\n### The speckle: x0 at low noise\n")
+        assert slugs(page) == {"title", "make-runs-preset-is-class-conditional", "the-speckle-x0-at-low-noise"}

@@ -226,9 +226,13 @@ def _add_sampling_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default: 0)")
     p.add_argument("--checkpoint", default="last", choices=list(runs.CHECKPOINT_NAMES),
                    help="which checkpoint of a run (default: last)")
-    p.add_argument("--sampler", choices=list(samplers.SAMPLERS), help="default: the process's own; " + "; ".join(
-        f"{name}: {s.help} ({'/'.join(s.serves)} processes)"
-        for name, s in samplers.SAMPLERS.items()))
+    own: dict[str, list[str]] = {}
+    for name, c in processes.PROCESSES.items():
+        own.setdefault(c.default_sampler, []).append(name)
+    p.add_argument("--sampler", choices=list(samplers.SAMPLERS), metavar="SAMPLER",
+                   help="how to generate: " + ", ".join(samplers.SAMPLERS) + "; default: the run's own ("
+                   + "; ".join(f"{s} for {', '.join(d)}" for s, d in own.items())
+                   + "); docs/sampling.md says what each does")
     algorithms = samplers.algorithms()
     p.add_argument("--algorithm", choices=list(algorithms), help="cold runs, short for --sampler: " + "; ".join(
         f"{a} = {name}" for a, name in algorithms.items()))
