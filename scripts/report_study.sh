@@ -38,10 +38,13 @@ PY
 }
 
 train() {
+  # On resume, the precision this CPU computes natively: a run started in bf16 continues in fp32 on a CPU
+  # without AVX512-BF16 or AMX (where bf16 is emulated, ~15x slower); metrics.jsonl records the step.
+  precision=$("$BIN/python" -c "from mnistdiff import perf; print(perf.auto_precision('cpu')[0])")
   for name in $NAMES; do
     run=$RUNS/$name
     if [ -f "$run/config.json" ]; then
-      finished "$run" || nice -n 10 "$BIN/mnistdiff" train --resume "$run" --quiet
+      finished "$run" || nice -n 10 "$BIN/mnistdiff" train --resume "$run" --precision "$precision" --quiet
     else
       nice -n 10 "$BIN/mnistdiff" train --preset "$name" --run "$run" --threads 1 \
         --sample-epochs "$(snapshot_epochs "$name")" --quiet

@@ -92,7 +92,7 @@ def test_a_checkpoint_from_a_different_configuration(capsys, trained, tmp_path):
                                               {"lr": 0.5}).to_json())
     before = snapshot(copy)
     assert "different configuration" in run_cli(capsys, "train", "--resume", copy)
-    assert "only --epochs may be given" in run_cli(capsys, "train", "--resume", copy, "--lr", "0.1")
+    assert "only --epochs and --precision may be given" in run_cli(capsys, "train", "--resume", copy, "--lr", "0.1")
     assert snapshot(copy) == before
 
 

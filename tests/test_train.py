@@ -108,3 +108,21 @@ def test_bf16_autocast_runs_on_the_device_of_the_run(tmp_path, tiny_cfg, monkeyp
     monkeypatch.setattr(T, "autocast", lambda c, device: seen.append(device) or real(c, device))
     T.train(cfg, tmp_path / "run", progress=False, stop_after_steps=1)
     assert seen == [T.dist.context().device]
+
+
+def test_a_resume_may_change_the_precision_and_says_so(tmp_path, capsys):
+    """A run moved to a CPU without native bf16 continues in fp32 (not 15x slower); the log records the step."""
+    from mnistdiff import cli as cli_mod, runs as R
+
+    run = tmp_path / "run"
+    flags = ["--subset", "64", "--T", "10", "--hidden", "8", "--batch-size", "32", "--sample-epochs", "", "--quiet"]
+    assert cli_mod.main(["train", "--preset", "ddpm-default", "--run", str(run), "--epochs", "1",
+                         "--precision", "bf16", *flags[:-1], "--quiet"]) == 0
+    assert cli_mod.main(["train", "--resume", str(run), "--epochs", "2", "--precision", "fp32", "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "precision bf16 -> fp32 from step 2" in err
+    assert json.loads((run / "config.json").read_text())["train"]["precision"] == "fp32"
+    events = [r for r in R.read_metrics(run) if r["type"] == "event"]
+    assert events == [{"type": "event", "event": "precision", "epoch": 1, "step": 2, "before": "bf16", "after": "fp32"}]
+    assert cli_mod.main(["sample", str(run / "checkpoints" / "prev.safetensors"), "-n", "2", "--out",
+                         str(tmp_path / "x.png")]) == 0  # a bf16-era checkpoint still belongs to the run

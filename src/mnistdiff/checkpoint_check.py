@@ -43,11 +43,9 @@ def check(path: Path, tensors: dict[str, torch.Tensor], config: dict, state: dic
 
 
 def matches_run(config: dict, run: Path, path: Path) -> None:
-    """Refuse a checkpoint whose config differs from RUN/config.json (only the epoch count may differ)."""
+    """Refuse a checkpoint whose config differs from RUN/config.json (but for what a resume may change)."""
     def resumable(d: dict) -> dict:
-        flat = {f"{s}.{k}": v for s, values in C.from_dict(d).to_dict().items() for k, v in values.items()}
-        flat.pop("train.epochs")
-        return flat
+        return {f"{s}.{k}": v for s, values in C.without_resumable(C.from_dict(d)).items() for k, v in values.items()}
 
     mine, theirs = resumable(config), resumable(C.load_file(Path(run) / "config.json"))
     diff = [k for k in mine if mine[k] != theirs[k]]
@@ -55,7 +53,7 @@ def matches_run(config: dict, run: Path, path: Path) -> None:
         k = diff[0]
         raise UserError(f"checkpoint {path} was made with a different configuration than {run}/config.json "
                         f"({k} is {mine[k]!r} there, {theirs[k]!r} in config.json); use the run's own "
-                        "checkpoints, or resume with the run's own config (only --epochs may change)")
+                        "checkpoints, or resume with the run's own config (only --epochs and --precision may change)")
 
 
 # -- config and tensors ----------------------------------------------------------------------------

@@ -106,8 +106,8 @@ def cmd_train(args) -> int:
         run = Path(args.resume)
         if not (run / "config.json").is_file():
             raise UserError(f"{run} is not a run directory (no config.json); check the path given to --resume")
-        if args.preset or args.config or set(overrides) - {"epochs"}:
-            raise UserError("--resume takes the run's own config; only --epochs may be given with it")
+        if args.preset or args.config or set(overrides) - set(C.RESUMABLE):
+            raise UserError("--resume takes the run's own config; only --epochs and --precision may be given with it")
         cfg = C.apply(C.from_dict(C.load_file(run / "config.json")), overrides)
     else:
         cfg = C.preset(args.preset or "ddpm-default")

@@ -247,6 +247,20 @@ def merge_file(cfg: Config, d: dict) -> Config:
     return apply(cfg, flat)
 
 
+# What a resume may change: how long the run trains, and its precision (a run moved to a CPU without native
+# bf16 continues in fp32 rather than 15x slower; from that step on it is no longer bit-identical to an
+# uninterrupted run, and metrics.jsonl says so).
+RESUMABLE = ("epochs", "precision")
+
+
+def without_resumable(cfg: "Config") -> dict:
+    """The config as a dict, less what a resume may change: what every checkpoint of one run shares."""
+    d = cfg.to_dict()
+    for name in RESUMABLE:
+        d[FIELD_SECTION[name]].pop(name)
+    return d
+
+
 MAX_EVAL = 100_000  # samples per evaluation, as `mnistdiff evaluate -n` (sample.MAX_SAMPLES)
 
 

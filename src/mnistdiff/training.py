@@ -92,27 +92,20 @@ def save_checkpoint(run: Path, cfg: C.Config, net, opt, state: State, gen: torch
         runs.save_rotating(run, tensors=tensors, config=cfg.saved(), state=meta)
 
 
-def _resumable_part(cfg: C.Config) -> dict:
-    """The config minus what a resume may change (only the number of epochs)."""
-    d = cfg.to_dict()
-    d["train"].pop("epochs")
-    return d
-
-
 def restore(run: Path, cfg: C.Config, net, opt, ema: EMA | None = None) -> tuple[State, torch.Generator] | None:
     """Load the newest good checkpoint into net and opt; None if the run was killed before its first."""
-    recorded = _resumable_part(C.from_dict(C.load_file(run / "config.json"))) \
+    recorded = C.without_resumable(C.from_dict(C.load_file(run / "config.json"))) \
         if (run / "config.json").is_file() else None
     found = runs.load_latest(run, warn=lambda m: dist.is_main() and print(m, file=sys.stderr),
-                             foreign=lambda d: None if recorded in (None, _resumable_part(C.from_dict(d))) else
+                             foreign=lambda d: None if recorded in (None, C.without_resumable(C.from_dict(d))) else
                              f"made with another configuration than {run}/config.json")
     if found is None:
         return None
     path, (tensors, saved_cfg, meta) = found
     cfg, _ = _resolve_precision(cfg, Path(run), True, "cpu")  # `auto`: what the run recorded
-    if _resumable_part(C.from_dict(saved_cfg)) != _resumable_part(cfg):
+    if C.without_resumable(C.from_dict(saved_cfg)) != C.without_resumable(cfg):
         raise UserError(f"checkpoint {path} was made with a different configuration than {run}/config.json; "
-                        "resume with the run's own config (only --epochs may change)")
+                        "resume with the run's own config (only --epochs and --precision may change)")
     checkpoint.load_model(net, tensors)
     if ema is not None:
         checkpoint.load_model(ema.module, tensors, checkpoint.EMA_PREFIX)
@@ -184,7 +177,14 @@ def _train_locked(cfg, run, images, resume, progress, on_epoch, stop_after_steps
     if restored:
         state, gen = restored
         log.truncate_to(state.step)
-        if ctx.is_main:  # --epochs may have grown
+        before = C.from_dict(C.load_file(run / "config.json")).train.precision
+        if before != tc.precision:  # a resume on a CPU of another kind (config.RESUMABLE)
+            log.write(type="event", event="precision", epoch=state.epoch, step=state.step, before=before,
+                      after=tc.precision)
+            if ctx.is_main:
+                print(f"precision {before} -> {tc.precision} from step {state.step}: from here the run is not "
+                      "bit-identical to an uninterrupted one", file=sys.stderr)
+        if ctx.is_main:  # --epochs or --precision may have changed
             checkpoint.atomic_write_bytes(run / "config.json", cfg.to_json().encode())
     else:  # a new run, or one killed before its first checkpoint: start from scratch
         state, gen = State(), _train_generator(tc.seed, 0)
