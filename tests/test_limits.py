@@ -281,3 +281,11 @@ def test_the_api_names_a_bad_argument(loaded, call, kind, name):
 def test_digit_lists_still_work():
     assert G.labels("3, 5", 4).tolist() == [3, 5, 3, 5]
     assert G.labels([1, 2], 3).tolist() == [1, 2, 1]
+
+
+@pytest.mark.parametrize("row", ['{"type": "epoch"}', '{"type": "iter", "epoch": 1}', '{"type": "epoch", "step": 3}'])
+def test_a_training_row_without_its_counters_is_named(capsys, run_copy, tmp_path, row):
+    with open(run_copy / "metrics.jsonl", "a") as f:
+        f.write(row + "\n")
+    err = run_cli(capsys, "report", run_copy, "-o", tmp_path / "report")
+    assert "is not a metrics row as mnistdiff writes them" in err and "metrics.jsonl line" in err

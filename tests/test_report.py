@@ -202,5 +202,6 @@ def test_the_one_metrics_reader_leaves_out_a_half_written_last_line(tmp_path):
     between a row's first bytes and its newline."""
     from mnistdiff import runs as R
 
-    (tmp_path / "metrics.jsonl").write_text('{"type": "iter", "step": 1, "loss": 0.5}\n{"type": "iter", "st')
-    assert R.read_metrics(tmp_path) == [{"type": "iter", "step": 1, "loss": 0.5}]
+    (tmp_path / "metrics.jsonl").write_text('{"type": "iter", "epoch": 1, "step": 1, "loss": 0.5}\n'
+                                            '{"type": "iter", "st')
+    assert R.read_metrics(tmp_path) == [{"type": "iter", "epoch": 1, "step": 1, "loss": 0.5}]

@@ -160,7 +160,8 @@ def parse_row(line: str, where: str) -> dict:
     if not (isinstance(row, dict) and isinstance(row.get("type"), str)
             and all(isinstance(row[k], int) and not isinstance(row[k], bool) and row[k] >= 0
                     for k in ("step", "epoch") if k in row)
-            and (row["type"] not in ("iter", "epoch") or all(number(row[k]) for k in ROW_NUMBERS if k in row))):
+            and (row["type"] not in ("iter", "epoch") or all(k in row for k in ("epoch", "step"))
+                 and all(number(row[k]) for k in ROW_NUMBERS if k in row))):
         raise UserError(f"{where} is not a metrics row as mnistdiff writes them; repair or delete that line")
     return row
 
