@@ -6,10 +6,10 @@
 #   scripts/report_study.sh save       # what a later machine needs -> results/report-study/ (commit it)
 #   scripts/report_study.sh restore    # results/report-study/ -> runs/report-study/, to continue there
 #
-# Training keeps a snapshot at the epochs below; `mnistdiff evaluate --snapshots` scores each on 500 samples
-# of the run's own sampler (ancestral T steps for DDPM, Algorithm 2 from the fitted start for cold runs) against
-# the 10,000 test digits. DDPM samples cost ~36x more than cold ones, so DDPM runs are scored every 10 epochs
-# and cold runs every 2. The final evaluation of a finished run (RUN/eval/final.json) draws 2,000 samples of a DDPM
+# Training keeps a snapshot (and a grid) at the epochs of snapshot_epochs; `mnistdiff evaluate --snapshots` scores
+# those of scored_epochs on 500 samples of the run's own sampler (ancestral T steps for DDPM, Algorithm 2 from the
+# fitted start for cold runs) against the 10,000 test digits: every 20 epochs of a DDPM run (a sample costs T net
+# calls) and every 4 of a cold one (Inception's features of 500 images cost a few CPU-minutes). The final evaluation of a finished run (RUN/eval/final.json) draws 2,000 samples of a DDPM
 # run and 10,000 of a cold one, with the real-data rows (classifier IS of the test digits, FID test vs train).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -53,6 +53,14 @@ train() {
   done
 }
 
+scored_epochs() {  # the snapshots scored for the per-epoch curves: 500 DDPM samples cost ~7 CPU-minutes
+  case $1 in
+    ddpm-*) echo "1,$(seq -s, 20 20 100)" ;;
+    cold-row-random|cold-row-random-g4) echo "1,$(seq -s, 4 4 80)" ;;
+    cold-col-*) echo "1,$(seq -s, 4 4 60)" ;;
+  esac
+}
+
 final_n() {  # the final evaluation: every DDPM sample costs T net calls
   case $1 in ddpm-*) echo 2000 ;; *) echo 10000 ;; esac
 }
@@ -63,7 +71,8 @@ evaluate() {  # until every run has trained, every snapshot is scored and every 
     for name in $NAMES; do
       run=$RUNS/$name
       [ -d "$run/snapshots" ] || { pending=1; continue; }
-      nice -n 10 "$BIN/mnistdiff" evaluate "$run" --snapshots -n 500 --runtime torch --quiet
+      nice -n 10 "$BIN/mnistdiff" evaluate "$run" --snapshots --snapshot-epochs "$(scored_epochs "$name")" -n 500 \
+        --runtime torch --quiet
       if ! finished "$run"; then pending=1; continue; fi
       [ -f "$run/eval/final.json" ] || nice -n 10 "$BIN/mnistdiff" evaluate "$run" -n "$(final_n "$name")" \
         --real-rows --name final --runtime auto --quiet
@@ -95,11 +104,12 @@ PY
       [ -d "$run/$d" ] && { mkdir -p "$out/$d"; find "$run/$d" -maxdepth 1 -type f ! -name '*.npy' ! -name '.*' -exec cp {} "$out/$d"/ \; ; }
     done
     cp "$run/checkpoints/last.safetensors" "$out/checkpoints/"  # 3.6 MB: resumable, and the final weights
-    # Snapshots not evaluated yet travel too, so the per-epoch curve has no hole; evaluated ones stay behind.
+    # Snapshots still to be scored travel too, so the per-epoch curve has no hole; scored ones stay behind.
     rm -rf "$out/snapshots"
     for snap in "$run"/snapshots/epoch_*.safetensors; do
       [ -f "$snap" ] || continue
       epoch=$((10#$(basename "$snap" .safetensors | cut -d_ -f2)))
+      case ",$(scored_epochs "$name")," in *",$epoch,"*) ;; *) continue ;; esac
       grep -q "\"epoch\": $epoch," "$run/eval/epochs.jsonl" 2>/dev/null && continue
       mkdir -p "$out/snapshots"; cp "$snap" "$out/snapshots/"
     done

@@ -99,3 +99,11 @@ def test_the_study_readme_puts_the_report_beside_the_runs(capsys, trained, cache
     assert "80 / 2 |" in row and "189.84 / not yet" in row  # the preset's 80 epochs were cut to 2 here
     assert "| 2 | not yet | not yet |" in text  # epoch 2's row, classifier metrics only
     assert "- d: c (fp32 training); epochs reached: cold-row-random-g4 2" in text
+
+
+def test_only_the_epochs_asked_for_are_evaluated(capsys, trained, cache, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    assert cli_mod.main(["evaluate", str(run), "--snapshots", "--snapshot-epochs", "2", "-n", "10", "--metrics",
+                         "classifier", "--cache-dir", str(cache), "--quiet"]) == 0
+    assert [r["epoch"] for r in runs.epoch_evals(run)] == [2]

@@ -167,8 +167,9 @@ def cmd_evaluate(args) -> int:
     from . import evaluate as E
 
     if args.snapshots:
+        epochs = set(C.parse_value("sample_epochs", args.snapshot_epochs)) if args.snapshot_epochs else None
         rows = E.evaluate_snapshots(args.run, n=args.n, metrics=args.metrics if args.metrics != "all" else None,
-                                    n_ref=args.n_ref, cache=args.cache_dir, data_dir=args.data_dir,
+                                    n_ref=args.n_ref, epochs=epochs, cache=args.cache_dir, data_dir=args.data_dir,
                                     progress=not args.quiet, runtime=args.runtime, batch_size=args.batch_size)
         print(f"evaluated {len(rows)} snapshot(s) of {args.run} into {Path(args.run) / 'eval' / runs.EPOCH_EVALS}",
               file=sys.stderr)
@@ -303,6 +304,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="evaluate each snapshot of the run (RUN/snapshots/, one per --sample-epochs epoch) not yet "
                         "evaluated, with the run's default sampler, into RUN/eval/epochs.jsonl: the per-epoch curves "
                         "of the report, computed beside or after training")
+    e.add_argument("--snapshot-epochs", metavar="LIST",
+                   help="with --snapshots: only these epochs, e.g. 1,20,40,60,80,100 (default: every snapshot)")
     _add_sampling_flags(e)
     e.add_argument("--split", default="test", choices=["test", "train"],
                    help="real images of the comparison (default: test)")

@@ -259,12 +259,13 @@ def log_epoch_eval(log: runs.MetricsLog, cfg, net, degradation, run: Path, epoch
 
 
 def evaluate_snapshots(run, *, n: int | None = None, metrics: str | None = None, n_ref: int | None = None,
-                       cache=None, data_dir=None, progress: bool = True, runtime: str = "torch",
+                       epochs=None, cache=None, data_dir=None, progress: bool = True, runtime: str = "torch",
                        batch_size: int = 64, sample_batch_size: int = 500) -> list[dict]:
     """Evaluate each snapshot of the run (RUN/snapshots/, one per --sample-epochs epoch) not evaluated yet,
     as the per-epoch evaluation in training does (n samples of the run's default sampler and start, the same
     seed at every epoch), and append its 'eval' row to RUN/eval/epochs.jsonl. Training never waits for this:
-    it runs beside the training process or after it. Returns the new rows."""
+    it runs beside the training process or after it. epochs: only the snapshots of these epochs (default: all).
+    Returns the new rows."""
     from .sample import check_counts, generate, load_trained
 
     run = Path(run)
@@ -280,7 +281,7 @@ def evaluate_snapshots(run, *, n: int | None = None, metrics: str | None = None,
     runs.ensure_writable(out.parent)
     with runs.locked(out.parent, what="evaluation of snapshots"):
         done = {r["epoch"] for r in runs.epoch_evals(run)}
-        todo = {e: p for e, p in runs.snapshots(run).items() if e not in done}
+        todo = {e: p for e, p in runs.snapshots(run).items() if e not in done and (epochs is None or e in epochs)}
         if not todo and not done:
             raise UserError(f"{run} has no snapshots yet: training writes RUN/snapshots/epoch_NNNN.safetensors at "
                             "the end of each --sample-epochs epoch (and the last)")
