@@ -81,8 +81,8 @@ def test_shipped_plans_hold_the_reports_runs():
     for f, q in zip(full.runs, quick.runs):
         full = {k: v for sec in f.config.to_dict().values() for k, v in sec.items()}
         preset = {k: v for sec in C.preset(f.preset).to_dict().values() for k, v in sec.items()}
-        assert {k for k in full if full[k] != preset[k]} <= {"eval_every"}  # full length: only evaluation added
-        assert f.evaluate["n"] == 10_000  # the final evaluation on 10k samples, as the report's protocol
+        assert {k for k in full if full[k] != preset[k]} <= {"sample_epochs"}  # full length: only snapshots added
+        assert f.evaluate["n"] == (2_000 if f.config.process.degradation == "gaussian" else 10_000)
         assert q.config.process.degradation == f.config.process.degradation
         assert q.config.process.T == f.config.process.T  # same process: only data and epochs shrink
         assert q.config.train.lr == f.config.train.lr and q.config.model == f.config.model
