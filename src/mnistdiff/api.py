@@ -52,6 +52,16 @@ class Run:
         rows = runs.read_metrics(self.path)
         return rows if type is None else [r for r in rows if r.get("type") == type]
 
+    def evaluate(self, n: int = 10_000, **options) -> dict:
+        """`mnistdiff evaluate` on this run: n samples measured against the test digits; returns what it writes to
+        RUN/eval/<name>.json (options: those of evaluate.evaluate_run: seed, sampler, digit, guidance, metrics,
+        name, ...)."""
+        from .evaluate import evaluate_run
+
+        options.setdefault("which", self.checkpoint)
+        options.setdefault("weights", self.weights)
+        return evaluate_run(self.path, n=n, data_dir=self.data_dir, progress=False, **options)[1]
+
     def evaluations(self) -> dict[str, dict]:
         """RUN/eval/<name>.json of `mnistdiff evaluate`, by name."""
         import json
@@ -96,6 +106,15 @@ def train(config: C.Config | str | dict, run: str | Path | None = None, *, resum
     run = Path(run or f"runs/{name}")
     T.train(cfg, run, resume=resume, data_dir=data_dir, progress=progress, on_epoch=RunFigures())
     return load(run, data_dir=data_dir)
+
+
+def fid(a, b="mnist-test", **options) -> dict:
+    """FID, KID and the classifier metrics of digits `a` against `b` (default: the 10,000 MNIST test digits).
+    Each a uint8 array or tensor (N, 28, 28), a float one with value_range=(black, white), a .npy path, a folder
+    of PNGs, or "mnist-test" / "mnist-train" ("mnist-test:2000": its first 2,000). compare.fid's options."""
+    from .compare import fid as measure
+
+    return measure(a, b, **options)
 
 
 def to_image(images: torch.Tensor, nrow: int | None = None):

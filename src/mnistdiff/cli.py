@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import dataclasses
 import difflib
 import errno
@@ -49,6 +50,12 @@ EXAMPLES = {
   mnistdiff evaluate runs/ddpm-unet --digit 0,1,2,3,4,5,6,7,8,9 --guidance 0.5 -n 1000   # + digit agreement
   (sampling dominates: a T=1000 DDPM costs ~1.7 s per image on 2 CPU cores, so -n 10000 takes hours;
    the real side's Inception features are computed once and cached in --cache-dir)
+""",
+    "fid": """examples:
+  mnistdiff fid samples.npy mnist-test                 # against the 10,000 MNIST test digits
+  mnistdiff fid samples.npy mnist-test:2000            # against the first 2,000 (FID: equal counts compare)
+  mnistdiff fid generated.npy mnist-test --range -1,1  # float images: say which values are black and white
+  mnistdiff fid pngs/ other-pngs/ --json result.json   # two folders of 28x28 PNGs
 """,
     "report": """examples:
   mnistdiff report runs/* -o report                    # report/index.html and report/report.md
@@ -183,6 +190,29 @@ def cmd_evaluate(args) -> int:
         digit=args.digit, guidance=args.guidance)
     print("\n".join(E.report_lines(result)))
     print(f"wrote {out}", file=sys.stderr)
+    return 0
+
+
+def cmd_fid(args) -> int:
+    from .compare import fid
+
+    r = fid(args.a, args.b, value_range=args.range, metrics=args.metrics, cache=args.cache_dir,
+            data_dir=args.data_dir, batch_size=args.batch_size, runtime=args.runtime, progress=not args.quiet)
+    lines = [f"A: {r['sets']['A']}", f"B (reference): {r['sets']['B']}"]
+    if "fid" in r:
+        lines += [f"  FID (Inception-v3 2015-12-05 pool3, 2048-d)   {r['fid']:.3f}",
+                  f"  KID (cubic kernel, subset mean +- std)        {r['kid']:.5f} +- {r['kid_std']:.5f}"]
+    lines += [f"  classifier IS of A (MNIST CNN, 10 splits)      {r['classifier_is']:.3f} +- {r['classifier_is_std']:.3f}",
+              f"  Frechet distance, classifier features          {r['fd_classifier']:.3f}",
+              f"  classes of A, digits 0-9                       {r['class_histogram']} (imbalance "
+              f"{r['class_imbalance']:.3f})",
+              "FID falls as the counts grow: compare FIDs of equal counts; KID is unbiased at any count."]
+    print("\n".join(lines))
+    if args.json:
+        from .checkpoint import atomic_write_bytes
+
+        atomic_write_bytes(Path(args.json), (json.dumps(r, indent=2) + "\n").encode())
+        print(f"wrote {args.json}", file=sys.stderr)
     return 0
 
 
@@ -324,6 +354,23 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--data-dir", help="MNIST directory (default: $MNISTDIFF_DATA, else ./data/mnist)")
     e.add_argument("--quiet", action="store_true", help="no progress lines")
     e.set_defaults(fn=cmd_evaluate)
+
+    f = sub.add_parser("fid", help="FID, KID and classifier metrics of any set of digits against another",
+                       epilog=EXAMPLES["fid"], formatter_class=argparse.RawDescriptionHelpFormatter)
+    f.add_argument("a", metavar="A", help="the digits to measure: a .npy array, a folder of 28x28 PNGs, or "
+                   "mnist-test / mnist-train (mnist-test:2000 for the first 2,000)")
+    f.add_argument("b", metavar="B", help="the reference, in the same forms: mnist-test for the 10,000 test digits")
+    f.add_argument("--range", help="for float arrays: the values of black and white, e.g. 0,1 or -1,1")
+    f.add_argument("--metrics", default="all", choices=["all", "classifier"],
+                   help="all, or classifier metrics only (no Inception; ~100x cheaper) (default: all)")
+    f.add_argument("--json", help="also write every number and the protocol to this JSON file")
+    f.add_argument("--batch-size", type=int, default=64, help="images per Inception batch (default: 64)")
+    f.add_argument("--runtime", choices=["torch", "openvino", "auto"], default="auto",
+                   help="Inception's runtime (default: auto)")
+    f.add_argument("--cache-dir", help="reference features (default: $MNISTDIFF_CACHE, else ~/.cache/mnistdiff)")
+    f.add_argument("--data-dir", help="MNIST directory (default: $MNISTDIFF_DATA, else ./data/mnist)")
+    f.add_argument("--quiet", action="store_true", help="no progress lines")
+    f.set_defaults(fn=cmd_fid)
 
     x = sub.add_parser("experiment", help="train (and evaluate) a plan of runs; skips finished, resumes interrupted",
                        epilog=EXAMPLES["experiment"], formatter_class=argparse.RawDescriptionHelpFormatter)

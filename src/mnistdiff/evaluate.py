@@ -108,17 +108,23 @@ class Evaluator:
 
     def __init__(self, *, metrics: str = "all", split: str = "test", n_ref: int = 10_000, cache=None,
                  data_dir=None, inception_weights=None, inception_logits=None, batch_size: int = 64,
-                 progress: bool = True, runtime: str = "torch"):
+                 progress: bool = True, runtime: str = "torch", real: torch.Tensor | None = None):
+        """real: uint8 images (N, 28, 28) to compare with instead of the first n_ref of a split (their
+        Inception features are computed, not cached)."""
         if metrics not in METRIC_SETS:
             raise UserError(f"unknown metric set {metrics!r}; choose one of: {', '.join(METRIC_SETS)}")
         if batch_size < 1:
             raise UserError(f"batch size {batch_size} must be positive, e.g. --batch-size 64")
-        self.split, self.n_ref, self.batch_size, self.progress = split, n_ref, batch_size, progress
+        self.split, self.batch_size, self.progress = split, batch_size, progress
         self.cache, self.data_dir = runs.cache_dir(cache), data_dir
-        real = data.load_split(split, data_dir)
-        if not 2 <= n_ref <= len(real):
-            raise UserError(f"--n-ref {n_ref} must lie in [2, {len(real)}] for the {split} split")
-        self.real_images, self.real_labels = real.images[:n_ref], real.labels[:n_ref]
+        if real is None:
+            split_images = data.load_split(split, data_dir)
+            if not 2 <= n_ref <= len(split_images):
+                raise UserError(f"--n-ref {n_ref} must lie in [2, {len(split_images)}] for the {split} split")
+            self.real_images, self.real_labels = split_images.images[:n_ref], split_images.labels[:n_ref]
+        else:
+            self.split, n_ref, self.real_images, self.real_labels = None, len(real), real, None
+        self.n_ref = n_ref
         self.classifier, self.classifier_record = CL.load_or_train(self.cache, data_dir, progress=progress)
         self.real_embed = M.extract(self.classifier.embed, self.real_images, batch_size=1000, progress=False)
         self.inception = self.fc = None
@@ -126,9 +132,13 @@ class Evaluator:
         if metrics == "all":
             self.inception = M.InceptionFeatures(inception_weights, runtime=runtime, cache_dir=self.cache,
                                                  batch_size=batch_size)
-            self.real_pool, self.reference = reference_features(
-                self.inception, split, n_ref, cache=self.cache, data_dir=data_dir, batch_size=batch_size,
-                progress=progress)
+            if real is None:
+                self.real_pool, self.reference = reference_features(
+                    self.inception, split, n_ref, cache=self.cache, data_dir=data_dir, batch_size=batch_size,
+                    progress=progress)
+            else:
+                self.real_pool = M.extract(self.inception, real, batch_size=batch_size, progress=progress,
+                                           label="Inception features of the reference set")
             fc_path = M.locate_fidelity_weights(inception_logits)
             if fc_path is not None:
                 self.fc = M.load_inception_fc(fc_path)
@@ -140,7 +150,8 @@ class Evaluator:
 
     def protocol(self) -> dict:
         p = {"real": {"split": self.split, "count": self.n_ref, "images": f"the first {self.n_ref}",
-                      "data_sha256": data.load_split(self.split, self.data_dir).sha256},
+                      "data_sha256": data.load_split(self.split, self.data_dir).sha256} if self.split else
+             {"split": None, "count": self.n_ref, "images": "the reference set given"},
              "classifier": {**{k: self.classifier_record[k] for k in
                                ("version", "test_accuracy", "weights_sha256", "train_sha256", "epochs")},
                             "shipped": bool(self.classifier_record.get("shipped"))},
@@ -182,7 +193,7 @@ class Evaluator:
                              label="Inception features of the samples", progress=self.progress)
             row["fid"] = M.frechet_distance(self.real_pool, pool)
             row["kid"], row["kid_std"] = M.kernel_inception_distance(self.real_pool, pool)
-            if digits is not None:
+            if digits is not None and self.real_labels is not None:
                 row["kid_per_digit"] = kid_per_digit(self.real_pool, self.real_labels, pool, digits)
             if self.fc is not None:
                 row["inception_is"], row["inception_is_std"] = M.inception_score(
