@@ -54,3 +54,41 @@ def test_a_run_records_what_auto_chose_and_says_so(monkeypatch, tmp_path, capsys
     T.train(C.apply(C.from_dict(json.loads((run / "config.json").read_text())), {"epochs": 2}), run, resume=True,
             progress=False)
     assert json.loads((run / "config.json").read_text())["train"]["precision"] == want
+
+
+# -- inference precision -------------------------------------------------------------------------------
+
+def test_auto_samples_in_fp32_until_bf16_is_measured(monkeypatch):
+    monkeypatch.setattr(perf, "cpu_flags", lambda: {"avx512_bf16"})
+    assert perf.inference_precision("auto", "cnn")[0] == "fp32"
+    monkeypatch.setattr(perf, "BF16_SAMPLING_MEASURED", frozenset({"cnn"}))
+    assert perf.inference_precision("auto", "cnn")[0] == "bf16"
+    monkeypatch.setattr(perf, "cpu_flags", lambda: {"avx2"})
+    assert perf.inference_precision("auto", "cnn")[0] == "fp32"  # emulated bf16 never pays
+    assert perf.inference_precision("bf16", "unet")[0] == "bf16"
+
+
+def test_bf16_sampling_is_close_to_fp32_and_recorded(tmp_path, cache):
+    import numpy as np
+
+    from mnistdiff import evaluate as E, training as Tr
+
+    run = tmp_path / "run"
+    Tr.train(C.apply(C.preset("cold-row-random-g4"), dict(subset=64, epochs=1, batch_size=32, hidden=(8,),
+                                                          sample_epochs=())), run, progress=False)
+    out = {}
+    for p in ("fp32", "bf16"):
+        path, result = E.evaluate_run(run, n=10, metrics="classifier", n_ref=50, cache=cache, precision=p,
+                                      progress=False)
+        assert result["samples"]["precision"] == p and path.name.endswith("-bf16.json") == (p == "bf16")
+        out[p] = np.load(path.with_suffix(".npy")).astype(int)
+    diff = np.abs(out["fp32"] - out["bf16"])
+    assert diff.mean() < 8 and (diff > 0).any()  # bf16 rounds, it does not change what is drawn
+
+
+def test_bf16_with_the_openvino_runtime_is_refused(tmp_path):
+    from mnistdiff import evaluate as E
+    from mnistdiff.errors import UserError
+
+    with pytest.raises(UserError, match="pass --runtime torch or auto"):
+        E.check_request(C.preset("cold-row-random"), precision="bf16", runtime="openvino")

@@ -2,6 +2,8 @@
 
 import importlib.util
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -117,3 +119,19 @@ def test_cold_starts_tables_one_row_per_start(tmp_path, cache, monkeypatch):
         "quality-default-components2-noise0.05-n20-seed0.npy", "quality-default-components3-noise0.05-n20-seed0.npy"]
     with pytest.raises(UserError, match="--components >= 1"):
         starts.main([str(run), "--components", "0"])
+
+
+def test_precision_agreement_measures_both_and_says_whether_bf16_passes(tmp_path, cache):
+    from mnistdiff import training as Tr
+
+    run = tmp_path / "tiny"
+    Tr.train(C.apply(C.preset("cold-row-random-g4"), dict(subset=64, epochs=1, batch_size=32, hidden=(8,),
+                                                          sample_epochs=())), run, progress=False)
+    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "precision_agreement.py"), str(run), "-n", "20",
+                        "--metrics", "classifier", "--n-ref", "50", "--cache-dir", str(cache), "--out",
+                        str(tmp_path / "out")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    out = json.loads((tmp_path / "out" / "precision-tiny.json").read_text())
+    m = out["verdict"]["metrics"]["classifier_is"]
+    assert m["within"] == (abs(m["bf16"] - m["fp32"]) <= m["noise"]) and set(out["sampling_s"]) == {"fp32", "bf16"}
+    assert "| classifier_is |" in (tmp_path / "out" / "precision-tiny.md").read_text()

@@ -70,18 +70,18 @@ class Run:
 
 
 def load(path: str | Path, checkpoint: str = "last", weights: str = "ema", *, runtime: str = "torch",
-         data_dir: str | Path | None = None) -> Run:
+         data_dir: str | Path | None = None, precision: str = "fp32") -> Run:
     """A run directory (or a checkpoint file inside one) ready to sample.
 
     checkpoint: last, best or prev; weights: ema (where the run kept an average) or raw; runtime:
-    torch, openvino or auto (runtime.py)."""
+    torch, openvino or auto (runtime.py); precision: the net's arithmetic, fp32, bf16 or auto (perf.py)."""
     from .sample import load_trained
 
     path = Path(path)
     run_dir = path if path.is_dir() else path.parent.parent
     if checkpoint not in runs.CHECKPOINT_NAMES:
         raise UserError(f"unknown checkpoint {checkpoint!r}; choose one of: {', '.join(runs.CHECKPOINT_NAMES)}")
-    cfg, net, process = load_trained(path, checkpoint, weights, runtime=runtime)
+    cfg, net, process = load_trained(path, checkpoint, weights, runtime=runtime, precision=precision)
     return Run(run_dir, cfg, checkpoint, weights, data_dir, net, process)
 
 

@@ -166,7 +166,7 @@ def cmd_sample(args) -> int:
                start=args.start, out=args.out, data_dir=args.data_dir, batch_size=args.batch_size,
                start_options={"components": args.components, "noise": args.start_noise},
                sampler_options=_sampler_options(args), weights=args.weights, runtime=args.runtime,
-               digit=args.digit, guidance=args.guidance)
+               digit=args.digit, guidance=args.guidance, precision=args.precision)
     return 0
 
 
@@ -177,7 +177,8 @@ def cmd_evaluate(args) -> int:
         epochs = set(C.parse_value("sample_epochs", args.snapshot_epochs)) if args.snapshot_epochs else None
         rows = E.evaluate_snapshots(args.run, n=args.n, metrics=args.metrics if args.metrics != "all" else None,
                                     n_ref=args.n_ref, epochs=epochs, cache=args.cache_dir, data_dir=args.data_dir,
-                                    progress=not args.quiet, runtime=args.runtime, batch_size=args.batch_size)
+                                    progress=not args.quiet, runtime=args.runtime, batch_size=args.batch_size,
+                                    precision=args.precision)
         print(f"evaluated {len(rows)} snapshot(s) of {args.run} into {Path(args.run) / 'eval' / runs.EPOCH_EVALS}",
               file=sys.stderr)
         return 0
@@ -187,7 +188,7 @@ def cmd_evaluate(args) -> int:
         batch_size=args.batch_size, cache=args.cache_dir, inception_weights=args.inception_weights,
         inception_logits=args.inception_logits, data_dir=args.data_dir, progress=not args.quiet,
         sampler_options=_sampler_options(args), weights=args.weights, runtime=args.runtime,
-        digit=args.digit, guidance=args.guidance)
+        digit=args.digit, guidance=args.guidance, precision=args.precision)
     print("\n".join(E.report_lines(result)))
     print(f"wrote {out}", file=sys.stderr)
     return 0
@@ -287,6 +288,9 @@ def _add_sampling_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--guidance", type=float, default=0.0,
                    help="classifier-free guidance weight w with --digit: (1 + w) net(x, digit) - w net(x, no label); "
                         "0 is plain conditional sampling (default: 0)")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="fp32",
+                   help="the sampling net's arithmetic: fp32, bf16 (torch autocast, on CPUs with AVX512-BF16 or AMX), or "
+                        "auto: bf16 only where native and measured to score as fp32 does (default: fp32)")
     p.add_argument("--weights", choices=list(WEIGHTS), default="ema",
                    help="ema: the run's EMA weights where it kept them (--ema-decay), else the trained ones; "
                         "raw: always the trained ones (default: ema)")

@@ -21,7 +21,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save
 
-from . import checkpoint, classifier as CL, config as C, data, metrics as M, priors, runs, samplers
+from . import checkpoint, classifier as CL, config as C, data, metrics as M, perf, priors, runs, samplers
 from .checkpoint import atomic_write_bytes
 from .report import figures
 from .config import MAX_EVAL
@@ -271,7 +271,7 @@ def log_epoch_eval(log: runs.MetricsLog, cfg, net, degradation, run: Path, epoch
 
 def evaluate_snapshots(run, *, n: int | None = None, metrics: str | None = None, n_ref: int | None = None,
                        epochs=None, cache=None, data_dir=None, progress: bool = True, runtime: str = "torch",
-                       batch_size: int = 64, sample_batch_size: int = 500) -> list[dict]:
+                       batch_size: int = 64, sample_batch_size: int = 500, precision: str = "fp32") -> list[dict]:
     """Evaluate each snapshot of the run (RUN/snapshots/, one per --sample-epochs epoch) not evaluated yet,
     as the per-epoch evaluation in training does (n samples of the run's default sampler and start, the same
     seed at every epoch), and append its 'eval' row to RUN/eval/epochs.jsonl. Training never waits for this:
@@ -302,7 +302,7 @@ def evaluate_snapshots(run, *, n: int | None = None, metrics: str | None = None,
         for epoch, path in todo.items():
             t0 = time.perf_counter()
             snap_cfg, net, process = load_trained(path, runtime=runtime, cache=cache,
-                                                  batch_size=min(n, sample_batch_size))
+                                                  batch_size=min(n, sample_batch_size), precision=precision)
             step = checkpoint.load(path)[2]["step"]
             images = generate(net, process, snap_cfg, n, seed=tc.seed + EVAL_SEED_OFFSET, run=run,
                               data_dir=data_dir, batch_size=sample_batch_size)
@@ -312,6 +312,7 @@ def evaluate_snapshots(run, *, n: int | None = None, metrics: str | None = None,
             row = {"type": "eval", "epoch": epoch, "step": step, **row, "source": "snapshot",
                    "sampler": samplers.default_sampler(snap_cfg), "start": priors.default_start(snap_cfg),
                    "seed": tc.seed + EVAL_SEED_OFFSET, "classifier_sha256": ev.classifier_record["weights_sha256"],
+                   "precision": perf.inference_precision(precision, snap_cfg.model.net)[0],
                    "time_s": round(time.perf_counter() - t0, 2)}
             with open(out, "a") as f:  # a row at a time: a killed evaluation keeps what it finished
                 f.write(json.dumps(row) + "\n")
@@ -341,7 +342,8 @@ def check_request(cfg: C.Config, process=None, *, n: int = 10_000, seed: int = 0
                   sampler: str | None = None, start: str | None = None, split: str = "test", n_ref: int = 10_000,
                   metrics: str = "all", name: str | None = None, batch_size: int = 64, sample_batch_size: int = 500,
                   sampler_options: dict | None = None, weights: str = "ema", runtime: str = "torch", digit=None,
-                  guidance: float = 0.0, **_) -> tuple[str, str, dict, torch.Tensor | None, str]:
+                  guidance: float = 0.0, precision: str = "fp32",
+                  **_) -> tuple[str, str, dict, torch.Tensor | None, str]:
     """Every option of an evaluation checked against the run's config, before anything is loaded or trained
     (an experiment plan checks its evaluate stages with it before its first run trains).
     Returns (sampler, start, sampler_options, digits, result name) with the defaults filled in."""
@@ -357,7 +359,7 @@ def check_request(cfg: C.Config, process=None, *, n: int = 10_000, seed: int = 0
     choices = [("--checkpoint", which, runs.CHECKPOINT_NAMES), ("--split", split, data.SPLITS),
                ("--metrics", metrics, METRIC_SETS), ("--weights", weights, WEIGHTS),
                ("--runtime", runtime, RT.RUNTIMES), ("--sampler", sampler, samplers.SAMPLERS),
-               ("--start", start, priors.STARTS)]
+               ("--start", start, priors.STARTS), ("--precision", precision, perf.INFERENCE_PRECISIONS)]
     for flag, value, allowed in choices:
         if value is not None and value not in allowed:  # None: the run's default
             raise BadArgument(f"unknown {flag} {value!r}; choose one of: {', '.join(allowed)}")
@@ -366,6 +368,8 @@ def check_request(cfg: C.Config, process=None, *, n: int = 10_000, seed: int = 0
                              or len(name.encode(errors="replace")) > 200):
         raise BadArgument(f"--name {name!r} must be a plain file name (no folders, not hidden): results go to "
                           "RUN/eval/NAME.json")
+    if precision == "bf16" and runtime == "openvino":
+        raise BadArgument("--precision bf16 runs the net in torch's bf16 autocast; pass --runtime torch or auto")
     process = process or processes.build(cfg.process)
     digits = G.labels(digit, n)
     G.check(cfg.model.conditional, digits, guidance)
@@ -376,7 +380,8 @@ def check_request(cfg: C.Config, process=None, *, n: int = 10_000, seed: int = 0
     start = start or priors.default_start(cfg)
     tag = sampler + "".join(f"-{k}{v}" for k, v in sampler_options.items())
     name = name or f"{tag}-{start}{G.file_tag(digit, guidance)}-n{n}-seed{seed}-{which}" + \
-        ("-raw" if weights == "raw" else "")
+        ("-raw" if weights == "raw" else "") + ("-bf16" if perf.inference_precision(precision, cfg.model.net)[0]
+                                                == "bf16" else "")
     return sampler, start, sampler_options, digits, name
 
 
@@ -386,7 +391,7 @@ def evaluate_run(run, *, n: int = 10_000, seed: int = 0, which: str = "last", sa
                  sample_batch_size: int = 500, cache=None, inception_weights=None, inception_logits=None,
                  data_dir=None, progress: bool = True, sampler_options: dict | None = None,
                  weights: str = "ema", runtime: str = "torch", digit=None,
-                 guidance: float = 0.0) -> tuple[Path, dict]:
+                 guidance: float = 0.0, precision: str = "fp32") -> tuple[Path, dict]:
     """The final evaluation: n samples of a trained run -> RUN/eval/<name>.json (+ .npy samples, class chart).
     digit, guidance: what a conditional run draws (guidance.labels; "0,1,2,3,4,5,6,7,8,9" a balanced set)."""
     from .sample import load_trained
@@ -398,11 +403,13 @@ def evaluate_run(run, *, n: int = 10_000, seed: int = 0, which: str = "last", sa
         raise UserError(f"{run} is not a run directory (no config.json); pass one made by `mnistdiff train`")
     request = dict(n=n, seed=seed, which=which, sampler=sampler, start=start, split=split, n_ref=n_ref,
                    metrics=metrics, name=name, batch_size=batch_size, sample_batch_size=sample_batch_size,
-                   sampler_options=sampler_options, weights=weights, runtime=runtime, digit=digit, guidance=guidance)
+                   sampler_options=sampler_options, weights=weights, runtime=runtime, digit=digit, guidance=guidance,
+                   precision=precision)
     check_request(C.from_dict(C.load_file(run / "config.json")), **request)  # before loading anything
     cfg, net, degradation = load_trained(run, which, weights, runtime=runtime, cache=cache,
-                                         batch_size=min(n, sample_batch_size))
+                                         batch_size=min(n, sample_batch_size), precision=precision)
     sampler, start, sampler_options, digits, name = check_request(cfg, degradation, **request)
+    precision = perf.inference_precision(precision, cfg.model.net)[0]
     out = run / "eval" / f"{name}.json"
     # One evaluation per result name at a time: a second one is refused now, not overwritten hours later.
     with runs.locked(run, what=f"evaluation named {name!r}", name=f".eval-{name}.lock"):
@@ -413,7 +420,8 @@ def evaluate_run(run, *, n: int = 10_000, seed: int = 0, which: str = "last", sa
             out.parent.rmdir()  # made again with the results: a failed evaluation leaves no empty eval/
         result = _measure(run, out, net, degradation, cfg, n, seed=seed, which=which, sampler=sampler, start=start,
                           sampler_options=sampler_options, digits=digits, digit=digit, guidance=guidance,
-                          weights=weights, real_rows=real_rows, sample_batch_size=sample_batch_size,
+                          weights=weights, precision=precision, real_rows=real_rows,
+                          sample_batch_size=sample_batch_size,
                           data_dir=data_dir, progress=progress,
                           evaluator=dict(metrics=metrics, split=split, n_ref=n_ref, cache=cache, data_dir=data_dir,
                                          inception_weights=inception_weights, inception_logits=inception_logits,
@@ -428,7 +436,8 @@ def _refuse_existing(out: Path) -> None:
 
 
 def _measure(run: Path, out: Path, net, degradation, cfg, n: int, *, seed, which, sampler, start, sampler_options,
-             digits, digit, guidance, weights, real_rows, sample_batch_size, data_dir, progress, evaluator) -> dict:
+             digits, digit, guidance, weights, precision, real_rows, sample_batch_size, data_dir, progress,
+             evaluator) -> dict:
     """Sample, measure and write RUN/eval/NAME.json with its .npy samples and class chart."""
     from .sample import generate
 
@@ -450,7 +459,8 @@ def _measure(run: Path, out: Path, net, degradation, cfg, n: int, *, seed, which
                             total_s=round(time.perf_counter() - t0, 2))
     result["samples"] = {"run": str(run), "checkpoint": which, "sampler": sampler, "start": start, "n": n,
                          "seed": seed, "file": out.with_suffix(".npy").name, "sampler_options": sampler_options,
-                         "weights": weights, **({"digit": digit, "guidance": guidance} if digits is not None else {})}
+                         "weights": weights, "precision": precision,
+                         **({"digit": digit, "guidance": guidance} if digits is not None else {})}
     result["protocol"] = ev.protocol()
     out.parent.mkdir(exist_ok=True)
     _refuse_existing(out)  # under the lock, but a user may have put a file there by hand meanwhile

@@ -54,6 +54,29 @@ def resolve_precision(cfg, device_type: str | None = None):
     return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, precision=precision)), why
 
 
+# Inference (sampling nets): bf16 only where its agreement with fp32 was measured within the metrics' noise, per
+# network (scripts/precision_agreement.py writes the measurement; results/ablations/precision-*.md). None yet:
+# `auto` samples in fp32 everywhere until a measurement says otherwise.
+BF16_SAMPLING_MEASURED: frozenset[str] = frozenset()
+INFERENCE_PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def inference_precision(requested: str, net_name: str, device_type: str = "cpu") -> tuple[str, str]:
+    """(fp32 or bf16, why) for sampling a net: auto is bf16 only on a native-bf16 device and for a net whose
+    bf16 samples were measured to score as fp32's do."""
+    if requested not in INFERENCE_PRECISIONS:
+        from .errors import UserError
+        raise UserError(f"unknown precision {requested!r}; choose one of: {', '.join(INFERENCE_PRECISIONS)}")
+    if requested != "auto":
+        return requested, "asked for"
+    native, why = auto_precision(device_type)
+    if native != "bf16":
+        return "fp32", why
+    if net_name not in BF16_SAMPLING_MEASURED:
+        return "fp32", f"bf16 sampling of a {net_name} is not measured against fp32 yet"
+    return "bf16", f"{why}, and bf16 samples of a {net_name} score as fp32's"
+
+
 MAX_THREADS = 256  # config.validate's bound: a config stays valid on any machine up to this size
 
 

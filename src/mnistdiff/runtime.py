@@ -129,6 +129,19 @@ class Chunked(nn.Module):
         return torch.cat([self.net(*(part(x, i) for x in inputs)) for i in range(0, n, self.rows)])
 
 
+class Autocast(nn.Module):
+    """The net run in bf16 autocast (the CPU's AMX / AVX512-BF16 matmuls), its output returned in fp32, so the
+    samplers' arithmetic between net calls stays fp32."""
+
+    def __init__(self, net, device_type: str = "cpu"):
+        super().__init__()
+        self.net, self.device_type = net, device_type
+
+    def forward(self, *inputs):
+        with torch.autocast(self.device_type, dtype=torch.bfloat16):
+            return self.net(*inputs).float()
+
+
 def _warn(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr)
 

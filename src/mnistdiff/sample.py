@@ -71,14 +71,15 @@ def runtime_net(net, cfg: C.Config, runtime: str, batch_size: int, *, cache_dir=
 
 
 def load_trained(target: str | Path, which: str = "last", weights: str = "ema", *, runtime: str = "torch",
-                 cache=None, batch_size: int = 500):
+                 cache=None, batch_size: int = 500, precision: str = "fp32"):
     """(cfg, net in eval mode, degradation) from a run directory or a checkpoint file.
 
     weights: ema takes the EMA weights where the run kept them (ema_decay > 0), else the trained
     ones; raw always the trained ones. The net is returned as the samplers want it (the process's
     sampling_net: eps-predicting for a discrete noise schedule, whatever the run's target), and run
     by `runtime` (runtime.py: torch, openvino, or auto, probed on the rows each call gets), NET_ROWS rows
-    at a time."""
+    at a time. precision bf16 (fp32 or bf16; perf.inference_precision resolves auto) runs it in torch's bf16
+    autocast, so the runtime is torch."""
     if weights not in WEIGHTS:
         raise UserError(f"unknown weights {weights!r}; choose one of: {', '.join(WEIGHTS)}")
     target = Path(target)
@@ -107,7 +108,13 @@ def load_trained(target: str | Path, which: str = "last", weights: str = "ema", 
     net.eval()
     perf.set_threads(cfg.train.threads)
     perf.prepare(net, cfg.train)  # the run's speed levers apply to sampling too
-    net = runtime_net(net, cfg, runtime, batch_size, cache_dir=runs.cache_dir(cache))
+    precision = perf.inference_precision(precision, cfg.model.net)[0]
+    if precision == "bf16":
+        if runtime == "openvino":
+            raise UserError("--precision bf16 runs the net in torch's bf16 autocast; pass --runtime torch or auto")
+        net = RT.Autocast(net)
+    else:
+        net = runtime_net(net, cfg, runtime, batch_size, cache_dir=runs.cache_dir(cache))
     process = processes.build(cfg.process)
     return cfg, process.sampling_net(RT.Chunked(net, NET_ROWS), cfg.process.prediction), process
 
@@ -160,7 +167,7 @@ def sample_run(run: str | Path, *, n: int = 64, seed: int = 0, which: str = "las
                start: str | None = None, out: str | Path | None = None, data_dir=None,
                batch_size: int = 500, start_options: dict | None = None,
                sampler_options: dict | None = None, weights: str = "ema", runtime: str = "torch",
-               digit: G.Digits = None, guidance: float = 0.0) -> Path:
+               digit: G.Digits = None, guidance: float = 0.0, precision: str = "fp32") -> Path:
     """Write N samples of a run as a PNG grid and a uint8 .npy array; returns the PNG path.
 
     digit (conditional runs): a digit, a list, or "all" for one row per digit (guidance.labels).
@@ -177,7 +184,8 @@ def sample_run(run: str | Path, *, n: int = 64, seed: int = 0, which: str = "las
         raise UserError(f"{run} is not inside a run directory; pass --out FILE.png to say where the samples go")
     # Options left unset (None) keep the sampler's defaults and stay out of the file name.
     sampler_options = {k: v for k, v in (sampler_options or {}).items() if v is not None} or None
-    cfg, net, degradation = load_trained(run, which, weights, runtime=runtime, batch_size=min(n, batch_size))
+    cfg, net, degradation = load_trained(run, which, weights, runtime=runtime, batch_size=min(n, batch_size),
+                                         precision=precision)
     G.check(cfg.model.conditional, digits, guidance)
     sampler = sampler or samplers.default_sampler(cfg)
     run_dir = run if run.is_dir() else run.parent.parent
@@ -196,7 +204,9 @@ def sample_run(run: str | Path, *, n: int = 64, seed: int = 0, which: str = "las
     rows_are_digits = isinstance(digit, str) and digit.strip().lower() == "all"
     figures.save_grid(images, png, nrow=n // 10 if rows_are_digits else math.ceil(math.sqrt(n)))
     np.save(npy, images.numpy())
-    print(f"wrote {png} and {npy} ({n} images, sampler {sampler}, seed {seed})", file=sys.stderr)
+    used = perf.inference_precision(precision, cfg.model.net)[0]
+    print(f"wrote {png} and {npy} ({n} images, sampler {sampler}, seed {seed}"
+          + (", net in bf16" if used == "bf16" else "") + ")", file=sys.stderr)
     if not degradation.stochastic:
         from . import cold_figures
 
