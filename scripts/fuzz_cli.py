@@ -317,12 +317,40 @@ def make_case(rng: random.Random, refs: dict[str, Path], case_dir: Path) -> tupl
         argv = rng.choice([
             lambda: ["presets", *rng.sample(["-v", "--verbose", "x"], rng.randint(0, 1))],
             lambda: ["experiment", rng.choice(["nope", "quick", "p.toml"]), "--dry-run", "--runs", "runs"],
-            lambda: [rng.choice(["train", "sample", "evaluate", "report", "x", ""]),
+            lambda: [rng.choice(["train", "sample", "evaluate", "report", "fid", "x", ""]),
                      *[rng.choice(TEXT + INTS + ["--run", "--resume", "-n", "--help-me"])
                        for _ in range(rng.randint(0, 4))]],
+            lambda: _fid_case(rng, case_dir),
         ])()
         (case_dir / "p.toml").write_text(rng.choice(["[[run]]\npreset = 'quick'\n", "x", "[[run]]\npreset = 'nope'\n"]))
     return argv, f"{kind} {what}".strip()
+
+
+SETS = ["a.npy", "f.npy", "pngs", "mnist-test:10", "mnist-train:5", "mnist-test:1", "mnist-val", "nope.npy", "p.toml",
+        "."]
+
+
+def _fid_case(rng: random.Random, case_dir: Path) -> list[str]:
+    """`mnistdiff fid A B` on sets of every kind, some damaged (classifier metrics: no Inception)."""
+    import numpy as np
+
+    shape = rng.choice([(12, 28, 28), (12, 1, 28, 28), (0, 28, 28), (3, 32, 32), (28, 28), (1, 28, 28)])
+    np.save(case_dir / "a.npy", rng.choice([np.zeros(shape, np.uint8), np.full(shape, 0.5, np.float32),
+                                             np.full(shape, np.nan, np.float32), np.zeros(shape, np.int64)]))
+    (case_dir / "f.npy").write_bytes(rng.choice([b"", b"\x93NUMPY", rng.randbytes(64)]))
+    (case_dir / "pngs").mkdir()
+    from PIL import Image
+
+    for i in range(rng.choice([0, 1, 3])):
+        Image.new("L", rng.choice([(28, 28), (28, 28), (10, 10)])).save(case_dir / "pngs" / f"{i}.png")
+    if rng.random() < 0.2:
+        (case_dir / "pngs" / "bad.png").write_bytes(rng.randbytes(30))
+    argv = ["fid", rng.choice(SETS), rng.choice(SETS), "--metrics", "classifier", "--quiet"]
+    if rng.random() < 0.5:
+        argv.append(f"--range={rng.choice(['0,1', '-1,1', '1,0', 'x', '0', 'nan,1', '0,inf'])}")
+    if rng.random() < 0.2:
+        argv.append(f"--json={rng.choice(['out.json', 'pngs', 'p.toml', 'pngs/x.json', 'nowhere/x.json', ''])}")
+    return argv
 
 
 class Hang(BaseException):

@@ -68,6 +68,9 @@ def test_inception_fid_and_kid_through_the_cli(sets, cache, capsys):
     (lambda d: ((d / "f").mkdir(), Image.new("L", (32, 32)).save(d / "f" / "a.png")), ["f"], "must be 28x28"),
     (lambda d: None, ["missing.npy"], "does not exist"),
     (lambda d: None, ["mnist-test:1"], "ask for 2 to 10000"),
+    (lambda d: (d / "r.json").write_text("{}"), ["mnist-train:10", "--json", "r.json"], "already exists"),
+    (lambda d: (d / "r").mkdir(), ["mnist-train:10", "--json", "r"], "must name a .json file"),
+    (lambda d: (d / "file").write_text("x"), ["mnist-train:10", "--json", "file/r.json"], "is a file, not a directory"),
 ])
 def test_bad_sets_are_one_line(capsys, tmp_path, monkeypatch, make, args, message):
     monkeypatch.chdir(tmp_path)

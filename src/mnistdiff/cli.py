@@ -197,6 +197,13 @@ def cmd_evaluate(args) -> int:
 def cmd_fid(args) -> int:
     from .compare import fid
 
+    if args.json is not None:  # refused before any work, never overwritten
+        out = Path(args.json)
+        if out.suffix != ".json":
+            raise UserError(f"--json {args.json!r} must name a .json file")
+        if out.exists() or out.is_symlink():
+            raise UserError(f"{out} already exists; pass another --json (nothing was overwritten)")
+        runs.ensure_writable(out.parent)
     r = fid(args.a, args.b, value_range=args.range, metrics=args.metrics, cache=args.cache_dir,
             data_dir=args.data_dir, batch_size=args.batch_size, runtime=args.runtime, progress=not args.quiet)
     lines = [f"A: {r['sets']['A']}", f"B (reference): {r['sets']['B']}"]
@@ -209,10 +216,14 @@ def cmd_fid(args) -> int:
               f"{r['class_imbalance']:.3f})",
               "FID falls as the counts grow: compare FIDs of equal counts; KID is unbiased at any count."]
     print("\n".join(lines))
-    if args.json:
+    if args.json is not None:
         from .checkpoint import atomic_write_bytes
 
-        atomic_write_bytes(Path(args.json), (json.dumps(r, indent=2) + "\n").encode())
+        try:
+            atomic_write_bytes(Path(args.json), (json.dumps(r, indent=2) + "\n").encode(), new=True)
+        except FileExistsError:
+            raise UserError(f"{args.json} appeared while the metrics were computed; it is kept, and these "
+                            "numbers were printed only") from None
         print(f"wrote {args.json}", file=sys.stderr)
     return 0
 
