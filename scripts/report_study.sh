@@ -4,6 +4,7 @@
 #   scripts/report_study.sh train      # the six runs one after another (each resumes where it stopped)
 #   scripts/report_study.sh evaluate   # beside it: every snapshot evaluated as it appears, then the finals
 #   scripts/report_study.sh save       # what a later machine needs -> results/report-study/ (commit it)
+#   scripts/report_study.sh publish    # save, then results/report-study/README.md and report/ (the HTML report)
 #   scripts/report_study.sh restore    # results/report-study/ -> runs/report-study/, to continue there
 #
 # Training keeps a snapshot (and a grid) at the epochs of snapshot_epochs; `mnistdiff evaluate --snapshots` scores
@@ -116,6 +117,15 @@ PY
   done
 }
 
+publish() {  # save, then the generated README, the HTML report and the results index
+  save
+  "$BIN/python" scripts/study_readme.py "$SAVED"
+  done_runs=$(for name in $NAMES; do [ -f "$SAVED/$name/config.json" ] && echo "$SAVED/$name"; done)
+  # shellcheck disable=SC2086  # one argument per run folder
+  "$BIN/mnistdiff" report $done_runs -o "$SAVED/report" --grid-epochs 1,20,40,60,80,100
+  "$BIN/python" scripts/results_index.py
+}
+
 restore() {
   for name in $NAMES; do
     saved=$SAVED/$name; run=$RUNS/$name
@@ -124,4 +134,4 @@ restore() {
   done
 }
 
-"${1:?usage: scripts/report_study.sh train|evaluate|save|restore}"
+"${1:?usage: scripts/report_study.sh train|evaluate|save|publish|restore}"

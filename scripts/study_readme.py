@@ -166,7 +166,7 @@ def main() -> int:
         "",
         "The report's figures regenerated from these runs (loss curves with epoch means, grids at epochs 1, 20, 40,",
         "60 and the last, FID and IS per epoch, the cold 4-panel figures) are in the HTML report, `report/index.html`",
-        "(`mnistdiff report results/report-study/* -o results/report-study/report`).",
+        "(`scripts/report_study.sh publish` rebuilds it with `mnistdiff report ... --grid-epochs 1,20,40,60,80,100`).",
         "",
     ]
     (root / "README.md").write_text("\n".join(lines))
