@@ -188,7 +188,7 @@ def cmd_evaluate(args) -> int:
         batch_size=args.batch_size, cache=args.cache_dir, inception_weights=args.inception_weights,
         inception_logits=args.inception_logits, data_dir=args.data_dir, progress=not args.quiet,
         sampler_options=_sampler_options(args), weights=args.weights, runtime=args.runtime,
-        digit=args.digit, guidance=args.guidance, precision=args.precision)
+        digit=args.digit, guidance=args.guidance, precision=args.precision, memorisation=args.memorisation)
     print("\n".join(E.report_lines(result)))
     print(f"wrote {out}", file=sys.stderr)
     return 0
@@ -359,6 +359,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="all, or classifier metrics only (no Inception; ~100x cheaper) (default: all)")
     e.add_argument("--real-rows", action="store_true",
                    help="also IS of the real images and FID of test vs train[:N-REF] (the floor)")
+    e.add_argument("--memorisation", action="store_true",
+                   help="also each sample's nearest training digit against the test digits' (a copy rate), and "
+                        "RUN/eval/NAME-closest.png, the closest pairs")
     e.add_argument("--name", help="result name: RUN/eval/NAME.json (default: <sampler>-<start>-n<N>-seed<S>-<ckpt>)")
     e.add_argument("--batch-size", type=int, default=64, help="images per Inception batch (default: 64)")
     e.add_argument("--cache-dir", help="reference features and the classifier "

@@ -391,7 +391,7 @@ def evaluate_run(run, *, n: int = 10_000, seed: int = 0, which: str = "last", sa
                  sample_batch_size: int = 500, cache=None, inception_weights=None, inception_logits=None,
                  data_dir=None, progress: bool = True, sampler_options: dict | None = None,
                  weights: str = "ema", runtime: str = "torch", digit=None,
-                 guidance: float = 0.0, precision: str = "fp32") -> tuple[Path, dict]:
+                 guidance: float = 0.0, precision: str = "fp32", memorisation: bool = False) -> tuple[Path, dict]:
     """The final evaluation: n samples of a trained run -> RUN/eval/<name>.json (+ .npy samples, class chart).
     digit, guidance: what a conditional run draws (guidance.labels; "0,1,2,3,4,5,6,7,8,9" a balanced set)."""
     from .sample import load_trained
@@ -420,7 +420,7 @@ def evaluate_run(run, *, n: int = 10_000, seed: int = 0, which: str = "last", sa
             out.parent.rmdir()  # made again with the results: a failed evaluation leaves no empty eval/
         result = _measure(run, out, net, degradation, cfg, n, seed=seed, which=which, sampler=sampler, start=start,
                           sampler_options=sampler_options, digits=digits, digit=digit, guidance=guidance,
-                          weights=weights, precision=precision, real_rows=real_rows,
+                          weights=weights, precision=precision, real_rows=real_rows, memorisation=memorisation,
                           sample_batch_size=sample_batch_size,
                           data_dir=data_dir, progress=progress,
                           evaluator=dict(metrics=metrics, split=split, n_ref=n_ref, cache=cache, data_dir=data_dir,
@@ -437,7 +437,7 @@ def _refuse_existing(out: Path) -> None:
 
 def _measure(run: Path, out: Path, net, degradation, cfg, n: int, *, seed, which, sampler, start, sampler_options,
              digits, digit, guidance, weights, precision, real_rows, sample_batch_size, data_dir, progress,
-             evaluator) -> dict:
+             evaluator, memorisation=False) -> dict:
     """Sample, measure and write RUN/eval/NAME.json with its .npy samples and class chart."""
     from .sample import generate
 
@@ -455,6 +455,13 @@ def _measure(run: Path, out: Path, net, degradation, cfg, n: int, *, seed, which
     result = ev.evaluate(images, digits)
     if real_rows:
         result["real"] = ev.real_rows()
+    train = None
+    if memorisation:
+        from . import memorisation as MEM
+
+        train = data.load_split("train", data_dir).images
+        result["memorisation"] = MEM.measure(images, train, data.load_split("test", data_dir).images,
+                                             embed=ev.classifier.embed)
     result["timing"].update(setup_s=round(setup_s, 2), sampling_s=round(sampling_s, 2),
                             total_s=round(time.perf_counter() - t0, 2))
     result["samples"] = {"run": str(run), "checkpoint": which, "sampler": sampler, "start": start, "n": n,
@@ -469,6 +476,9 @@ def _measure(run: Path, out: Path, net, degradation, cfg, n: int, *, seed, which
         {run.name: result["class_histogram"]},
         title=f"Classes of {n} samples of {run.name} (imbalance {result['class_imbalance']:.3f})"),
         out.with_name(f"{name}-classes.png"))
+    if memorisation:
+        figures.save_grid(MEM.pairs_grid(images, train, result["memorisation"]), out.with_name(f"{name}-closest.png"),
+                          nrow=MEM.CLOSEST)
     try:
         atomic_write_bytes(out, (json.dumps(result, indent=2) + "\n").encode(), new=True)
     except FileExistsError:
@@ -497,6 +507,15 @@ def report_lines(result: dict) -> list[str]:
     if "digit_agreement" in result:
         row(f"classifier agrees with the digit asked for (--digit {s['digit']}, --guidance {s['guidance']:g})",
             f"{100 * result['digit_agreement']:.2f}%")
+    if "memorisation" in result:
+        m = result["memorisation"]
+        for space in ("pixel", "classifier"):
+            if space in m:
+                r = m[space]
+                row(f"copy rate ({space} space: nearer the training set than 99% of test digits; new digits ~1%)",
+                    f"{100 * r['copy_rate']:.2f}% ({r['copies']} of {s['n']})")
+                row("  nearest training digit, median distance: samples / test digits",
+                    f"{r['sample_nearest_median']:.3f} / {r['test_nearest_median']:.3f}")
     if "real" in result:
         r = result["real"]
         row(f"real: classifier IS of the {real['split']} images", f"{r['classifier_is']:.3f} +- {r['classifier_is_std']:.3f}")
