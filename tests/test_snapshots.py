@@ -107,3 +107,10 @@ def test_only_the_epochs_asked_for_are_evaluated(capsys, trained, cache, tmp_pat
     assert cli_mod.main(["evaluate", str(run), "--snapshots", "--snapshot-epochs", "2", "-n", "10", "--metrics",
                          "classifier", "--cache-dir", str(cache), "--quiet"]) == 0
     assert [r["epoch"] for r in runs.epoch_evals(run)] == [2]
+
+
+@pytest.mark.parametrize("flag", [["--name", "x"], ["--sampler", "cold-alg1"], ["--seed", "3"], ["--real-rows"],
+                                  ["--steps", "5"]])
+def test_options_that_do_not_apply_to_snapshots_are_refused(capsys, trained, flag):
+    err = run_cli(capsys, "evaluate", trained, "--snapshots", "-n", "10", *flag)
+    assert "does not apply" in err and flag[0] in err

@@ -174,6 +174,14 @@ def cmd_evaluate(args) -> int:
     from . import evaluate as E
 
     if args.snapshots:
+        given = {"--name": args.name, "--digit": args.digit, "--guidance": args.guidance, "--sampler": _sampler(args),
+                 "--start": args.start, "--seed": args.seed, "--checkpoint": args.checkpoint != "last",
+                 "--real-rows": args.real_rows, "--memorisation": args.memorisation, "--split": args.split != "test",
+                 **{f"--{k}": v is not None for k, v in _sampler_options(args).items()}}
+        extra = [flag for flag, value in given.items() if value]
+        if extra:
+            raise UserError(f"--snapshots scores each snapshot as training would, with the run's own sampler, start and "
+                            f"seed; {extra[0]} does not apply to it")
         epochs = set(C.parse_value("sample_epochs", args.snapshot_epochs)) if args.snapshot_epochs else None
         rows = E.evaluate_snapshots(args.run, n=args.n, metrics=args.metrics if args.metrics != "all" else None,
                                     n_ref=args.n_ref, epochs=epochs, cache=args.cache_dir, data_dir=args.data_dir,
