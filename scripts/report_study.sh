@@ -93,7 +93,15 @@ epochs = {n: max((r["epoch"] for r in runs.read_metrics(f"{sys.argv[1]}/{n}") if
           for n in sys.argv[3:]}
 line = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cpu": f"{cpu}, {os.cpu_count()} cores",
         "precision": perf.auto_precision("cpu")[0], "epochs": {n: e for n, e in epochs.items() if e}}
-open(sys.argv[2], "a").write(json.dumps(line) + "\n")
+try:
+    rows = [json.loads(r) for r in open(sys.argv[2]).read().splitlines() if r.strip()]
+except FileNotFoundError:
+    rows = []
+if rows and rows[-1]["cpu"] == line["cpu"] and rows[-1]["date"][:10] == line["date"][:10]:
+    rows[-1] = line  # the same machine saving again the same day: one line, the latest
+else:
+    rows.append(line)
+open(sys.argv[2], "w").write("".join(json.dumps(r) + "\n" for r in rows))
 PY
   for name in $NAMES; do
     run=$RUNS/$name; out=$SAVED/$name
@@ -120,7 +128,7 @@ PY
 publish() {  # save, then the generated README, the HTML report and the results index
   save
   "$BIN/python" scripts/study_readme.py "$SAVED"
-  done_runs=$(for name in $NAMES; do [ -f "$SAVED/$name/config.json" ] && echo "$SAVED/$name"; done)
+  done_runs=$(for name in $NAMES; do if [ -f "$SAVED/$name/config.json" ]; then echo "$SAVED/$name"; fi; done)
   # shellcheck disable=SC2086  # one argument per run folder
   "$BIN/mnistdiff" report $done_runs -o "$SAVED/report" --grid-epochs 1,20,40,60,80,100
   "$BIN/python" scripts/results_index.py
