@@ -22,6 +22,7 @@ from typing import Callable
 
 import torch
 
+from .data import DATA_RANGE
 from .errors import UserError
 
 SIGMA_MIN, SIGMA_MAX, RHO = 0.002, 80.0, 7.0  # Karras et al.'s sampling range and step-spacing exponent
@@ -139,7 +140,7 @@ def sample_dpmpp_2m(net, process, x_T: torch.Tensor, *, steps: int = 20, clip: b
     range [-0.5, 0.5]."""
     sigmas = karras_sigmas(steps)
     D = _denoiser(net, process, x_T.shape[0], x_T.device)
-    # [-0.5, 0.5]: samplers.DATA_RANGE, which imports this module
-    denoise = (lambda x, i: D(x, sigmas[i]).clamp(-0.5, 0.5)) if clip else (lambda x, i: D(x, sigmas[i]))
+    denoise = (lambda x, i: D(x, sigmas[i]).clamp(-DATA_RANGE, DATA_RANGE)) if clip else \
+        (lambda x, i: D(x, sigmas[i]))
     step_back = None if callback is None else lambda i, x, x0_hat: callback(len(sigmas) - 1 - i, x, x0_hat)
     return dpmpp_2m(denoise, sigmas, x_T * math.sqrt(1 + sigmas[0] ** 2), step_back)

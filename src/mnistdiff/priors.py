@@ -129,7 +129,7 @@ def _unconditional(kind: str):
             raise UserError(f"components={components} must be >= 1 and start noise={noise} >= 0")
         options = {"components": components} if kind == "gmm" else {}
         params = fitted(kind, process, run=run, data_dir=data_dir, **options)
-        values = FITS[kind][1](params, n, generator).float().clamp(-0.5, 0.5)  # band means of real images
+        values = FITS[kind][1](params, n, generator).float().clamp(-data.DATA_RANGE, data.DATA_RANGE)  # band means
         x_T = process.from_final_values(values)
         if noise:
             x_T = x_T + noise * torch.randn(x_T.shape, generator=generator)

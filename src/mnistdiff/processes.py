@@ -18,7 +18,9 @@ from .errors import UserError
 
 
 class Process:
-    """x_t = degrade(x0, t, noise) for integer t in 0..T, and what the rest of the code needs to know."""
+    """x_t = degrade(x0, t, noise), and what the rest of the code needs to know. t is an integer step in 0..T for a
+    discrete process (DDPM's schedule, the cold degradations), and a float in [0, 1] for EDM (T = 1), which
+    maps it to its noise level sigma (edm.sigma_of)."""
 
     T: int
     stochastic: bool  # True when degrade() uses `noise` (then samplers start from noise, and the net may predict eps or v)
@@ -45,7 +47,7 @@ class Process:
         raise NotImplementedError
 
     def degrade(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
-        """x0 (B, C, H, W), t (B,) integer in 0..T -> x_t; t = 0 returns x0 unchanged."""
+        """x0 (B, C, H, W), t (B,) in 0..T (integers; EDM: floats in [0, 1]) -> x_t; t = 0 returns x0 unchanged."""
         raise NotImplementedError
 
     def sample_t(self, n: int, generator: torch.Generator) -> torch.Tensor:

@@ -17,6 +17,7 @@ from typing import Callable
 import torch
 
 from . import edm, processes
+from .data import DATA_RANGE
 from .predictions import to_eps, to_x0
 from .errors import UserError, WrongType
 from .schedules import Schedule
@@ -56,9 +57,6 @@ def ddim_timesteps(T: int, steps: int) -> list[int]:
     if not 1 <= steps <= T:
         raise UserError(f"steps={steps} must lie in 1..{T} (the run's T); e.g. --steps 50")
     return sorted({round(T - i * (T - 1) / max(steps - 1, 1)) for i in range(steps)}, reverse=True)
-
-
-DATA_RANGE = 0.5  # images live in [-0.5, 0.5] (data.to_model_range)
 
 
 def ddim_step(x_t: torch.Tensor, eps: torch.Tensor, alpha_bar_t: float, alpha_bar_s: float, eta: float,
