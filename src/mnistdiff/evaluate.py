@@ -1,15 +1,15 @@
-"""Evaluation: cached reference features, per-epoch evaluation in training, and `mnistdiff evaluate RUN`.
+"""Evaluation: the Evaluator (its reference side loaded once), per-epoch and per-snapshot evaluation, and
+`mnistdiff evaluate RUN`.
 
 Protocol (also written into every result): generated digits (uint8) and the first `n_ref` images of
 a real MNIST split go through the same extractors (metrics.py). Inception FID and KID compare the
 2048-d pool3 features; the MNIST classifier gives its IS (10 splits), a Frechet distance on its
 128-d penultimate features, and the class histogram. The real side's Inception features are cached
-on disk under a key naming everything that changes them, so they are computed once per machine.
+on disk (reference.py) under a key naming everything that changes them, so they are computed once per machine.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sys
@@ -18,10 +18,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import safe_open
-from safetensors.torch import save
 
 from . import checkpoint, classifier as CL, config as C, data, metrics as M, perf, priors, runs, samplers
+from .reference import reference_features
 from .checkpoint import atomic_write_bytes
 from .report import figures
 from .config import MAX_EVAL
@@ -29,69 +28,6 @@ from .errors import BadArgument, UserError, check_int
 
 EVAL_SEED_OFFSET = 54_321  # per-epoch samples: the same noise every epoch, apart from the grid's
 METRIC_SETS = ("all", "classifier")  # what an evaluation computes: classifier metrics are ~100x cheaper
-
-
-def reference_key(inception: M.InceptionFeatures, split: data.Split, split_name: str, count: int) -> dict:
-    return {"features": inception.name, "weights_sha256": inception.sha256, "data_sha256": split.sha256,
-            "split": split_name, "count": count, "images": f"the first {count} of the split",
-            "resize": M.RESIZE}
-
-
-def _features_digest(features: torch.Tensor) -> str:
-    return hashlib.sha256(features.contiguous().numpy().tobytes()).hexdigest()
-
-
-def _read_cached(path: Path, key: dict, count: int, dim: int) -> torch.Tensor | None:
-    """The first `count` rows of a cache file made under the same key (any count >= ours), else None.
-
-    The first N images of a split are the first N of any longer prefix, so a larger cached set
-    serves every smaller count. A file that fails its checksum is ignored (and recomputed).
-    """
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-            stored = json.loads(meta["key"])
-            features = f.get_tensor("features")
-    except Exception:  # noqa: BLE001 - damaged or foreign: never trusted
-        return None
-    same = lambda k: {n: v for n, v in k.items() if n not in ("count", "images")}  # noqa: E731
-    if same(stored) != same(key) or features.shape[0] < count or features.shape[1:] != (dim,):
-        return None
-    if meta.get("sha256") != _features_digest(features):
-        return None
-    return features[:count].clone()
-
-
-def reference_features(inception: M.InceptionFeatures, split_name: str, count: int, *, cache: Path,
-                       data_dir=None, batch_size: int = 64, progress: bool = True) -> tuple[torch.Tensor, dict]:
-    """Inception features of the first `count` images of a split, from the cache or computed and cached."""
-    split = data.load_split(split_name, data_dir)
-    if not 2 <= count <= len(split):
-        raise UserError(f"reference count {count} must lie in [2, {len(split)}] for the {split_name} split")
-    key = reference_key(inception, split, split_name, count)
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-    folder = Path(cache) / "reference"
-    path = folder / f"inception-{split_name}-{count}-{digest}.safetensors"
-    larger = sorted(folder.glob(f"inception-{split_name}-*.safetensors"),
-                    key=lambda q: int(q.name.split("-")[2]) if q.name.split("-")[2].isdigit() else 0)
-    for candidate in [path] + [q for q in larger if q != path]:
-        stored = _read_cached(candidate, key, count, inception.num_features) if runs.cache_entry(candidate) else None
-        if stored is not None:
-            if progress:
-                print(f"reusing cached reference features {candidate}"
-                      + (f" (its first {count} rows)" if candidate != path else ""), file=sys.stderr)
-            return stored, {**key, "cache": str(candidate), "reused": True}
-    features = M.extract(inception, split.images[:count], batch_size=batch_size,
-                         label=f"Inception features of {split_name}[:{count}]", progress=progress)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(path, save({"features": features.contiguous()},
-                                      metadata={"key": json.dumps(key, sort_keys=True),
-                                                "sha256": _features_digest(features)}))
-    except OSError as e:
-        raise UserError(f"cannot write the reference cache {folder} ({e.strerror}); "
-                        "pass a writable --cache-dir or set MNISTDIFF_CACHE") from None
-    return features, {**key, "cache": str(path), "reused": False}
 
 
 def kid_per_digit(real: torch.Tensor, real_labels: torch.Tensor, fake: torch.Tensor,
