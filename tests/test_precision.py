@@ -60,6 +60,7 @@ def test_a_run_records_what_auto_chose_and_says_so(monkeypatch, tmp_path, capsys
 
 def test_auto_samples_in_fp32_until_bf16_is_measured(monkeypatch):
     monkeypatch.setattr(perf, "cpu_flags", lambda: {"avx512_bf16"})
+    monkeypatch.setattr(perf, "BF16_SAMPLING_MEASURED", frozenset())
     assert perf.inference_precision("auto", "cnn")[0] == "fp32"
     monkeypatch.setattr(perf, "BF16_SAMPLING_MEASURED", frozenset({"cnn"}))
     assert perf.inference_precision("auto", "cnn")[0] == "bf16"
