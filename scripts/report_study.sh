@@ -73,10 +73,10 @@ evaluate() {  # until every run has trained, every snapshot is scored and every 
       run=$RUNS/$name
       [ -d "$run/snapshots" ] || { pending=1; continue; }
       nice -n 10 "$BIN/mnistdiff" evaluate "$run" --snapshots --snapshot-epochs "$(scored_epochs "$name")" -n 500 \
-        --runtime torch --quiet
+        --runtime torch --precision auto --quiet
       if ! finished "$run"; then pending=1; continue; fi
       [ -f "$run/eval/final.json" ] || nice -n 10 "$BIN/mnistdiff" evaluate "$run" -n "$(final_n "$name")" \
-        --real-rows --name final --runtime auto --quiet
+        --real-rows --name final --runtime auto --precision auto --quiet
     done
     [ $pending = 0 ] && break
     sleep 120
