@@ -148,7 +148,8 @@ def main() -> int:
         "native bf16, the CNN samples in bf16 (`--precision auto`: measured to score as fp32 does, 3.5x faster;",
         "results/ablations/precision-ddpm-default-e40.md); each row records its precision.",
         "",
-        f"CPU time so far: {train_h:.1f} h of training, {eval_h:.1f} h of evaluation. Machines:",
+        f"Time so far: {train_h:.1f} h of training loop and {eval_h:.1f} h of evaluation (wall clock of one-thread jobs,",
+        "longer where they shared the cores with others). Machines:",
         "",
         *[f"- {m['date']}: {m['cpu']} ({m['precision']} training); epochs reached: "
           + (", ".join(f"{k} {v}" for k, v in m["epochs"].items()) or "none") for m in machines],
