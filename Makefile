@@ -8,7 +8,7 @@ BENCH_STAMP := $(VENV)/.bench-installed
 # else ./data/mnist (downloaded there on first use).
 export MNISTDIFF_DATA ?= $(if $(wildcard $(CURDIR)/../shared/data/mnist),$(CURDIR)/../shared/data/mnist,$(CURDIR)/data/mnist)
 
-.PHONY: run test check venv clean bench browser
+.PHONY: run test check slow venv clean bench browser
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -43,9 +43,11 @@ browser:
 test: $(STAMP) $(BENCH_STAMP)
 	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
-# Everything, as CI runs it.
-check: $(STAMP) $(BENCH_STAMP) browser
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+# Everything, as CI runs it: the fast tier, then the slow one.
+check: test slow
+
+slow: $(STAMP) $(BENCH_STAMP) browser
+	$(BIN)/python -m pytest -q -m slow $(PYTEST_ARGS)
 
 bench: $(BENCH_STAMP)
 	$(BIN)/python benchmarks/run.py
