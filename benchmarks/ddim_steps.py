@@ -7,7 +7,7 @@ heun,dpm++2m).
     .venv/bin/python benchmarks/ddim_steps.py runs/ddpm-unet --samplers ddim,dpm++2m --clip --no-ddpm --name solver_steps
 
 Writes benchmarks/NAME.json and benchmarks/NAME.md (NAME: ddim_steps unless --name). Every row uses the same n starting
-points (same seed), the same real reference images and the same Inception features (evaluate.py).
+points (same seed), the same real reference images and the same Inception features (evaluation/evaluator.py).
 FID from a few hundred samples is biased upwards (it falls as n grows): compare rows, not papers.
 """
 
@@ -20,10 +20,11 @@ import sys
 import time
 from pathlib import Path
 
-from mnistdiff import samplers as S
+from mnistdiff.sampling import samplers as S
 from mnistdiff.errors import UserError
-from mnistdiff.evaluate import Evaluator
-from mnistdiff.sample import generate, load_trained
+from mnistdiff.evaluation.evaluator import Evaluator
+from mnistdiff.sampling.generate import generate
+from mnistdiff.sampling.load import load_trained
 
 HERE = Path(__file__).resolve().parent
 
@@ -92,7 +93,7 @@ def main(argv=None) -> int:
     (out / f"{args.name}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2, default=str) + "\n")
     lines = ["# FID / KID against sampling steps\n",
              f"Run `{args.run}`, {args.n} samples per row (seed {args.seed}), against the first {args.n_ref} MNIST "
-             f"test images; Inception-v3 pool3 features (mnistdiff.metrics). Measured {meta['date']} by "
+             f"test images; Inception-v3 pool3 features (mnistdiff.evaluation.features). Measured {meta['date']} by "
              f"`python benchmarks/ddim_steps.py {' '.join(argv if argv is not None else sys.argv[1:])}`. FID of {args.n} "
              "samples is biased upwards: compare rows.\n",
              "| sampler | net calls | eta | clip | FID | KID (x1000) | images/s |", "| --- | ---: | ---: | --- | ---: | ---: | ---: |"]

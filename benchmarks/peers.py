@@ -101,7 +101,7 @@ def diffusers_dpm_scheduler(schedule, steps: int):
     (indexed as above), on the timesteps mnistdiff's dpm++2m visits (DDIM's sub-sequence, k = t - 1)."""
     from diffusers import DPMSolverMultistepScheduler
 
-    from mnistdiff.samplers import ddim_timesteps
+    from mnistdiff.sampling.ddpm import ddim_timesteps
 
     sched = DPMSolverMultistepScheduler(num_train_timesteps=schedule.T, trained_betas=schedule.betas[1:].double().numpy(),
                                         algorithm_type="dpmsolver++", solver_order=2, prediction_type="epsilon",
@@ -136,7 +136,7 @@ def diffusers_edm_dpmpp_2m(net, x_T: torch.Tensor, steps: int, sigma_data: float
     rescaled to [0, 1] (edm.time_of), and diffusers' "epsilon" output preconditioning is EDM's."""
     from diffusers import EDMDPMSolverMultistepScheduler
 
-    from mnistdiff import edm
+    from mnistdiff.processes import edm
 
     sched = EDMDPMSolverMultistepScheduler(sigma_data=sigma_data, prediction_type="epsilon", solver_order=2,
                                            algorithm_type="dpmsolver++", final_sigmas_type="zero")

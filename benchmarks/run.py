@@ -31,10 +31,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 import peers  # noqa: E402
 from readme_results import splice  # noqa: E402
 
-from mnistdiff import config as C, data, losses, metrics, nets, perf, processes, runs, runtime, samplers  # noqa: E402
-from mnistdiff import training  # noqa: E402
-from mnistdiff import guidance  # noqa: E402
-from mnistdiff.sample import NET_ROWS, generate, load_trained, runtime_net  # noqa: E402
+from mnistdiff import config as C, data, nets, processes
+from mnistdiff.processes import losses
+from mnistdiff.sampling import runtime, samplers  # noqa: E402
+from mnistdiff.training import loop as training  # noqa: E402
+from mnistdiff.sampling import guidance  # noqa: E402
+from mnistdiff.sampling.load import NET_ROWS, load_trained, runtime_net
+from mnistdiff.sampling.generate import generate  # noqa: E402
+from mnistdiff import machine
+from mnistdiff.training import optim
+from mnistdiff.sampling import ddpm
+from mnistdiff.training import rundir
+from mnistdiff.evaluation import features
 
 HERE = Path(__file__).resolve().parent
 README_START, README_END = "<!-- performance:start -->", "<!-- performance:end -->"
@@ -44,12 +52,10 @@ def load() -> float:
     return os.getloadavg()[0]
 
 
-def machine() -> dict:
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), platform.processor())
-    flags = next((line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")), "")
-    return {"cpu": model, "cores": os.cpu_count(), "torch": torch.__version__, "threads": torch.get_num_threads(),
-            "avx512_bf16": "avx512_bf16" in flags, "avx2": " avx2" in flags,
+def machine_facts() -> dict:
+    flags = machine.cpu_flags()
+    return {"cpu": machine.cpu_model(), "cores": os.cpu_count(), "torch": torch.__version__,
+            "threads": torch.get_num_threads(), "avx512_bf16": "avx512_bf16" in flags, "avx2": "avx2" in flags,
             "date": datetime.datetime.now().isoformat(timespec="minutes"), "python": platform.python_version()}
 
 
@@ -94,7 +100,7 @@ def bench_training(cfg, args, work: Path) -> dict:
     out = {"steps": steps, "batch_size": bs, "load_start": load()}
     # Epoch 1 is exactly `steps` steps; train() times it itself and logs images_per_s in its epoch record.
     training.train(cfg, work / "ours", progress=False, stop_after_steps=steps + 1)
-    records = runs.read_metrics(work / "ours")
+    records = rundir.read_metrics(work / "ours")
     out["precision"] = C.load_file(work / "ours" / "config.json")["train"]["precision"]  # what `auto` chose
     epoch = next(r for r in records if r["type"] == "epoch")
     ours_losses = [r["loss"] for r in records if r["type"] == "iter"][:steps]
@@ -144,22 +150,22 @@ def bench_levers(cfg, args, levers=LEVERS) -> list[dict]:
     levers = levers + [(f"threads={other}", {**base_over, "threads": other})]
     levers += [("compile", {**base_over, "compile": True})] if args.compile else []
     # fp32 unless the lever names a precision: the presets' `auto` would be bf16 on some machines
-    configs = [(label, over, perf.resolve_precision(C.apply(cfg, {"precision": "fp32", **over}))[0])
+    configs = [(label, over, machine.resolve_precision(C.apply(cfg, {"precision": "fp32", **over}))[0])
                for label, over in levers]
     images = data.to_model_range(data.load_split("train").images[:max(lc.train.batch_size for *_, lc in configs)])
-    native_bf16 = perf.auto_precision("cpu")[0] == "bf16"
+    native_bf16 = machine.auto_precision("cpu")[0] == "bf16"
     steppers, times, extra = [], {}, {}
     for label, over, lc in configs:
         label = label.replace("precision=auto", f"precision=auto ({lc.train.precision})")
         times[label] = []
         torch.manual_seed(0)
-        net = perf.prepare(nets.build(lc.model), lc.train)
-        opt, degradation = perf.optimizer(net, lc.train), processes.build(lc.process)
+        net = optim.prepare(nets.build(lc.model), lc.train)
+        opt, degradation = optim.optimizer(net, lc.train), processes.build(lc.process)
         g = torch.Generator().manual_seed(0)
         x0 = images[:lc.train.batch_size]
 
         def step(net=net, opt=opt, degradation=degradation, g=g, lc=lc, x0=x0):
-            perf.set_threads(lc.train.threads or default_threads)
+            machine.set_threads(lc.train.threads or default_threads)
             t = torch.randint(1, degradation.T + 1, (len(x0),), generator=g)
             with training.autocast(lc, torch.device("cpu")):
                 loss = losses.diffusion_loss(net, degradation, x0, t, torch.randn(x0.shape, generator=g)).mean()
@@ -206,7 +212,7 @@ def bench_sampling(net, schedule, args) -> dict:
 
     load0 = load()
     t0 = time.perf_counter()
-    ours = samplers.sample_ddpm(net, schedule, x_T, generator=torch.Generator().manual_seed(8), callback=peer_step)
+    ours = ddpm.sample_ddpm(net, schedule, x_T, generator=torch.Generator().manual_seed(8), callback=peer_step)
     ours_s = time.perf_counter() - t0 - state["peer_s"]
     diff = (ours - state["x"]).abs().max().item()
     mean_diff = (ours - state["x"]).abs().mean().item()
@@ -216,7 +222,7 @@ def bench_sampling(net, schedule, args) -> dict:
     assert diff < 1e-2 and mean_diff < 1e-3, \
         f"mnistdiff and diffusers disagree (max {diff}, mean {mean_diff} in model range): not the same sampler"
     t0 = time.perf_counter()
-    samplers.sample_ddim(net, schedule, x_T, steps=50)
+    ddpm.sample_ddim(net, schedule, x_T, steps=50)
     ddim_s = time.perf_counter() - t0
     return {"n": n, "T": T, "ours_images_per_s": n / ours_s, "diffusers_images_per_s": n / state["peer_s"],
             "ratio": state["peer_s"] / ours_s, "max_abs_diff": diff, "mean_abs_diff": mean_diff, "same_uint8_pixels": same_u8,
@@ -226,14 +232,14 @@ def bench_sampling(net, schedule, args) -> dict:
 def bench_eval(args) -> dict:
     """Inception pool3 features: mnistdiff's extractor vs the naive one, alternating halves."""
     imgs = data.load_split("test").images[:args.eval_n]
-    extractor = metrics.InceptionFeatures()
+    extractor = features.InceptionFeatures()
     half = args.eval_n // 2
     ours_s = naive_s = 0.0
     feats_ours, feats_naive = [], []
     load0 = load()
     for part in (imgs[:half], imgs[half:]):
         t0 = time.perf_counter()
-        feats_ours.append(metrics.extract(extractor, part, batch_size=args.eval_batch, progress=False))
+        feats_ours.append(features.extract(extractor, part, batch_size=args.eval_batch, progress=False))
         ours_s += time.perf_counter() - t0
         t0 = time.perf_counter()
         feats_naive.append(peers.naive_inception(extractor.path, part, batch_size=32))
@@ -279,7 +285,7 @@ def with_streams(streams: int, build):
 
 
 def bench_runtime(args) -> dict:
-    """The inference runtime (runtime.py) against torch eager: Inception features, and sampling with about
+    """The inference runtime (sampling/runtime.py) against torch eager: Inception features, and sampling with about
     20 net calls (each preset's own sampler: Heun-10 for the EDM UNet, DDIM-20 for the report's CNN) from the
     same noise, the net compiled as `mnistdiff sample --runtime openvino` compiles it (sample.runtime_net;
     untrained nets with a non-zero output layer: the arithmetic, not the weights, decides the speed). Each
@@ -287,16 +293,16 @@ def bench_runtime(args) -> dict:
     res = {"load_start": load()}
     n_inc, b = args.runtime_eval_n, args.eval_batch
     imgs = data.load_split("test").images[:n_inc + min(b, n_inc)]
-    eager = metrics.InceptionFeatures(runtime="torch", batch_size=b)
-    fast = metrics.InceptionFeatures(runtime="openvino", batch_size=b)
-    extract = lambda ex: lambda part: metrics.extract(ex, part, batch_size=b, progress=False)  # noqa: E731
+    eager = features.InceptionFeatures(runtime="torch", batch_size=b)
+    fast = features.InceptionFeatures(runtime="openvino", batch_size=b)
+    extract = lambda ex: lambda part: features.extract(ex, part, batch_size=b, progress=False)  # noqa: E731
     _alternate(extract(fast), extract(eager), (imgs[n_inc:],))  # the warm-up batch (not among the timed images)
     a, b_, sec_a, sec_b = _alternate(extract(fast), extract(eager), [imgs[i:i + b] for i in range(0, n_inc, b)])
     a, b_ = torch.cat(a), torch.cat(b_)
     res["inception"] = {"runtime": fast.runtime, "n": n_inc, "batch": b, "ours_images_per_s": n_inc / sec_a,
                         "torch_images_per_s": n_inc / sec_b, "ratio": sec_b / sec_a,
                         "feature_rel_diff": ((a - b_).norm() / b_.norm()).item(),
-                        "flops_per_image": forward_flops_per_image(eager.net, metrics.resize_for_inception(imgs[:1]))}
+                        "flops_per_image": forward_flops_per_image(eager.net, features.resize_for_inception(imgs[:1]))}
     n = args.runtime_n
     for name, preset in (("unet", "quick-unet"), ("cnn", "ddpm-default")):
         cfg = C.preset(preset)
@@ -346,7 +352,7 @@ def bench_guided(args) -> dict:
 def bench_evaluate(args) -> dict:
     """`mnistdiff evaluate RUN -n N` end to end (reference features from the cache once made), with the
     inference runtime the CLI uses by default (auto); the result lands in RUN/eval/ as any evaluation."""
-    from mnistdiff.evaluate import evaluate_run
+    from mnistdiff.evaluation.evaluate import evaluate_run
 
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     t0, load0 = time.perf_counter(), load()
@@ -523,12 +529,12 @@ def main(argv=None) -> int:
     if problem:
         print(f"run.py: error: {problem}", file=sys.stderr)
         return 2
-    perf.set_threads(args.threads)
+    machine.set_threads(args.threads)
     t_start, load0 = time.perf_counter(), load()
     cfg = C.preset("ddpm-default")
     if args.batch_size:
         cfg = C.apply(cfg, {"batch_size": args.batch_size})
-    res = {"machine": machine(), "args": vars(args), "load_start": load0}
+    res = {"machine": machine_facts(), "args": vars(args), "load_start": load0}
 
     def section(name, fn, *a):
         t0 = time.perf_counter()

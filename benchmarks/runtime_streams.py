@@ -21,14 +21,16 @@ import sys
 import time
 from pathlib import Path
 
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 import run as bench  # noqa: E402
 
-from mnistdiff import config as C, data, metrics, processes, runtime  # noqa: E402
-from mnistdiff.sample import generate, runtime_net  # noqa: E402
+from mnistdiff import config as C, data, processes
+from mnistdiff.sampling import runtime  # noqa: E402
+from mnistdiff.sampling.generate import generate
+from mnistdiff.sampling.load import runtime_net  # noqa: E402
+from mnistdiff.evaluation import features
 
 HERE = Path(__file__).resolve().parent
 
@@ -86,10 +88,10 @@ def main(argv=None) -> int:
             print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     b = args.inception_batch
     images = data.load_split("test").images[:b * (args.rounds + 1)]
-    eager = metrics.InceptionFeatures(runtime="torch", batch_size=b)
-    one = bench.with_streams(1, lambda: metrics.InceptionFeatures(runtime="openvino", batch_size=b))
-    many = metrics.InceptionFeatures(runtime="openvino", batch_size=b)
-    extract = lambda ex: lambda r: metrics.extract(ex, images[r * b:(r + 1) * b], batch_size=b, progress=False)  # noqa: E731
+    eager = features.InceptionFeatures(runtime="torch", batch_size=b)
+    one = bench.with_streams(1, lambda: features.InceptionFeatures(runtime="openvino", batch_size=b))
+    many = features.InceptionFeatures(runtime="openvino", batch_size=b)
+    extract = lambda ex: lambda r: features.extract(ex, images[r * b:(r + 1) * b], batch_size=b, progress=False)  # noqa: E731
     times = round_robin({"one stream": extract(one), "streams": extract(many), "torch": extract(eager)}, args.rounds)
     rows.append(row("Inception-v3 features", b, times))
     m = bench.machine()

@@ -17,10 +17,12 @@ import itertools
 import sys
 from pathlib import Path
 
-from mnistdiff import guidance as G, metrics as M
+from mnistdiff.sampling import guidance as G
 from mnistdiff.errors import UserError, run_script
-from mnistdiff.evaluate import Evaluator
-from mnistdiff.sample import generate, load_trained
+from mnistdiff.evaluation.evaluator import Evaluator
+from mnistdiff.sampling.generate import generate
+from mnistdiff.sampling.load import load_trained
+from mnistdiff.evaluation import statistics
 
 
 def probe(run: Path, n: int, digit: str | None, guidances, churns, steps_list, data_dir=None) -> list[dict]:
@@ -37,7 +39,7 @@ def probe(run: Path, n: int, digit: str | None, guidances, churns, steps_list, d
                           guidance=w, sampler_options={"steps": steps, "churn": churn})
         top = images[:, :4].float()
         lit = top[top > 0]
-        rows.append({"guidance": w, "churn": churn, "steps": steps, "background": M.background_level(images),
+        rows.append({"guidance": w, "churn": churn, "steps": steps, "background": statistics.background_level(images),
                      "lit_share": (top > 0).float().mean().item(),
                      "lit_mean": lit.mean().item() if lit.numel() else 0.0,
                      "classifier_is": clf.evaluate(images)["classifier_is"]})

@@ -4,7 +4,7 @@
 
 For a cold process the start x_T is all the sampler is given: every sample is a deterministic function of
 it (Algorithm 2 of Bansal et al. 2022). So the mixture fitted to the final values of training digits
-(priors.py) bounds what the net can draw. Each row is scripts/quality_results.py on N samples (default
+(processes/starts.py) bounds what the net can draw. Each row is scripts/quality_results.py on N samples (default
 2,000, seed 0) with one start: GMM components x start noise (the std of pixel noise added to x_T). KID
 and FID against the first N test digits (Inception-v3 2015-12-05 pool3; KID is unbiased at small N, so
 rows compare; FID at N = 2,000 is biased upwards and only ranks), the MNIST classifier's IS on the N

@@ -20,10 +20,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from mnistdiff import guidance_table as GT
-from mnistdiff.guidance_eval import measure
+from mnistdiff.evaluation import guidance_table as GT
+from mnistdiff.evaluation.guidance_sweep import measure
 from mnistdiff.experiment import machine
 from mnistdiff.errors import UserError
+from mnistdiff.machine import cpu_flags
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = 0.99  # the share of samples the classifier labels as the digit asked for, at the best w
@@ -39,7 +40,7 @@ def strip(result: dict, run: Path) -> Image.Image:
 
 def markdown(results: dict[str, dict], args, images: dict[str, str]) -> str:
     m = machine()
-    bf16 = "yes" if "avx512_bf16" in Path("/proc/cpuinfo").read_text() else "no"
+    bf16 = "yes" if "avx512_bf16" in cpu_flags() else "no"
     lines = ["# Class-conditional generation and classifier-free guidance", "",
              "Written by `scripts/conditional_results.py`; do not edit by hand. Each run is sampled at every "
              "guidance weight w from the same starting noise: eps = (1 + w) eps(x, digit) - w eps(x, no label) "

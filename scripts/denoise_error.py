@@ -17,7 +17,7 @@ import torch
 
 from mnistdiff import data
 from mnistdiff.errors import UserError
-from mnistdiff.sample import load_trained
+from mnistdiff.sampling.load import load_trained
 
 
 def errors(net, degradation, x0: torch.Tensor, ts: list[int]) -> list[tuple[float, float]]:

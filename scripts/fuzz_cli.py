@@ -29,6 +29,9 @@ import tempfile
 import time
 import traceback
 from pathlib import Path
+from mnistdiff import files
+from mnistdiff.sampling import load
+from mnistdiff.training.checkpoint import store
 
 STEP_CAP = 2  # optimizer steps per training case
 CASE_LIMIT_S = 60  # a case still running after this is a failure (a hang)
@@ -78,9 +81,9 @@ EVALUATE_FLAGS = {**SAMPLING_FLAGS, "-n": ["10", "12", "9", "0", "100001", "1000
 
 def damage_run(run: Path, rng: random.Random) -> str:
     """Apply one random damage to a copy of a run directory; returns its description."""
-    from mnistdiff import checkpoint, runs
+    from mnistdiff.training import checkpoint
 
-    slot = runs.checkpoint_path(run, rng.choice(["last", "prev", "best", "next"]))
+    slot = store.checkpoint_path(run, rng.choice(["last", "prev", "best", "next"]))
     kind = rng.choice(["flip", "truncate", "random", "empty", "directory", "fifo", "dangling", "rehash",
                        "config.json", "metrics", "degradation", "no-checkpoints", "stale-tmp", "samples-file",
                        "eval-file", "none"])
@@ -180,11 +183,11 @@ def damage_run(run: Path, rng: random.Random) -> str:
         if rng.random() < 0.7:
             p.write_text(rng.choice(["{", "[]", '{"order": "x"}', "null"]))
     elif kind == "no-checkpoints":
-        remove(run / runs.CKPT_DIR)
+        remove(run / store.CKPT_DIR)
         if rng.random() < 0.5:
-            (run / runs.CKPT_DIR).write_text("a file")
+            (run / store.CKPT_DIR).write_text("a file")
     elif kind == "stale-tmp":
-        stale = run / runs.CKPT_DIR / f".last.safetensors{checkpoint.TMP_TAG}{rng.randint(2, 10 ** 6)}"
+        stale = run / store.CKPT_DIR / f".last.safetensors{files.TMP_TAG}{rng.randint(2, 10 ** 6)}"
         stale.write_bytes(b"0" * 100)
     elif kind in ("samples-file", "eval-file"):
         p = run / kind.split("-")[0]
@@ -407,7 +410,7 @@ def _listing(*folders: Path) -> set:
 
 def cap_training() -> None:
     """Every training case stops after STEP_CAP optimizer steps (in-process: wraps train.train)."""
-    from mnistdiff import training as train
+    from mnistdiff.training import loop as train
 
     original = train.train
 
@@ -438,7 +441,8 @@ def quick_figures() -> None:
 
 def make_references(root: Path) -> dict[str, Path]:
     """Two tiny finished runs (DDPM with EMA, cold rows): the material every damaged case starts from."""
-    from mnistdiff import config as C, sample, training as train
+    from mnistdiff import config as C
+    from mnistdiff.training import loop as train
 
     refs = {"ddpm": root / "ref-ddpm", "cold": root / "ref-cold"}
     tiny = dict(subset=64, epochs=2, T=10, batch_size=32, hidden=(8,), sample_epochs=(1,), checkpoint_every=1)
@@ -447,7 +451,7 @@ def make_references(root: Path) -> dict[str, Path]:
     # The cache a case may damage: the runtime probes of both reference nets (the classifier is shipped).
     cache = root / "ref-cache"
     for ref in refs.values():
-        sample.load_trained(ref, runtime="auto", cache=cache, batch_size=10)
+        load.load_trained(ref, runtime="auto", cache=cache, batch_size=10)
     refs["cache"] = cache
     return refs
 

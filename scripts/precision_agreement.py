@@ -5,7 +5,7 @@
 
 bf16 passes where every difference is inside the metric's own noise: KID within its standard deviation over
 subsets, the classifier IS within its standard deviation over splits (FID is shown, but it is biased at small
-counts, so equal counts compare). perf.BF16_SAMPLING_MEASURED lists the networks that passed, which is what
+counts, so equal counts compare). machine.BF16_SAMPLING_MEASURED lists the networks that passed, which is what
 `--precision auto` follows. The sampling speed of each is the evaluation's own timing.
 """
 
@@ -16,8 +16,9 @@ import json
 import sys
 from pathlib import Path
 
-from mnistdiff import evaluate as E, perf
+from mnistdiff.evaluation import evaluate as E
 from mnistdiff.errors import run_script
+from mnistdiff import machine
 
 
 def verdict(fp32: dict, bf16: dict) -> dict:
@@ -70,9 +71,8 @@ def main() -> int:
             args.run, n=args.n, sampler=args.sampler, sampler_options={"steps": args.steps, "clip": args.clip},
             digit=args.digit, guidance=args.guidance, n_ref=args.n_ref, metrics=args.metrics, cache=args.cache_dir,
             precision=precision, runtime="torch", name=f"precision-{precision}-n{args.n}", progress=False)
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-               "?")
-    out = {"run": str(args.run), "n": args.n, "cpu": f"{cpu}, native bf16: {perf.auto_precision('cpu')[0] == 'bf16'}",
+    cpu = machine.cpu_model()
+    out = {"run": str(args.run), "n": args.n, "cpu": f"{cpu}, native bf16: {machine.auto_precision('cpu')[0] == 'bf16'}",
            "verdict": verdict(results["fp32"], results["bf16"]),
            "sampling_s": {k: r["timing"]["sampling_s"] for k, r in results.items()}}
     args.out.mkdir(parents=True, exist_ok=True)

@@ -23,11 +23,16 @@ from pathlib import Path
 
 import numpy as np
 
-from mnistdiff import config as C, experiment, guidance as G, metrics as M, perf, runs
+from mnistdiff import config as C, experiment
+from mnistdiff.sampling import guidance as G
 from mnistdiff.errors import UserError, run_script
-from mnistdiff.evaluate import Evaluator
-from mnistdiff.sample import generate, load_trained
-from mnistdiff.training import train
+from mnistdiff.evaluation.evaluator import Evaluator
+from mnistdiff.sampling.generate import generate
+from mnistdiff.sampling.load import load_trained
+from mnistdiff.training.loop import train
+from mnistdiff import machine
+from mnistdiff.training import rundir
+from mnistdiff.evaluation import statistics
 
 EDM = {"degradation": "edm", "prediction": "x0", "min_snr": 0.0}
 COND = {**EDM, "p_mean": -0.4, "p_std": 1.4, "conditional": True}  # make run's recipe
@@ -101,9 +106,9 @@ def ensure_trained(name: str, runs_dir: Path, data_dir) -> Path:
     cfg = train_config(name)
     if run.exists():
         saved = C.from_dict(json.loads((run / "config.json").read_text()))
-        if saved.to_dict() != perf.resolve_precision(cfg)[0].to_dict():  # config.json says what auto chose
+        if saved.to_dict() != machine.resolve_precision(cfg)[0].to_dict():  # config.json says what auto chose
             raise UserError(f"{run} was trained with another config than row {name!r} asks; move it away")
-        done = max((r["epoch"] for r in runs.read_metrics(run) if r["type"] == "epoch"), default=0)
+        done = max((r["epoch"] for r in rundir.read_metrics(run) if r["type"] == "epoch"), default=0)
         if done < cfg.train.epochs:
             train(cfg, run, resume=True, data_dir=data_dir, progress=False)
     else:
@@ -123,13 +128,13 @@ def measure(row, run: Path, n: int, evaluator: Evaluator, data_dir, runtime: str
     (run / "eval").mkdir(exist_ok=True)
     np.save(run / "eval" / f"ablation-{name}-n{n}.npy", images.numpy())
     result = evaluator.evaluate(images)
-    epochs = [r for r in runs.read_metrics(run) if r["type"] == "epoch"]
+    epochs = [r for r in rundir.read_metrics(run) if r["type"] == "epoch"]
     return {"row": name, "train": train_name, "changes": what, "overrides": {k: list(v) if isinstance(v, tuple) else v
                                                                             for k, v in TRAINS[train_name].items()},
             "sampler": sampler, "sampler_options": row[4], "weights": weights, "n": n,
             "kid": result["kid"], "kid_std": result["kid_std"], "fid": result["fid"],
             "classifier_is": result["classifier_is"], "fd_classifier": result["fd_classifier"],
-            "background": M.background_level(images), "saturated": M.saturated_share(images),
+            "background": statistics.background_level(images), "saturated": statistics.saturated_share(images),
             "train_minutes": round(sum(r["time_s"] for r in epochs) / 60, 2),
             "steps": max((r["step"] for r in epochs), default=0),
             "sampling_images_per_s": round(n / sampling_s, 2), "date": time.strftime("%Y-%m-%d"),

@@ -24,10 +24,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mnistdiff import data, experiment, guidance as G, metrics as M, priors, runs, samplers
+from mnistdiff import data, experiment
+from mnistdiff.sampling import guidance as G, samplers
+from mnistdiff.processes import starts
 from mnistdiff.errors import UserError, run_script
-from mnistdiff.evaluate import Evaluator
-from mnistdiff.sample import generate, load_trained
+from mnistdiff.evaluation.evaluator import Evaluator
+from mnistdiff.sampling.generate import generate
+from mnistdiff.sampling.load import load_trained
+from mnistdiff.training import rundir
+from mnistdiff.evaluation import statistics
 
 # What each preset is meant to reach (FID and KID on 10,000 vs 10,000; docs/quality.md says why these); a
 # preset without an entry is measured and reported without a verdict.
@@ -41,7 +46,7 @@ TARGETS = {
 
 
 def epoch_rows(run: Path) -> list[dict]:
-    return [r for r in runs.read_metrics(run) if r["type"] == "epoch"]
+    return [r for r in rundir.read_metrics(run) if r["type"] == "epoch"]
 
 
 def main(argv=None) -> int:
@@ -68,7 +73,7 @@ def main(argv=None) -> int:
     cfg, net, degradation = load_trained(args.run, runtime=args.runtime)
     options = {k: v for k, v in (("steps", args.steps), ("eta", args.eta), ("clip", args.clip or None))
                if v is not None}
-    start = priors.default_start(cfg)
+    start = starts.default_start(cfg)
     start_options = {k: v for k, v in (("components", args.components), ("noise", args.start_noise)) if v is not None}
     if start_options and start not in ("gmm", "uniform"):
         raise UserError(f"--components and --start-noise shape a fitted start (gmm, uniform); {args.run} starts "
@@ -117,7 +122,7 @@ def main(argv=None) -> int:
         "test_share_pct": [round(100 * s, 2) for s in test_share],
         "sample_share_pct": [round(100 * s, 2) for s in sample_share],
         "max_class_share_gap_pp": max(abs(g) for g in gaps),
-        "background": M.background_level(images), "saturated_share": M.saturated_share(images),
+        "background": statistics.background_level(images), "saturated_share": statistics.saturated_share(images),
         "timing_s": {"sampling": sampling_s and round(sampling_s, 1), "inception": round(inception_s, 1)},
         "machine": experiment.machine(),
         "protocol": {"classifier": clf.protocol(), "inception": inc.protocol(),

@@ -13,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from mnistdiff.report import build as report, labels as M
+from mnistdiff.report import build as report, readers as M
 from mnistdiff.errors import UserError
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"

@@ -31,9 +31,9 @@ snapshot_epochs() {  # the run's --sample-epochs: the report's grid epochs are a
 finished() {  # the run has trained all its epochs
   "$BIN/python" - "$1" <<'PY'
 import json, sys
-from mnistdiff import runs
+from mnistdiff.training import rundir
 cfg = json.load(open(f"{sys.argv[1]}/config.json"))
-sys.exit(0 if max((r["epoch"] for r in runs.read_metrics(sys.argv[1]) if r["type"] == "epoch"), default=0)
+sys.exit(0 if max((r["epoch"] for r in rundir.read_metrics(sys.argv[1]) if r["type"] == "epoch"), default=0)
          >= cfg["train"]["epochs"] else 1)
 PY
 }
@@ -41,7 +41,7 @@ PY
 train() {
   # On resume, the precision this CPU computes natively: a run started in bf16 continues in fp32 on a CPU
   # without AVX512-BF16 or AMX (where bf16 is emulated, ~15x slower); metrics.jsonl records the step.
-  precision=$("$BIN/python" -c "from mnistdiff import perf; print(perf.auto_precision('cpu')[0])")
+  precision=$("$BIN/python" -c "from mnistdiff import machine; print(machine.auto_precision('cpu')[0])")
   for name in $NAMES; do
     run=$RUNS/$name
     if [ -f "$run/config.json" ]; then
@@ -86,13 +86,14 @@ evaluate() {  # until every run has trained, every snapshot is scored and every 
 save() {
   mkdir -p "$SAVED"
   "$BIN/python" - "$RUNS" "$SAVED/machines.jsonl" $NAMES <<'PY'  # which machine got each run how far
-import json, os, platform, sys, time
-from mnistdiff import perf, runs
-cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.machine())
-epochs = {n: max((r["epoch"] for r in runs.read_metrics(f"{sys.argv[1]}/{n}") if r["type"] == "epoch"), default=0)
+import json, os, sys, time
+from mnistdiff import machine
+from mnistdiff.training import rundir
+cpu = machine.cpu_model()
+epochs = {n: max((r["epoch"] for r in rundir.read_metrics(f"{sys.argv[1]}/{n}") if r["type"] == "epoch"), default=0)
           for n in sys.argv[3:]}
 line = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cpu": f"{cpu}, {os.cpu_count()} cores",
-        "precision": perf.auto_precision("cpu")[0], "epochs": {n: e for n, e in epochs.items() if e}}
+        "precision": machine.auto_precision("cpu")[0], "epochs": {n: e for n, e in epochs.items() if e}}
 try:
     rows = [json.loads(r) for r in open(sys.argv[2]).read().splitlines() if r.strip()]
 except FileNotFoundError:

@@ -19,9 +19,10 @@ from pathlib import Path
 
 import torch
 
-from mnistdiff import data, predictions
+from mnistdiff import data
+from mnistdiff.processes import predictions
 from mnistdiff.errors import UserError, run_script
-from mnistdiff.sample import load_trained
+from mnistdiff.sampling.load import load_trained
 
 SIGMAS = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
 N_DIGITS = 256

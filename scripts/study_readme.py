@@ -13,9 +13,10 @@ import json
 import sys
 from pathlib import Path
 
-from mnistdiff import config as C, runs
+from mnistdiff import config as C
 from mnistdiff.errors import UserError, run_script
-from mnistdiff.report import labels as M
+from mnistdiff.report import readers as M
+from mnistdiff.training import rundir
 
 # The report's own numbers (../seed/report-mnist-diffusion.txt): where each stands, its final loss, FID and
 # Inception Score of generated and of real digits ("" where the report gives none).
@@ -46,9 +47,9 @@ def _fmt(value, std=None, digits=4) -> str:
 
 
 def run_rows(folder: Path) -> dict:
-    rows = runs.read_metrics(folder)
+    rows = rundir.read_metrics(folder)
     epochs = [r for r in rows if r["type"] == "epoch"]
-    evals = runs.epoch_evals(folder)
+    evals = rundir.epoch_evals(folder)
     return {"cfg": C.from_dict(C.load_file(folder / "config.json")), "epochs": epochs, "evals": evals,
             "final": _read_json(folder / "eval" / "final.json"),
             "train_s": sum(e.get("time_s", 0) for e in epochs),

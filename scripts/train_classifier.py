@@ -14,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from mnistdiff import classifier as CL
+from mnistdiff.evaluation import classifier as CL
 from mnistdiff.errors import UserError, run_script
 
 

@@ -12,6 +12,7 @@ from mnistdiff import config as C
 from mnistdiff.errors import UserError
 
 from .conftest import TINY, cli
+from mnistdiff.training.checkpoint import store
 
 
 @pytest.fixture(scope="module")
@@ -29,9 +30,8 @@ def test_sample_gives_the_cli_images_for_the_same_seed(api_run, tmp_path):
 
 
 def test_load_takes_a_checkpoint_file_and_raw_weights(api_run):
-    from mnistdiff import runs
 
-    run = mnistdiff.load(runs.checkpoint_path(api_run.path, "best"), weights="raw")
+    run = mnistdiff.load(store.checkpoint_path(api_run.path, "best"), weights="raw")
     assert run.path == api_run.path and run.weights == "raw"
     assert run.sample(2, seed=0).dtype == torch.uint8
 

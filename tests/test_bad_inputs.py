@@ -12,10 +12,12 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from mnistdiff import cli as cli_mod, config as C, data, runs, training as T
+from mnistdiff import cli as cli_mod, config as C, data
+from mnistdiff.training import loop as T
 from mnistdiff.errors import UserError
 
 from .conftest import cli
+from mnistdiff.training import rundir
 
 
 def run_cli(capsys, *args) -> str:
@@ -98,7 +100,7 @@ def test_a_checkpoint_from_a_different_configuration(capsys, trained, tmp_path):
 
 def test_a_run_directory_in_use_is_refused(capsys, trained):
     before = snapshot(trained)
-    with runs.locked(trained):  # as a running training process holds it
+    with rundir.locked(trained):  # as a running training process holds it
         err = run_cli(capsys, "train", "--resume", trained, "--epochs", "2")
     assert "is in use by another training process" in err
     assert {k: v for k, v in snapshot(trained).items() if k.name != ".lock"} == \

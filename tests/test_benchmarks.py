@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from mnistdiff import config as C, perf, training as T
+from mnistdiff import config as C
+from mnistdiff.training import loop as T
 
 from .conftest import ROOT, TINY
+from mnistdiff import machine
 
 
 def _bench(name: str):
@@ -40,7 +42,7 @@ def test_benchmark_runs_every_comparison_and_rewrites_the_readme_table(tmp_path,
     res = json.loads((tmp_path / "out/results.json").read_text())
     tr, sa, ev, rf = res["training"], res["sampling"], res["evaluation"], res["roofline"]
     assert (tr["steps"], tr["batch_size"], sa["n"], sa["T"], ev["n"]) == (2, 8, 1, 1000, 2)
-    assert tr["precision"] == perf.auto_precision("cpu")[0]  # the preset's auto, resolved for this CPU
+    assert tr["precision"] == machine.auto_precision("cpu")[0]  # the preset's auto, resolved for this CPU
     for ratio in (tr["ratio"], sa["ratio"], ev["ratio"], rf["fraction_fp32"], rf["fraction_bf16"]):
         assert math.isfinite(ratio) and ratio > 0
     assert math.isfinite(tr["ours_loss_tail"]) and math.isfinite(tr["ref_loss_tail"])

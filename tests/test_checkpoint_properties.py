@@ -15,9 +15,12 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from mnistdiff import checkpoint, cli as cli_mod, config as C, perf, runs, training as T
-from mnistdiff.ema import EMA
+from mnistdiff.training import checkpoint, loop as T
+from mnistdiff import cli as cli_mod, config as C
+from mnistdiff.training.ema import EMA
 from mnistdiff.errors import UserError
+from mnistdiff.training import optim
+from mnistdiff.training.checkpoint import store
 
 FLAGS = dict(subset=64, epochs=2, T=10, batch_size=32, hidden=(8,), sample_epochs=(), ema_decay=0.9)
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -38,7 +41,7 @@ def trained(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def original(trained):
-    return checkpoint.load(runs.checkpoint_path(trained, "last"))
+    return checkpoint.load(store.checkpoint_path(trained, "last"))
 
 
 def _paths(value, prefix=()):
@@ -73,7 +76,7 @@ def _outcome(run, tmp_path, original_cfg):
     """Resume's restore and `sample` on the damaged run: each must load a good checkpoint or refuse."""
     cfg = C.from_dict(C.load_file(run / "config.json"))
     net, _ = T.build(cfg)
-    opt = perf.optimizer(net, cfg.train)
+    opt = optim.optimizer(net, cfg.train)
     try:
         with contextlib.redirect_stderr(io.StringIO()):
             restored = T.restore(run, cfg, net, opt, EMA(net, cfg.train.ema_decay))
@@ -95,7 +98,7 @@ def _outcome(run, tmp_path, original_cfg):
     if code == 2:
         assert text.count("\n") == 1 and not out.exists(), text
     else:  # success is allowed only with the run's own configuration
-        _, cfg_dict, _ = checkpoint.load(runs.checkpoint_path(run, "last"))
+        _, cfg_dict, _ = checkpoint.load(store.checkpoint_path(run, "last"))
         assert _resumable(cfg_dict) == _resumable(original_cfg)  # the epoch count may differ, as on resume
 
 
@@ -126,7 +129,7 @@ def test_damaged_header_or_state_json(trained, original, tmp_path, data, rehash)
     new = data.draw(JSON_VALUES)
     damaged = _mutate(target, path, action, new)
     run = _fresh(trained, tmp_path)
-    last = runs.checkpoint_path(run, "last")
+    last = store.checkpoint_path(run, "last")
     config, st_ = (damaged, state) if which == "config" else (cfg_dict, damaged)
     if rehash:  # damage the checksum cannot see: only the content checks stand between it and a resume
         checkpoint.save(last, tensors=tensors, config=config, state=st_)
@@ -167,7 +170,7 @@ def test_damaged_tensors(trained, original, tmp_path, data, rehash):
         tensors[data.draw(st.sampled_from(["model/zzz", "optim/99/exp_avg", "rng/other", "ema/out.weight2"]))] = \
             tensors.pop(name)
     run = _fresh(trained, tmp_path)
-    last = runs.checkpoint_path(run, "last")
+    last = store.checkpoint_path(run, "last")
     if rehash:
         checkpoint.save(last, tensors=tensors, config=cfg_dict, state=state)
     else:
@@ -184,7 +187,7 @@ def test_damaged_tensors(trained, original, tmp_path, data, rehash):
 @given(data=st.data())
 def test_damaged_bytes(trained, original, tmp_path, data):
     run = _fresh(trained, tmp_path)
-    last = runs.checkpoint_path(run, "last")
+    last = store.checkpoint_path(run, "last")
     raw = bytearray(last.read_bytes())
     header_len = struct.unpack("<Q", raw[:8])[0]
     region = data.draw(st.sampled_from(["length", "header", "tensors", "truncate", "append"]))
@@ -203,7 +206,7 @@ def test_damaged_bytes(trained, original, tmp_path, data):
 
 def test_every_state_field_has_a_rule():
     """A field added to the saved state without a rule is refused by every load: this names it first."""
-    from mnistdiff.checkpoint_check import STATE_RULES
+    from mnistdiff.training.checkpoint.validate import STATE_RULES
 
     assert set(STATE_RULES) == set(vars(T.State())) | {"optimizer", "rng"}
     assert math.isinf(T.State().best_loss)  # best_loss's rule admits +inf for a run without an epoch

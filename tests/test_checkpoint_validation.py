@@ -17,8 +17,13 @@ import traceback
 import pytest
 import torch
 
-from mnistdiff import checkpoint, cli as cli_mod, config as C, perf, runs, training as T
-from mnistdiff.ema import EMA
+from mnistdiff.training import checkpoint, loop as T
+from mnistdiff import cli as cli_mod, config as C
+from mnistdiff.training.ema import EMA
+from mnistdiff import files
+from mnistdiff.training import optim
+from mnistdiff.training import rundir
+from mnistdiff.training.checkpoint import store
 
 FLAGS = dict(subset=64, epochs=2, T=10, batch_size=32, hidden=(8,), sample_epochs=(), checkpoint_every=1)
 
@@ -86,17 +91,17 @@ def _nan_weights(tensors, config, state):
 
 
 def _steps(run):
-    return [row["step"] for row in runs.read_metrics(run) if row["type"] == "iter"]
+    return [row["step"] for row in rundir.read_metrics(run) if row["type"] == "iter"]
 
 
 # -- rows 1-3, 10-12: what a checkpoint carries ------------------------------------------------------
 
 def test_row1_nonfinite_weights_are_refused_by_sample_and_evaluate(run, tmp_path):
-    resave(runs.checkpoint_path(run, "last"), _nan_weights)
+    resave(store.checkpoint_path(run, "last"), _nan_weights)
     before = snapshot(run)
     refused("sample", run, "-n", "4", match="non-finite values in")
     refused("evaluate", run, "-n", "10", "--metrics", "classifier", match="non-finite values in")
-    refused("sample", runs.checkpoint_path(run, "last"), "-n", "4", "--out", tmp_path / "x.png", match="non-finite")
+    refused("sample", store.checkpoint_path(run, "last"), "-n", "4", "--out", tmp_path / "x.png", match="non-finite")
     assert snapshot(run) == before and not (tmp_path / "x.png").exists()
 
 
@@ -110,13 +115,13 @@ def test_row2_damaged_state_json_with_a_valid_hash_falls_back(run, damage):
         else:
             tensors["rng/train"] = tensors["rng/train"][:17].clone()
 
-    resave(runs.checkpoint_path(run, "last"), edit)
+    resave(store.checkpoint_path(run, "last"), edit)
     fell_back("train", "--resume", run, "--epochs", "3", "--quiet", match="checkpoint")
     assert _steps(run) == list(range(1, 7))  # epoch 2 redone from prev, no step twice
 
 
 def test_row3_the_checksum_covers_the_header(run, tmp_path):
-    last = runs.checkpoint_path(run, "last")
+    last = store.checkpoint_path(run, "last")
     raw = last.read_bytes()
     assert raw.count(b'\\"T\\": 10') == 1
     last.write_bytes(raw.replace(b'\\"T\\": 10', b'\\"T\\": 90'))  # same length, tensors intact
@@ -131,19 +136,19 @@ def test_row10_a_checkpoint_of_another_config_is_refused(run, tmp_path):
     other = C.apply(C.preset("ddpm-default"), dict(FLAGS, net="unet", hidden=(8,), ema_decay=0.9))
     net, _ = T.build(other)
     unet_run = tmp_path / "unet"
-    (unet_run / runs.CKPT_DIR).mkdir(parents=True)
-    T.save_checkpoint(unet_run, other, net, perf.optimizer(net, other.train), T.State(), torch.Generator(),
+    (unet_run / store.CKPT_DIR).mkdir(parents=True)
+    T.save_checkpoint(unet_run, other, net, optim.optimizer(net, other.train), T.State(), torch.Generator(),
                       ema=EMA(net, 0.9))
-    shutil.copy(runs.checkpoint_path(unet_run, "last"), runs.checkpoint_path(run, "last"))
+    shutil.copy(store.checkpoint_path(unet_run, "last"), store.checkpoint_path(run, "last"))
     before = snapshot(run)
     refused("sample", run, "-n", "4", match="different configuration")
-    refused("sample", runs.checkpoint_path(run, "last"), "-n", "4", match="model.net is 'unet'")
+    refused("sample", store.checkpoint_path(run, "last"), "-n", "4", match="model.net is 'unet'")
     refused("evaluate", run, "-n", "10", "--metrics", "classifier", match="different configuration")
     assert snapshot(run) == before
 
 
 def test_row11_nonfinite_weights_on_resume_fall_back_saying_so(run):
-    resave(runs.checkpoint_path(run, "last"), _nan_weights)
+    resave(store.checkpoint_path(run, "last"), _nan_weights)
     err = fell_back("train", "--resume", run, "--epochs", "3", "--quiet", match="non-finite values in")
     assert "loss became" not in err
     assert _steps(run) == list(range(1, 7))
@@ -151,7 +156,7 @@ def test_row11_nonfinite_weights_on_resume_fall_back_saying_so(run):
 
 @pytest.mark.parametrize("kind", ["directory", "FIFO"])
 def test_row12_a_fifo_or_directory_as_last_is_named_and_resume_falls_back(run, kind, tmp_path):
-    last = runs.checkpoint_path(run, "last")
+    last = store.checkpoint_path(run, "last")
     last.unlink()
     if kind == "directory":
         last.mkdir()
@@ -206,7 +211,7 @@ def test_row8_a_subset_larger_than_the_split(tmp_path, monkeypatch):
 
 
 def test_row9_an_immutable_checkpoints_folder_is_refused_on_resume(run):
-    folder = run / runs.CKPT_DIR
+    folder = run / store.CKPT_DIR
     if subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode != 0:
         pytest.skip("chattr +i needs root on a filesystem that supports it")
     try:
@@ -220,13 +225,13 @@ def test_row9_an_immutable_checkpoints_folder_is_refused_on_resume(run):
 # -- side effects ----------------------------------------------------------------------------------
 
 def test_temporaries_of_a_killed_writer_are_removed_on_resume(run):
-    stale = [run / runs.CKPT_DIR / ".next.safetensors.tmp-999999", run / ".metrics.jsonl.tmp-999998"]
+    stale = [run / store.CKPT_DIR / ".next.safetensors.tmp-999999", run / ".metrics.jsonl.tmp-999998"]
     for p in stale:
         p.write_bytes(b"\0" * 2_000_000)
     code, err = run_cli("train", "--resume", run, "--epochs", "3", "--quiet")
     assert code == 0, err
     assert not any(p.exists() for p in stale)
-    assert not [p for p in run.rglob("*") if checkpoint.TMP_TAG in p.name]
+    assert not [p for p in run.rglob("*") if files.TMP_TAG in p.name]
 
 
 def test_a_failed_evaluate_leaves_no_empty_eval_folder(run):
@@ -256,12 +261,12 @@ def test_checkpoints_of_the_first_format_still_load_with_the_same_content_checks
     """Runs trained before the header joined the checksum resume and sample as before."""
     from safetensors.torch import save as st_save
 
-    last = runs.checkpoint_path(run, "last")
+    last = store.checkpoint_path(run, "last")
     tensors, config, state = checkpoint.load(last)
 
     def write_v1(tensors):
         meta = {"format": checkpoint.FORMAT_1, "config": json.dumps(config, sort_keys=True),
-                "state": json.dumps(state, sort_keys=True), "sha256": checkpoint._digest(tensors)}
+                "state": json.dumps(state, sort_keys=True), "sha256": checkpoint.format._digest(tensors)}
         last.write_bytes(st_save(tensors, metadata=meta))
 
     write_v1(tensors)
@@ -275,7 +280,7 @@ def test_runs_that_use_no_later_feature_save_no_later_fields_and_still_work(run,
     """Fields added after the first checkpoints (EDM's sigma_data/p_mean/p_std, the labels' conditional/
     label_dropout) are left out of the files of a run that does not use them, as those of an older run
     lack them: such a run samples and resumes, its defaults changing nothing."""
-    _, config, _ = checkpoint.load(runs.checkpoint_path(run, "last"))
+    _, config, _ = checkpoint.load(store.checkpoint_path(run, "last"))
     saved = json.loads((run / "config.json").read_text())
     for field in C.INTRODUCED_WITH:
         assert field not in config[C.FIELD_SECTION[field]] and field not in saved[C.FIELD_SECTION[field]]
@@ -292,13 +297,13 @@ def test_a_checkpoint_using_a_later_feature_without_its_fields_is_refused(run, t
     """The same fields missing from a checkpoint that uses their feature: a damaged header, not an old run."""
     def edit(tensors, config, state):
         config[C.FIELD_SECTION[feature]][feature] = value
-    resave(runs.checkpoint_path(run, "last"), edit)
-    refused("sample", runs.checkpoint_path(run, "last"), "-n", "2", "--out", tmp_path / "x.png", match=match)
+    resave(store.checkpoint_path(run, "last"), edit)
+    refused("sample", store.checkpoint_path(run, "last"), "-n", "2", "--out", tmp_path / "x.png", match=match)
 
 
 @pytest.mark.parametrize("value", [None, 0, [], "maybe"])
 def test_a_switch_that_is_not_a_boolean_is_refused(run, tmp_path, value):
     """Found by test_checkpoint_properties: bool(None) read a damaged channels_last as False, so a header
     with null there passed as the run's own config. A switch is true/false (or a CLI spelling of them)."""
-    resave(runs.checkpoint_path(run, "last"), lambda tensors, config, state: config["train"].update(channels_last=value))
+    resave(store.checkpoint_path(run, "last"), lambda tensors, config, state: config["train"].update(channels_last=value))
     refused("sample", run, "-n", "2", "--out", tmp_path / "x.png", match="channels_last")

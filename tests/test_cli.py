@@ -8,9 +8,11 @@ import time
 import numpy as np
 import pytest
 
-from mnistdiff import cli as cli_mod, runs
+from mnistdiff import cli as cli_mod
 
 from .conftest import cli, main, tiny_flags
+from mnistdiff.training import rundir
+from mnistdiff.training.checkpoint import store
 
 
 @pytest.mark.slow
@@ -25,16 +27,16 @@ def test_train_interrupt_resume_sample_end_to_end(tmp_path):
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     # Interrupt as a user would (Ctrl-C) once the first epoch's checkpoint exists.
     deadline = time.time() + 300
-    while not runs.checkpoint_path(run, "last").exists() and time.time() < deadline:
+    while not store.checkpoint_path(run, "last").exists() and time.time() < deadline:
         time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
     err = proc.communicate(timeout=60)[1]
     assert proc.returncode == 130 and "interrupted; a training run continues with" in err, err
-    done = runs.load_latest(run)[1][2]["epoch"]  # epochs in the checkpoint the resume starts from
+    done = store.load_latest(run)[1][2]["epoch"]  # epochs in the checkpoint the resume starts from
     assert 1 <= done < 100_000
     r = cli("train", "--resume", run, "--quiet", "--epochs", done + 2)
     assert r.returncode == 0, r.stderr
-    epochs = [row["epoch"] for row in runs.read_metrics(run) if row["type"] == "epoch"]
+    epochs = [row["epoch"] for row in rundir.read_metrics(run) if row["type"] == "epoch"]
     assert epochs == list(range(1, done + 3))
     r = cli("sample", run, "-n", "9", "--seed", "3")
     assert r.returncode == 0, r.stderr

@@ -8,9 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from mnistdiff import cli, config as C, priors, processes as D, samplers, schedules
-from mnistdiff.report import labels as report_metrics
+from mnistdiff import cli, config as C, processes as D
+from mnistdiff.processes import starts, schedules
+from mnistdiff.sampling import samplers
+from mnistdiff.report import readers as report_metrics
 from mnistdiff.errors import UserError
+from mnistdiff.processes import cold
+from mnistdiff.sampling import cold as cold_samplers
 
 AVERAGING = [(cls, order, g) for cls in (D.RowAveraging, D.ColumnAveraging)
              for order in ("random", "outside-in", "inside-out") for g in (1, 2, 4, 7)]
@@ -74,16 +78,16 @@ def test_batch_with_mixed_t_equals_one_image_at_a_time(cls):
 
 
 def test_orders_are_the_reports_patterns():
-    assert (schedules.order_outside_in(28) + 1).tolist()[:6] == [1, 28, 2, 27, 3, 26]
-    assert (schedules.order_inside_out(28) + 1).tolist()[:6] == [14, 15, 13, 16, 12, 17]
-    assert (schedules.order_outside_in(28) + 1).tolist()[-2:] == [14, 15]
-    assert (schedules.order_inside_out(28) + 1).tolist()[-2:] == [1, 28]
+    assert (cold.order_outside_in(28) + 1).tolist()[:6] == [1, 28, 2, 27, 3, 26]
+    assert (cold.order_inside_out(28) + 1).tolist()[:6] == [14, 15, 13, 16, 12, 17]
+    assert (cold.order_outside_in(28) + 1).tolist()[-2:] == [14, 15]
+    assert (cold.order_inside_out(28) + 1).tolist()[-2:] == [1, 28]
     for n in (28, 14, 7, 4, 2, 1):
-        for name, fn in schedules.ORDERS.items():
+        for name, fn in cold.ORDERS.items():
             assert sorted(fn(n, 5).tolist()) == list(range(n)), (name, n)
-    assert torch.equal(schedules.order_random(28, 7), schedules.order_random(28, 7))
-    assert not torch.equal(schedules.order_random(28, 7), schedules.order_random(28, 8))
-    assert not torch.equal(schedules.order_random(28, 7), torch.arange(28))
+    assert torch.equal(cold.order_random(28, 7), cold.order_random(28, 7))
+    assert not torch.equal(cold.order_random(28, 7), cold.order_random(28, 8))
+    assert not torch.equal(cold.order_random(28, 7), torch.arange(28))
 
 
 def test_blur_goes_from_the_image_to_its_mean():
@@ -129,8 +133,8 @@ def test_algorithm_2_differs_from_1_when_the_restorer_errs():
     x0 = _images(2)
     biased = lambda x, t: x0 + 0.1  # noqa: E731
     x_T = d.degrade(x0, _t(2, d.T))
-    a1 = samplers.sample_cold(biased, d, x_T, algorithm="1")
-    a2 = samplers.sample_cold(biased, d, x_T, algorithm="2")
+    a1 = cold_samplers.sample_cold(biased, d, x_T, algorithm="1")
+    a2 = cold_samplers.sample_cold(biased, d, x_T, algorithm="2")
     torch.testing.assert_close(a1, x0 + 0.1)  # Algorithm 1 returns R's last guess
     # D is linear and keeps constants, so Algorithm 2's correction cancels a constant bias of R.
     torch.testing.assert_close(a2, x0, rtol=0, atol=1e-5)
@@ -166,9 +170,9 @@ def test_cli_bad_group_is_one_line_exit_2(capsys, tmp_path):
 
 def test_gmm_fit_and_sampling_are_deterministic_given_a_seed():
     values = D.RowAveraging().final_values(_images(300)).double()
-    p1, p2 = priors.fit_gmm(values, components=3, seed=0), priors.fit_gmm(values, components=3, seed=0)
+    p1, p2 = starts.fit_gmm(values, components=3, seed=0), starts.fit_gmm(values, components=3, seed=0)
     assert p1 == p2
-    draw = lambda seed: priors.sample_gmm(p1, 50, torch.Generator().manual_seed(seed))  # noqa: E731
+    draw = lambda seed: starts.sample_gmm(p1, 50, torch.Generator().manual_seed(seed))  # noqa: E731
     assert torch.equal(draw(1), draw(1))
     assert not torch.equal(draw(1), draw(2))
     assert draw(1).shape == (50, 28)
@@ -178,37 +182,37 @@ def test_unconditional_starts_are_cached_and_shaped_like_degraded_images(tmp_pat
     d = D.ColumnAveraging(group=4)
     g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
     for kind in ("uniform", "gmm"):
-        x = priors.draw(kind, d, 12, generator=g(), run=tmp_path, data_dir=data_dir, components=2)
+        x = starts.draw(kind, d, 12, generator=g(), run=tmp_path, data_dir=data_dir, components=2)
         cached = sorted((tmp_path / "priors").glob(f"{kind}-*.json"))
         assert len(cached) == 1
-        assert json.loads(cached[0].read_text())["key"]["fit_images"] == priors.FIT_IMAGES
-        again = priors.draw(kind, d, 12, generator=g(), run=tmp_path, data_dir=data_dir, components=2)
+        assert json.loads(cached[0].read_text())["key"]["fit_images"] == starts.FIT_IMAGES
+        again = starts.draw(kind, d, 12, generator=g(), run=tmp_path, data_dir=data_dir, components=2)
         assert torch.equal(x, again)
         # already fully degraded: 7 bands of 4 constant columns
         torch.testing.assert_close(x, d.degrade(x, _t(12, d.T)), rtol=0, atol=1e-6)
         assert x.min() >= -0.5 and x.max() <= 0.5
     params = json.loads(sorted((tmp_path / "priors").glob("uniform-*.json"))[0].read_text())["params"]
-    v = d.final_values(priors.draw("uniform", d, 200, generator=g(), run=tmp_path))
+    v = d.final_values(starts.draw("uniform", d, 200, generator=g(), run=tmp_path))
     assert (v >= torch.tensor(params["low"]) - 1e-6).all() and (v <= torch.tensor(params["high"]) + 1e-6).all()
-    noisy = priors.draw("gmm", d, 12, generator=g(), run=tmp_path, components=2, noise=0.01)
+    noisy = starts.draw("gmm", d, 12, generator=g(), run=tmp_path, components=2, noise=0.01)
     assert not torch.equal(noisy, d.degrade(noisy, _t(12, d.T)))  # the noise breaks the bands
     with pytest.raises(UserError, match="fitted starts .uniform, gmm. need a process"):
-        priors.draw("gmm", D.GaussianNoise(schedules.linear(1e-4, 0.02, 10)), 2, generator=g())
+        starts.draw("gmm", D.GaussianNoise(schedules.linear(1e-4, 0.02, 10)), 2, generator=g())
 
 
 def test_conditional_start_is_real_test_images_fully_degraded(data_dir):
     d = D.RowAveraging(group=2)
-    x = priors.draw("conditional", d, 5, generator=torch.Generator().manual_seed(4), data_dir=data_dir)
-    x0 = priors.test_originals(5, generator=torch.Generator().manual_seed(4), data_dir=data_dir)
+    x = starts.draw("conditional", d, 5, generator=torch.Generator().manual_seed(4), data_dir=data_dir)
+    x0 = starts.test_originals(5, generator=torch.Generator().manual_seed(4), data_dir=data_dir)
     assert torch.equal(x, d.degrade(x0, _t(5, d.T)))
-    assert len(set(priors.test_indices(10_000, torch.Generator().manual_seed(0)).tolist())) == 10_000
+    assert len(set(starts.test_indices(10_000, torch.Generator().manual_seed(0)).tolist())) == 10_000
 
 
 def test_default_sampler_and_start_follow_the_degradation():
     assert samplers.default_sampler(C.preset("cold-row-random")) == "cold-alg2"
-    assert priors.default_start(C.preset("cold-blur")) == "gmm"
+    assert starts.default_start(C.preset("cold-blur")) == "gmm"
     assert samplers.default_sampler(C.preset("ddpm-default")) == "ddpm"
-    assert priors.default_start(C.preset("ddpm-default")) == "normal"
+    assert starts.default_start(C.preset("ddpm-default")) == "normal"
 
 
 @pytest.mark.slow

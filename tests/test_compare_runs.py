@@ -3,7 +3,9 @@
 import subprocess
 import sys
 
-from mnistdiff import config as C, training as T
+from mnistdiff import config as C
+from mnistdiff.sampling.epoch_grid import save_epoch_grid
+from mnistdiff.training import loop as T
 
 from .conftest import ROOT, TINY
 
@@ -16,7 +18,9 @@ def _compare(a, b) -> subprocess.CompletedProcess:
 def test_same_seed_runs_compare_identical_and_other_seeds_do_not(tmp_path, data_dir):
     cfg = C.apply(C.preset("cold-row-random"), {**TINY, "T": 28, "epochs": 1, "subset": 128})
     for name, seed in (("a", 0), ("again", 0), ("other", 1)):
-        T.train(C.apply(cfg, {"seed": seed}), tmp_path / name, data_dir=data_dir, progress=False)
+        # The epoch grid only: RUN/figures/ plots are labelled with the run's name, which differs here.
+        T.train(C.apply(cfg, {"seed": seed}), tmp_path / name, data_dir=data_dir, progress=False,
+                hooks=[save_epoch_grid])
     same = _compare(tmp_path / "a", tmp_path / "again")
     assert same.returncode == 0 and same.stdout == "" and "identical" in same.stderr, same
     other = _compare(tmp_path / "a", tmp_path / "other")

@@ -5,12 +5,17 @@ import numpy as np
 import pytest
 import torch
 
-from mnistdiff import checkpoint, config as C, guidance as G, nets, predictions, processes, runs, samplers
-from mnistdiff import training as T
+from mnistdiff.training import checkpoint
+from mnistdiff import config as C, nets, processes
+from mnistdiff.sampling import guidance as G, samplers
+from mnistdiff.processes import predictions
+from mnistdiff.training import loop as T
 from mnistdiff.errors import UserError
-from mnistdiff.sample import generate, load_trained
+from mnistdiff.sampling.generate import generate
+from mnistdiff.sampling.load import load_trained
 
 from .conftest import cli, main, tiny_flags
+from mnistdiff.training.checkpoint import store
 
 TINY_COND = dict(subset=128, epochs=1, T=20, batch_size=32, hidden=(8, 8), sample_epochs=(), conditional=True)
 
@@ -117,7 +122,7 @@ def test_label_dropout_trains_the_no_label_token(cond_run, tmp_path):
     for dropout, moved, still in ((1.0, [nets.NULL_LABEL], range(10)), (0.0, range(10), [nets.NULL_LABEL])):
         run = tmp_path / f"d{dropout}"
         T.train(C.apply(cfg, dict(label_dropout=dropout)), run, progress=False)
-        w = checkpoint.load(runs.checkpoint_path(run, "last"))[0]["model/label.weight"]
+        w = checkpoint.load(store.checkpoint_path(run, "last"))[0]["model/label.weight"]
         assert all(not torch.equal(w[i], init[i]) for i in moved)
         assert all(torch.equal(w[i], init[i]) for i in still)
 
@@ -127,8 +132,8 @@ def test_a_conditional_run_resumes_bit_exactly(tmp_path):
     T.train(cfg, tmp_path / "whole", progress=False)
     T.train(C.apply(cfg, dict(checkpoint_every=1)), tmp_path / "halves", progress=False, stop_after_steps=4)
     T.train(C.apply(cfg, dict(checkpoint_every=1)), tmp_path / "halves", resume=True, progress=False)
-    a = checkpoint.load(runs.checkpoint_path(tmp_path / "whole", "last"))[0]
-    b = checkpoint.load(runs.checkpoint_path(tmp_path / "halves", "last"))[0]
+    a = checkpoint.load(store.checkpoint_path(tmp_path / "whole", "last"))[0]
+    b = checkpoint.load(store.checkpoint_path(tmp_path / "halves", "last"))[0]
     assert all(torch.equal(a[k], b[k]) for k in a if not k.startswith("rng/"))
 
 
@@ -211,7 +216,7 @@ def test_cli_refusals_are_one_line_and_write_nothing(tmp_path, cond_run):
 
 
 def test_evaluate_reports_the_classifiers_agreement_with_the_digit(cond_run, cache):
-    from mnistdiff import evaluate as E
+    from mnistdiff.evaluation import evaluate as E
 
     out, result = E.evaluate_run(cond_run, n=20, metrics="classifier", cache=cache, progress=False,
                                  sampler="ddim", sampler_options={"steps": 5}, digit="0,1,2,3,4,5,6,7,8,9",

@@ -4,7 +4,8 @@ import importlib.util
 
 import torch
 
-from mnistdiff import config as C, data, processes, training as T
+from mnistdiff import config as C, data, processes
+from mnistdiff.training import loop as T
 
 from .conftest import ROOT, TINY
 

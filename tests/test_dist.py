@@ -14,10 +14,13 @@ import torch
 import torch.distributed as tdist
 import torch.multiprocessing as mp
 
-from mnistdiff import checkpoint, dist, runs
+from mnistdiff.training import checkpoint, dist
 from mnistdiff.errors import UserError
 
 from .conftest import cli
+from mnistdiff.training import rundir
+from mnistdiff.training.checkpoint import store
+from mnistdiff.evaluation import statistics
 
 pytestmark = pytest.mark.multiprocess
 
@@ -60,12 +63,12 @@ def _sigkill_with_workers(launcher: subprocess.Popen) -> None:
 
 
 def _weights_and_adam(run):
-    tensors, _, state = checkpoint.load(runs.checkpoint_path(run, "last"))
+    tensors, _, state = checkpoint.load(store.checkpoint_path(run, "last"))
     return {k: v for k, v in tensors.items() if not k.startswith("rng/")}, state
 
 
 def _metrics(run):
-    return [{k: v for k, v in r.items() if k not in TIMING} for r in runs.read_metrics(run)]
+    return [{k: v for k, v in r.items() if k not in TIMING} for r in rundir.read_metrics(run)]
 
 
 @pytest.fixture(scope="module")
@@ -118,12 +121,12 @@ def test_resume_under_two_ranks_after_sigkill_mid_epoch(two_ranks, tmp_path):
     # next.safetensors is complete there, and the kill lands before any later step.
     proc = torchrun("train", "--run", run, *FLAGS, "--quiet", popen=True,
                     env={"MNISTDIFF_CHECKPOINT_PAUSE": "30"})
-    nxt, deadline = runs.checkpoint_path(run, "next"), time.time() + 300
+    nxt, deadline = store.checkpoint_path(run, "next"), time.time() + 300
     while not nxt.exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)
     assert nxt.exists(), proc.stderr.read() if proc.poll() is not None else "no checkpoint in 300 s"
     _sigkill_with_workers(proc)
-    _, (_, _, state) = runs.load_latest(run)
+    _, (_, _, state) = store.load_latest(run)
     assert (state["step"], state["step_in_epoch"], state["epoch"]) == (2, 2, 0)
 
     r = torchrun("train", "--resume", run, "--quiet")
@@ -185,7 +188,6 @@ def _free_port() -> int:
 def _gather_worker(rank, world, port, out):
     from datetime import timedelta
 
-    from mnistdiff import metrics as M
 
     # A short timeout: a collective that one rank never joins fails the test instead of hanging it.
     tdist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world,
@@ -197,9 +199,9 @@ def _gather_worker(rank, world, port, out):
     if rank == 0:  # as in per-epoch evaluation: rank 0 alone computes the metrics (torchmetrics inside)
         g = torch.Generator().manual_seed(0)
         a, b = torch.randn(20, 8, generator=g), torch.randn(20, 8, generator=g) + 1
-        result["fd"] = M.frechet_distance(a, b)
-        result["kid"] = M.kernel_inception_distance(a, b, subsets=3)
-        result["is"] = M.inception_score(torch.randn(20, 10, generator=g), splits=2)
+        result["fd"] = statistics.frechet_distance(a, b)
+        result["kid"] = statistics.kernel_inception_distance(a, b, subsets=3)
+        result["is"] = statistics.inception_score(torch.randn(20, 10, generator=g), splits=2)
     ones = torch.ones(1)
     tdist.all_reduce(ones)  # the next collective of both ranks: meets only if the metrics joined none
     result["sum"] = float(ones)

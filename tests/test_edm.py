@@ -7,10 +7,12 @@ import pytest
 import torch
 from torch import nn
 
-from mnistdiff import config as C, edm, nets, processes
+from mnistdiff import config as C, nets, processes
+from mnistdiff.processes import edm
 from mnistdiff.errors import UserError
 
 from .conftest import main, tiny_flags
+from mnistdiff.sampling import karras
 
 
 class ExactNet(nn.Module):
@@ -77,7 +79,7 @@ def test_loss_is_lambda_weighted_denoising_error():
     assert torch.allclose(l1, lam.sqrt() * (d - x0).abs().flatten(1).mean(1), rtol=1e-4)
 
 
-@pytest.mark.parametrize("sampler", [edm.sample_heun, edm.sample_dpmpp_2m])
+@pytest.mark.parametrize("sampler", [karras.sample_heun, karras.sample_dpmpp_2m])
 def test_samplers_carry_noise_to_the_data_distribution_with_an_exact_denoiser(sampler):
     """Per-pixel N(mu, s^2) data: the probability-flow ODE maps the start to exactly that law, so the
     samples' std converges to s as steps grow (a wrong step size, sign or order stalls or diverges)."""
@@ -103,19 +105,19 @@ def test_stochastic_heun_also_reaches_the_data_law_and_is_seeded():
     net = ExactNet(p, mu, s)
     x_T = torch.randn(256, 1, 28, 28, generator=torch.Generator().manual_seed(0))
     g = lambda seed: torch.Generator().manual_seed(seed)  # noqa: E731
-    assert torch.equal(edm.sample_heun(net, p, x_T, steps=18, churn=0.0, generator=g(1)),
-                       edm.sample_heun(net, p, x_T, steps=18))
-    x = edm.sample_heun(net, p, x_T, steps=50, churn=20.0, generator=g(1))
-    x200 = edm.sample_heun(net, p, x_T, steps=200, churn=20.0, generator=g(1))
+    assert torch.equal(karras.sample_heun(net, p, x_T, steps=18, churn=0.0, generator=g(1)),
+                       karras.sample_heun(net, p, x_T, steps=18))
+    x = karras.sample_heun(net, p, x_T, steps=50, churn=20.0, generator=g(1))
+    x200 = karras.sample_heun(net, p, x_T, steps=200, churn=20.0, generator=g(1))
     # measured std errors: 3.7% at 50 steps, 0.67% at 200 (Algorithm 1: 0.8%, 0.04%): it converges, slower
     assert x200.mean().item() == pytest.approx(mu, abs=0.01) and x200.std().item() == pytest.approx(s, rel=0.01)
     assert abs(x200.std().item() / s - 1) < abs(x.std().item() / s - 1) / 3
-    assert torch.equal(x, edm.sample_heun(net, p, x_T, steps=50, churn=20.0, generator=g(1)))
-    assert not torch.equal(x, edm.sample_heun(net, p, x_T, steps=50, churn=20.0, generator=g(2)))
+    assert torch.equal(x, karras.sample_heun(net, p, x_T, steps=50, churn=20.0, generator=g(1)))
+    assert not torch.equal(x, karras.sample_heun(net, p, x_T, steps=50, churn=20.0, generator=g(2)))
     # gamma: churn / steps, capped at sqrt 2 - 1 (variance at most doubled), zero outside [S_TMIN, S_TMAX]
-    assert edm.churn_gamma(5.0, 50, 1.0) == pytest.approx(0.1)
-    assert edm.churn_gamma(40.0, 18, 1.0) == pytest.approx(math.sqrt(2) - 1)
-    assert edm.churn_gamma(40.0, 18, 0.01) == edm.churn_gamma(40.0, 18, 80.0) == edm.churn_gamma(0.0, 18, 1.0) == 0.0
+    assert karras.churn_gamma(5.0, 50, 1.0) == pytest.approx(0.1)
+    assert karras.churn_gamma(40.0, 18, 1.0) == pytest.approx(math.sqrt(2) - 1)
+    assert karras.churn_gamma(40.0, 18, 0.01) == karras.churn_gamma(40.0, 18, 80.0) == karras.churn_gamma(0.0, 18, 1.0) == 0.0
 
 
 @pytest.mark.parametrize("steps", [5, 20])
@@ -130,10 +132,10 @@ def test_dpmpp_2m_gives_diffusers_edm_dpm_solver_images(steps):
     torch.manual_seed(0)  # an untrained net with a non-zero output: any fixed F checks the arithmetic
     net = nets.build(C.apply(C.preset("ddpm-default"), {"hidden": (8, 8)}).model).eval()
     x_T = torch.randn(3, 1, 28, 28, generator=torch.Generator().manual_seed(5))
-    ours = edm.sample_dpmpp_2m(net, processes.EDMNoise(sigma_data=0.5), x_T, steps=steps)
+    ours = karras.sample_dpmpp_2m(net, processes.EDMNoise(sigma_data=0.5), x_T, steps=steps)
     theirs = peers.diffusers_edm_dpmpp_2m(net, x_T, steps, sigma_data=0.5)
     assert (ours - theirs).abs().max() < 1e-4 * ours.abs().max()
-    other = edm.sample_dpmpp_2m(net, processes.EDMNoise(sigma_data=0.4), x_T, steps=steps)
+    other = karras.sample_dpmpp_2m(net, processes.EDMNoise(sigma_data=0.4), x_T, steps=steps)
     assert (ours - other).abs().max() > 1e-2
 
 
@@ -192,5 +194,5 @@ def test_dpm_solver_clip_keeps_every_estimate_in_the_data_range():
     process = processes.EDMNoise(sigma_data=0.5)
     wild = lambda x, t: 100 * torch.randn(x.shape, generator=torch.Generator().manual_seed(3))  # noqa: E731
     x_T = torch.randn(2, 1, 28, 28, generator=torch.Generator().manual_seed(2))
-    assert edm.sample_dpmpp_2m(wild, process, x_T, steps=5).abs().max() > 1
-    assert edm.sample_dpmpp_2m(wild, process, x_T, steps=5, clip=True).abs().max() <= 0.5
+    assert karras.sample_dpmpp_2m(wild, process, x_T, steps=5).abs().max() > 1
+    assert karras.sample_dpmpp_2m(wild, process, x_T, steps=5, clip=True).abs().max() <= 0.5

@@ -6,10 +6,11 @@ import json
 
 import pytest
 
-from mnistdiff import config as C, experiment as X, runs as R
+from mnistdiff import config as C, experiment as X
 from mnistdiff.cli import main
 from mnistdiff.errors import UserError
-from mnistdiff.training import train
+from mnistdiff.training.loop import train
+from mnistdiff.training import rundir
 
 TINY = """
 [defaults]
@@ -41,7 +42,7 @@ def plan_file(tmp_path):
 
 
 def _steps(run):
-    return [r["step"] for r in R.read_metrics(run) if r["type"] == "iter"]
+    return [r["step"] for r in rundir.read_metrics(run) if r["type"] == "iter"]
 
 
 @pytest.mark.parametrize("text, message", [
@@ -128,7 +129,7 @@ def test_run_killed_before_its_first_checkpoint_starts_over(plan_file, tmp_path)
 def test_a_run_with_another_config_stops_the_plan_before_any_training(plan_file, tmp_path):
     plan = X.resolve([str(plan_file)])
     other = C.apply(plan.runs[1].config, {"lr": 1e-3})
-    R.create(tmp_path / "b", other.to_json())
+    rundir.create(tmp_path / "b", other.to_json())
     with pytest.raises(UserError, match=r"lr: 0.001 in the run, 0.0004 in the plan") as e:
         X.run_plan(plan, tmp_path, progress=False, log=lambda m: None)
     assert "\n" not in str(e.value)

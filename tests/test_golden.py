@@ -12,7 +12,8 @@ import pytest
 import torch
 from torch import nn
 
-from mnistdiff import config as C, processes, samplers
+from mnistdiff import config as C, processes
+from mnistdiff.sampling import samplers
 
 
 class FixedNet(nn.Module):

@@ -7,10 +7,13 @@ import sys
 import pytest
 import torch
 
-from mnistdiff import config as C, evaluate as E, guidance_table as GT, training as T
+from mnistdiff import config as C
+from mnistdiff.evaluation import guidance_table as GT
+from mnistdiff.training import loop as T
 from mnistdiff.report.build import write_report
 
 from .conftest import ROOT, TINY
+from mnistdiff.evaluation import evaluator
 
 SCRIPT = ROOT / "scripts" / "conditional_results.py"
 
@@ -30,9 +33,9 @@ def test_kid_per_digit_compares_each_digit_with_its_own_references():
     digits = torch.arange(10).repeat(10)
     right = centres[digits] + torch.randn(100, 16, generator=g)
     wrong = centres[(digits + 1) % 10] + torch.randn(100, 16, generator=g)  # every sample is the next digit
-    good, bad = E.kid_per_digit(real, real_labels, right, digits), E.kid_per_digit(real, real_labels, wrong, digits)
+    good, bad = evaluator.kid_per_digit(real, real_labels, right, digits), evaluator.kid_per_digit(real, real_labels, wrong, digits)
     assert all(b > 10 * max(gd, 1e-3) for gd, b in zip(good, bad))
-    few = E.kid_per_digit(real, real_labels, right[:30], digits[:30])  # 3 samples per digit: too few
+    few = evaluator.kid_per_digit(real, real_labels, right[:30], digits[:30])  # 3 samples per digit: too few
     assert few == [None] * 10
 
 

@@ -14,11 +14,17 @@ import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
-from mnistdiff import api, checkpoint, cli as cli_mod, classifier as CL, config as C, guidance as G, perf, runs
-from mnistdiff import training as T
+from mnistdiff import api, cli as cli_mod, config as C
+from mnistdiff.training import checkpoint
+from mnistdiff.evaluation import classifier as CL
+from mnistdiff.sampling import guidance as G
+from mnistdiff.training import loop as T
 from mnistdiff.errors import BadArgument, UserError, WrongType
 
 from .test_bad_inputs import run_cli, snapshot
+from mnistdiff import files
+from mnistdiff import machine
+from mnistdiff.training import rundir
 
 
 @pytest.fixture(scope="module")
@@ -61,14 +67,14 @@ def test_a_checkpoint_asking_for_a_million_threads_is_refused(capsys, run_copy):
 def test_threads_are_capped_at_the_cores_of_this_machine():
     before = torch.get_num_threads()
     try:
-        perf.set_threads(perf.MAX_THREADS)
-        assert torch.get_num_threads() == min(perf.MAX_THREADS, os.cpu_count())
+        machine.set_threads(machine.MAX_THREADS)
+        assert torch.get_num_threads() == min(machine.MAX_THREADS, os.cpu_count())
     finally:
         torch.set_num_threads(before)
 
 
 # Bounds that keep one process runnable on a laptop; validate() must refuse anything past them.
-RESOURCE_BOUNDS = {"threads": perf.MAX_THREADS, "batch_size": 65_536, "n_eval": C.MAX_EVAL, "eval_ref": 10_000,
+RESOURCE_BOUNDS = {"threads": machine.MAX_THREADS, "batch_size": 65_536, "n_eval": C.MAX_EVAL, "eval_ref": 10_000,
                    "epochs": 1_000_000, "T": 100_000, "res_blocks": 8, "subset": 60_000,
                    "checkpoint_every": 10 ** 9, "eval_every": 1_000_000}
 INT_FIELDS = sorted(f for f in C.FIELD_SECTION if C.field_type(f) is int)
@@ -97,7 +103,7 @@ def test_every_int_field_is_bounded_or_known_harmless():
 
 PROBE = """
 import json, sys, torch
-from mnistdiff import runtime as RT
+from mnistdiff.sampling import runtime as RT
 path = RT.prepare(torch.nn.Linear(3, 3), (torch.zeros(2, 3),), "auto", name="lin", cache_dir=sys.argv[1],
                   progress=False)
 print("done")
@@ -162,7 +168,7 @@ def test_a_cache_folder_that_is_a_file_is_refused_before_any_work(capsys, traine
 # -- 4: two evaluations of one name ----------------------------------------------------------------
 
 def test_a_second_evaluation_of_the_same_name_is_refused_while_the_first_runs(capsys, run_copy, cache):
-    with runs.locked(run_copy, what="evaluation named 'same'", name=".eval-same.lock"):
+    with rundir.locked(run_copy, what="evaluation named 'same'", name=".eval-same.lock"):
         err = run_cli(capsys, "evaluate", run_copy, "-n", "10", "--metrics", "classifier", "--name", "same",
                       "--cache-dir", cache)
     assert "in use by another evaluation named 'same'" in err
@@ -173,7 +179,7 @@ def test_a_result_written_meanwhile_is_never_replaced(tmp_path):
     target = tmp_path / "same.json"
     target.write_text("first")
     with pytest.raises(FileExistsError):
-        checkpoint.atomic_write_bytes(target, b"second", new=True)
+        files.atomic_write_bytes(target, b"second", new=True)
     assert target.read_text() == "first" and os.listdir(tmp_path) == ["same.json"]
 
 

@@ -6,7 +6,9 @@ import math
 import pytest
 import torch
 
-from mnistdiff import config as C, losses, nets, predictions, processes, samplers, schedules
+from mnistdiff import config as C, nets, processes
+from mnistdiff.processes import losses, predictions, schedules
+from mnistdiff.sampling import samplers
 
 T = 10
 X0, EPS = 0.25, -1.5  # constant images: every pixel of x0 and of the noise

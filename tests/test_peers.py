@@ -6,12 +6,13 @@ import sys
 import pytest
 import torch
 
-from mnistdiff import processes, nets, samplers
+from mnistdiff import processes, nets
 
 from .conftest import ROOT, main, tiny_flags
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import peers  # noqa: E402
+from mnistdiff.sampling import ddpm
 
 
 @pytest.fixture
@@ -26,16 +27,16 @@ def _x_T(n=3):
 
 def test_ddpm_gives_diffusers_ddpm_scheduler_images(net_and_schedule):
     net, schedule = net_and_schedule
-    ours = samplers.sample_ddpm(net, schedule, _x_T(), generator=torch.Generator().manual_seed(1))
+    ours = ddpm.sample_ddpm(net, schedule, _x_T(), generator=torch.Generator().manual_seed(1))
     theirs = peers.diffusers_sample(net, peers.diffusers_scheduler(schedule), _x_T(), torch.Generator().manual_seed(1))
     assert (ours - theirs).abs().max() < 1e-4
-    assert (ours - samplers.sample_ddpm(net, schedule, _x_T(), generator=torch.Generator().manual_seed(2))).abs().max() > 1e-2
+    assert (ours - ddpm.sample_ddpm(net, schedule, _x_T(), generator=torch.Generator().manual_seed(2))).abs().max() > 1e-2
 
 
 @pytest.mark.parametrize("eta", [0.0, 1.0])
 def test_ddim_on_every_timestep_gives_diffusers_ddim_scheduler_images(net_and_schedule, eta):
     net, schedule = net_and_schedule
-    ours = samplers.sample_ddim(net, schedule, _x_T(), steps=schedule.T, eta=eta,
+    ours = ddpm.sample_ddim(net, schedule, _x_T(), steps=schedule.T, eta=eta,
                                 generator=torch.Generator().manual_seed(1))
     theirs = peers.diffusers_sample(net, peers.diffusers_ddim_scheduler(schedule, schedule.T), _x_T(),
                                     torch.Generator().manual_seed(1), eta=eta)
@@ -47,10 +48,10 @@ def test_dpm_solver_2m_gives_diffusers_dpm_solver_multistep_images(net_and_sched
     """DPM-Solver++(2M) for a DDPM: the images of diffusers' DPMSolverMultistepScheduler on the same
     timesteps, and not DDIM's (the second-order correction acts)."""
     net, schedule = net_and_schedule
-    ours = samplers.sample_dpmpp_2m(net, schedule, _x_T(), steps=steps)
+    ours = ddpm.sample_dpmpp_2m(net, schedule, _x_T(), steps=steps)
     theirs = peers.diffusers_sample(net, peers.diffusers_dpm_scheduler(schedule, steps), _x_T(), None)
     assert (ours - theirs).abs().max() < 1e-4
-    assert (ours - samplers.sample_ddim(net, schedule, _x_T(), steps=steps)).abs().max() > 1e-3
+    assert (ours - ddpm.sample_ddim(net, schedule, _x_T(), steps=steps)).abs().max() > 1e-3
 
 
 def test_dpm_solver_samples_a_ddpm_run_from_the_cli(tmp_path):

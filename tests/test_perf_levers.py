@@ -9,12 +9,19 @@ import math
 import pytest
 import torch
 
-from mnistdiff import checkpoint, config as C, processes, losses, nets, perf, samplers, schedules
+from mnistdiff.training import checkpoint
+from mnistdiff import config as C, processes, nets
+from mnistdiff.processes import losses, schedules
+from mnistdiff.sampling import samplers
 from mnistdiff.errors import UserError
-from mnistdiff.sample import generate, load_trained
-from mnistdiff.training import train
+from mnistdiff.sampling.generate import generate
+from mnistdiff.sampling.load import load_trained
+from mnistdiff.training.loop import train
 
 from .conftest import TINY
+from mnistdiff import machine
+from mnistdiff.training import optim
+from mnistdiff.sampling import ddpm
 
 
 def tiny_net(seed: int = 0) -> nets.SeedCNN:
@@ -37,16 +44,16 @@ class OracleEps(torch.nn.Module):
 # -- DDIM -------------------------------------------------------------------------------------------
 
 def test_ddim_timesteps_span_T_to_1_without_repeats():
-    assert samplers.ddim_timesteps(10, 10) == list(range(10, 0, -1))
-    assert samplers.ddim_timesteps(1000, 1) == [1000]
+    assert ddpm.ddim_timesteps(10, 10) == list(range(10, 0, -1))
+    assert ddpm.ddim_timesteps(1000, 1) == [1000]
     for steps in (2, 7, 20, 50, 999):
-        taus = samplers.ddim_timesteps(1000, steps)
+        taus = ddpm.ddim_timesteps(1000, steps)
         assert len(taus) == steps and taus[0] == 1000 and taus[-1] == 1
         assert all(a > b for a, b in zip(taus, taus[1:]))
     with pytest.raises(UserError, match="steps=0"):
-        samplers.ddim_timesteps(10, 0)
+        ddpm.ddim_timesteps(10, 0)
     with pytest.raises(UserError, match="1..10"):
-        samplers.ddim_timesteps(10, 11)
+        ddpm.ddim_timesteps(10, 11)
 
 
 @pytest.mark.parametrize("steps,eta", [(50, 0.0), (7, 0.0), (50, 1.0), (3, 0.5), (1, 0.0)])
@@ -54,7 +61,7 @@ def test_ddim_with_oracle_eps_recovers_x0(steps, eta):
     schedule = schedules.linear(1e-4, 0.02, 50)
     x0 = torch.rand(3, 1, 28, 28, generator=torch.Generator().manual_seed(0)) - 0.5
     x_T = torch.randn(3, 1, 28, 28, generator=torch.Generator().manual_seed(1))
-    out = samplers.sample_ddim(OracleEps(x0, schedule), schedule, x_T, steps=steps, eta=eta,
+    out = ddpm.sample_ddim(OracleEps(x0, schedule), schedule, x_T, steps=steps, eta=eta,
                                generator=torch.Generator().manual_seed(2))
     torch.testing.assert_close(out, x0, atol=1e-4, rtol=0)
 
@@ -63,12 +70,12 @@ def test_ddim_eta0_is_deterministic_given_x_T_and_eta1_uses_the_generator():
     schedule = schedules.linear(1e-4, 0.02, 20)
     net = tiny_net()
     x_T = torch.randn(2, 1, 28, 28, generator=torch.Generator().manual_seed(0))
-    a = samplers.sample_ddim(net, schedule, x_T, steps=20, eta=0.0, generator=torch.Generator().manual_seed(1))
-    b = samplers.sample_ddim(net, schedule, x_T, steps=20, eta=0.0, generator=torch.Generator().manual_seed(9))
+    a = ddpm.sample_ddim(net, schedule, x_T, steps=20, eta=0.0, generator=torch.Generator().manual_seed(1))
+    b = ddpm.sample_ddim(net, schedule, x_T, steps=20, eta=0.0, generator=torch.Generator().manual_seed(9))
     assert a.shape == x_T.shape and torch.equal(a, b)
-    c = samplers.sample_ddim(net, schedule, x_T, steps=20, eta=1.0, generator=torch.Generator().manual_seed(1))
-    d = samplers.sample_ddim(net, schedule, x_T, steps=20, eta=1.0, generator=torch.Generator().manual_seed(1))
-    e = samplers.sample_ddim(net, schedule, x_T, steps=20, eta=1.0, generator=torch.Generator().manual_seed(2))
+    c = ddpm.sample_ddim(net, schedule, x_T, steps=20, eta=1.0, generator=torch.Generator().manual_seed(1))
+    d = ddpm.sample_ddim(net, schedule, x_T, steps=20, eta=1.0, generator=torch.Generator().manual_seed(1))
+    e = ddpm.sample_ddim(net, schedule, x_T, steps=20, eta=1.0, generator=torch.Generator().manual_seed(2))
     assert torch.equal(c, d) and not torch.allclose(c, e)
 
 
@@ -82,10 +89,10 @@ def test_ddim_step_with_eta1_is_the_ddpm_posterior():
         a_t, a_s = ab[t].item(), ab[t - 1].item()
         # betas and alphas_cumprod are stored separately in float32: derive beta_t from them for the check
         beta = 1 - a_t / a_s
-        mean, _ = samplers.ddim_step(x_t, eps, a_t, a_s, 1.0, None)
+        mean, _ = ddpm.ddim_step(x_t, eps, a_t, a_s, 1.0, None)
         ddpm_mean = (x_t - beta / math.sqrt(1 - a_t) * eps) / math.sqrt(1 - beta)
         torch.testing.assert_close(mean, ddpm_mean, atol=1e-9, rtol=1e-9)
-        noisy, _ = samplers.ddim_step(x_t, eps, a_t, a_s, 1.0, z)
+        noisy, _ = ddpm.ddim_step(x_t, eps, a_t, a_s, 1.0, z)
         beta_tilde = beta * (1 - a_s) / (1 - a_t)
         torch.testing.assert_close(noisy - mean, math.sqrt(beta_tilde) * z, atol=1e-9, rtol=1e-9)
         assert abs(beta - betas[t].item()) < 1e-6
@@ -95,8 +102,8 @@ def test_ddim_callback_sees_every_step_with_x_t_before_the_update():
     schedule = schedules.linear(1e-4, 0.02, 30)
     seen = []
     x_T = torch.randn(1, 1, 28, 28, generator=torch.Generator().manual_seed(0))
-    samplers.sample_ddim(tiny_net(), schedule, x_T, steps=5, callback=lambda t, x, x0: seen.append((t, x)))
-    assert [t for t, _ in seen] == samplers.ddim_timesteps(30, 5)
+    ddpm.sample_ddim(tiny_net(), schedule, x_T, steps=5, callback=lambda t, x, x0: seen.append((t, x)))
+    assert [t for t, _ in seen] == ddpm.ddim_timesteps(30, 5)
     assert torch.equal(seen[0][1], x_T)
 
 
@@ -135,8 +142,8 @@ def _train_steps(tc_overrides: dict, steps: int = 3) -> tuple[list[float], dict,
     torch.manual_seed(0)
     net = nets.build(cfg.model)
     degradation = processes.build(cfg.process)
-    net = perf.prepare(net, cfg.train)
-    opt = perf.optimizer(net, cfg.train)
+    net = optim.prepare(net, cfg.train)
+    opt = optim.optimizer(net, cfg.train)
     g = torch.Generator().manual_seed(0)
     out = []
     for _ in range(steps):
@@ -172,21 +179,21 @@ def test_training_levers_give_the_same_steps(lever, on):
 
 def test_channels_last_net_predicts_the_same_and_checkpoints_contiguously():
     net = tiny_net()
-    fast = perf.prepare(copy.deepcopy(net), C.apply(C.Config(), {"channels_last": True}).train)
+    fast = optim.prepare(copy.deepcopy(net), C.apply(C.Config(), {"channels_last": True}).train)
     assert fast.blocks[1].conv.weight.is_contiguous(memory_format=torch.channels_last)
     x, t = torch.randn(4, 1, 28, 28), torch.rand(4)
     with torch.inference_mode():
         torch.testing.assert_close(fast(x, t), net(x, t), atol=1e-5, rtol=1e-4)
-    tensors = perf.contiguous(checkpoint.model_tensors(fast))
+    tensors = optim.contiguous(checkpoint.model_tensors(fast))
     assert all(v.is_contiguous() for v in tensors.values())
 
 
 def test_threads_lever_sets_torch_threads():
     before = torch.get_num_threads()
     try:
-        perf.set_threads(1)
+        machine.set_threads(1)
         assert torch.get_num_threads() == 1
-        perf.set_threads(0)  # 0 keeps the current setting
+        machine.set_threads(0)  # 0 keeps the current setting
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)

@@ -5,6 +5,7 @@ import io
 from mnistdiff.progress import Progress
 
 from .conftest import cli, tiny_flags
+from mnistdiff.sampling import generate
 
 
 class Terminal(io.StringIO):
@@ -58,15 +59,15 @@ def test_a_long_sampling_batch_still_writes_lines_that_say_where_it_is(monkeypat
 
     import torch
 
-    from mnistdiff import config as C, nets, processes, sample
+    from mnistdiff import config as C, nets, processes
 
     cfg = C.apply(C.preset("ddpm-default"), dict(T=6, hidden=(8, 8)))
     net, process = nets.build(cfg.model).eval(), processes.build(cfg.process)
     log = io.StringIO()
-    monkeypatch.setattr(sample, "Progress", functools.partial(Progress, stream=log, interval=0))
+    monkeypatch.setattr(generate, "Progress", functools.partial(Progress, stream=log, interval=0))
     with torch.no_grad():
-        quiet = sample.generate(net, process, cfg, 4, batch_size=2, sampler="ddpm")
-        shown = sample.generate(net, process, cfg, 4, batch_size=2, sampler="ddpm", progress=True)
+        quiet = generate.generate(net, process, cfg, 4, batch_size=2, sampler="ddpm")
+        shown = generate.generate(net, process, cfg, 4, batch_size=2, sampler="ddpm", progress=True)
     lines = log.getvalue().splitlines()
     assert torch.equal(quiet, shown)  # counting steps changes no image
     assert lines[0].startswith("sampling: 0/4 images, ") and lines[0].endswith("batch 1/2, step 1")

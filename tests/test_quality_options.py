@@ -3,11 +3,17 @@
 import pytest
 import torch
 
-from mnistdiff import (checkpoint, config as C, processes, ema as E, losses, nets, predictions, runs,
-                       samplers, schedules, training as T)
+from mnistdiff.training import checkpoint, ema as E, loop as T
+from mnistdiff import config as C, processes, nets
+from mnistdiff.processes import losses, predictions, schedules
+from mnistdiff.sampling import samplers
 from mnistdiff.errors import UserError
-from mnistdiff.sample import load_trained
+from mnistdiff.sampling.load import load_trained
 from mnistdiff.nets import UNet
+from mnistdiff.training import optim
+from mnistdiff.sampling import ddpm
+from mnistdiff.sampling import cold
+from mnistdiff.training.checkpoint import store
 
 UNET = dict(net="unet", hidden=(8, 16), act="silu", subset=128, epochs=2, T=20, batch_size=32, sample_epochs=())
 
@@ -92,7 +98,7 @@ def test_ddim_from_an_exact_x0_or_v_net_lands_on_x0(prediction):
 
     net = predictions.for_sampling(Oracle(), prediction, process)
     x_T = torch.randn(2, 1, 28, 28, generator=torch.Generator().manual_seed(1))
-    out = samplers.sample_ddim(net, process.schedule, x_T, steps=10)
+    out = ddpm.sample_ddim(net, process.schedule, x_T, steps=10)
     torch.testing.assert_close(out, x0, atol=1e-3, rtol=0)
 
 
@@ -124,11 +130,11 @@ def test_min_snr_is_refused_for_cold_processes():
 # -- learning rate, EMA ----------------------------------------------------------------------------------
 
 def test_learning_rate_warms_up_then_decays_along_a_cosine():
-    lr = lambda step: schedules.learning_rate(step, lr=1.0, warmup=10, decay="cosine", total=110)  # noqa: E731
+    lr = lambda step: optim.learning_rate(step, lr=1.0, warmup=10, decay="cosine", total=110)  # noqa: E731
     assert [lr(s) for s in (1, 5, 10)] == pytest.approx([0.1, 0.5, 1.0])
     assert lr(11) == pytest.approx(1.0) and lr(61) == pytest.approx(0.5)
     assert 0 < lr(110) < 1e-3 and all(lr(s) >= lr(s + 1) for s in range(10, 110))
-    assert schedules.learning_rate(7, lr=0.3) == 0.3  # the report's constant rate
+    assert optim.learning_rate(7, lr=0.3) == 0.3  # the report's constant rate
 
 
 def test_ema_update_is_the_weighted_average():
@@ -162,8 +168,8 @@ def test_unet_run_with_every_option_resumes_bit_exactly_and_samples_from_ema(tmp
     # Interrupted mid-epoch after the warm-up, where the cosine decay and the EMA are both moving.
     T.train(C.apply(cfg, dict(checkpoint_every=1)), tmp_path / "halves", progress=False, stop_after_steps=5)
     T.train(C.apply(cfg, dict(checkpoint_every=1)), tmp_path / "halves", resume=True, progress=False)
-    a = checkpoint.load(runs.checkpoint_path(tmp_path / "whole", "last"))[0]
-    b = checkpoint.load(runs.checkpoint_path(tmp_path / "halves", "last"))[0]
+    a = checkpoint.load(store.checkpoint_path(tmp_path / "whole", "last"))[0]
+    b = checkpoint.load(store.checkpoint_path(tmp_path / "halves", "last"))[0]
     assert any(k.startswith("ema/") for k in a) and a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a if not k.startswith("rng/")), "resume changed the run"
     assert not torch.equal(a["ema/out.2.weight"], a["model/out.2.weight"])
@@ -177,7 +183,7 @@ def test_cold_unet_trains_and_restores(tmp_path):
     cfg = C.apply(C.preset("cold-row-unet"), dict(UNET, T=28, epochs=1, ema_decay=0.5))
     T.train(cfg, tmp_path / "cold", progress=False)
     _, net, process = load_trained(tmp_path / "cold")
-    out = samplers.sample_cold(net, process, torch.zeros(2, 1, 28, 28))
+    out = cold.sample_cold(net, process, torch.zeros(2, 1, 28, 28))
     assert out.shape == (2, 1, 28, 28) and torch.isfinite(out).all()
 
 
@@ -199,10 +205,10 @@ def test_ddim_clip_keeps_estimates_in_the_data_range_and_exact_ones_unchanged():
     process = processes.build(C.ProcessConfig(T=50))
     x_T = torch.randn(3, 1, 28, 28, generator=torch.Generator().manual_seed(2))
     wild = lambda x, t: 100 * torch.randn(x.shape, generator=torch.Generator().manual_seed(3))  # noqa: E731
-    assert samplers.sample_ddim(wild, process.schedule, x_T, steps=10).abs().max() > 1
-    assert samplers.sample_ddim(wild, process.schedule, x_T, steps=10, clip=True).abs().max() <= 0.5 + 1e-5
+    assert ddpm.sample_ddim(wild, process.schedule, x_T, steps=10).abs().max() > 1
+    assert ddpm.sample_ddim(wild, process.schedule, x_T, steps=10, clip=True).abs().max() <= 0.5 + 1e-5
     x0 = torch.rand(3, 1, 28, 28) - 0.5  # inside the range: clipping changes nothing for an exact net
     exact = predictions.for_sampling(lambda x, t: x0, "x0", process)
-    torch.testing.assert_close(samplers.sample_ddim(exact, process.schedule, x_T, steps=10, clip=True), x0,
+    torch.testing.assert_close(ddpm.sample_ddim(exact, process.schedule, x_T, steps=10, clip=True), x0,
                                atol=1e-3, rtol=0)
     assert samplers.check_options("ddim", {"steps": 10, "clip": True, "eta": None}, process) == {"steps": 10, "clip": True}

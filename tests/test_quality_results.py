@@ -8,7 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from mnistdiff import config as C, training as T
+from mnistdiff import config as C
+from mnistdiff.training import loop as T
 
 from .conftest import ROOT
 

@@ -60,7 +60,7 @@ def test_quality_ablation_lists_rows_and_refuses_unknown_ones(capsys):
 
 @pytest.mark.slow  # two tiny trainings, 20 samples and their Inception features
 def test_quality_ablation_measures_a_conditional_row_on_the_digits_it_names(tmp_path, cache, monkeypatch):
-    from mnistdiff.evaluate import Evaluator
+    from mnistdiff.evaluation.evaluator import Evaluator
 
     monkeypatch.setenv("MNISTDIFF_CACHE", str(cache))
     ablation = _script("quality_ablation")
@@ -122,7 +122,7 @@ def test_cold_starts_tables_one_row_per_start(tmp_path, cache, monkeypatch):
 
 
 def test_precision_agreement_measures_both_and_says_whether_bf16_passes(tmp_path, cache):
-    from mnistdiff import training as Tr
+    from mnistdiff.training import loop as Tr
 
     run = tmp_path / "tiny"
     Tr.train(C.apply(C.preset("cold-row-random-g4"), dict(subset=64, epochs=1, batch_size=32, hidden=(8,),

@@ -11,9 +11,11 @@ import time
 import pytest
 import torch
 
-from mnistdiff import checkpoint, runs
+from mnistdiff.training import checkpoint
 
 from .conftest import cli
+from mnistdiff.training import rundir
+from mnistdiff.training.checkpoint import store
 
 FLAGS = ["--subset", "192", "--batch-size", "32", "--epochs", "4", "--T", "20", "--hidden", "8,8",
          "--checkpoint-every", "2", "--sample-epochs", "2", "--quiet"]
@@ -21,11 +23,11 @@ TIMING = ("time_s", "images_per_s")
 
 
 def _metrics(run):
-    return [{k: v for k, v in r.items() if k not in TIMING} for r in runs.read_metrics(run)]
+    return [{k: v for k, v in r.items() if k not in TIMING} for r in rundir.read_metrics(run)]
 
 
 def _final_tensors(run):
-    tensors, _, state = checkpoint.load(runs.checkpoint_path(run, "last"))
+    tensors, _, state = checkpoint.load(store.checkpoint_path(run, "last"))
     return {k: v for k, v in tensors.items() if not k.startswith("rng/")}, state
 
 
@@ -48,7 +50,7 @@ def test_sigkill_at_random_moments_then_resume_is_bit_identical(tmp_path):
     kills, during_write = 0, 0
     for attempt in range(12):
         if attempt % 2 == 0:  # kill while a checkpoint is being written (next.safetensors on disk)
-            nxt = runs.checkpoint_path(run, "next")
+            nxt = store.checkpoint_path(run, "next")
             deadline = time.time() + 300  # generous: a loaded machine starts python slowly
             while not nxt.exists() and proc.poll() is None and time.time() < deadline:
                 time.sleep(0.005)
@@ -81,7 +83,7 @@ def trained(tmp_path):
 
 @pytest.mark.parametrize("damage", ["truncate", "flip"])
 def test_corrupt_last_checkpoint_is_detected_and_resume_falls_back(trained, damage):
-    last = runs.checkpoint_path(trained, "last")
+    last = store.checkpoint_path(trained, "last")
     raw = bytearray(last.read_bytes())
     if damage == "truncate":
         raw = raw[: len(raw) // 2]
@@ -93,7 +95,7 @@ def test_corrupt_last_checkpoint_is_detected_and_resume_falls_back(trained, dama
     r = cli("train", "--resume", trained, "--epochs", "3", "--quiet")
     assert r.returncode == 0, r.stderr
     assert "falling back" in r.stderr
-    epochs = [row["epoch"] for row in runs.read_metrics(trained) if row["type"] == "epoch"]
+    epochs = [row["epoch"] for row in rundir.read_metrics(trained) if row["type"] == "epoch"]
     assert epochs == [1, 2, 3]  # epoch 2 redone from prev (epoch 1), no row twice
 
 
@@ -110,7 +112,7 @@ def test_a_malicious_pickle_is_refused_and_never_executed(tmp_path, trained):
     r = cli("sample", evil, "-n", "1", "--out", tmp_path / "x.png")
     assert r.returncode == 2 and "not a safetensors file" in r.stderr and r.stderr.count("\n") == 1
     # Planted where resume looks, it is skipped as corrupt; the good prev checkpoint is used.
-    runs.checkpoint_path(trained, "last").write_bytes(pickle.dumps(Exploit()))
+    store.checkpoint_path(trained, "last").write_bytes(pickle.dumps(Exploit()))
     r = cli("train", "--resume", trained, "--epochs", "3", "--quiet")
     assert r.returncode == 0, r.stderr
     assert not marker.exists() and not (tmp_path / "x.png").exists()
@@ -122,8 +124,8 @@ def test_nonfinite_loss_stops_keeps_the_last_good_checkpoint_and_is_logged(tmp_p
             "--hidden", "8,8", "--lr", "1e30", "--checkpoint-every", "1", "--sample-epochs", "", "--quiet")
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "loss became" in r.stderr and "epoch 1, step" in r.stderr and "lower --lr" in r.stderr
-    events = [row for row in runs.read_metrics(run) if row["type"] == "event"]
+    events = [row for row in rundir.read_metrics(run) if row["type"] == "event"]
     assert events and events[0]["event"] == "nonfinite_loss"
-    tensors, _, state = checkpoint.load(runs.checkpoint_path(run, "last"))
+    tensors, _, state = checkpoint.load(store.checkpoint_path(run, "last"))
     assert state["step"] == events[0]["step"] - 1
     assert all(torch.isfinite(v).all() for k, v in tensors.items() if k.startswith("model/"))

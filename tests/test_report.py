@@ -10,13 +10,14 @@ from pathlib import Path
 import pytest
 
 from mnistdiff import config as C
-from mnistdiff.report import build as report, labels as M
+from mnistdiff.report import build as report, readers as M
 from mnistdiff.cli import main
 from mnistdiff.errors import UserError
-from mnistdiff.sample import sample_run
-from mnistdiff.training import train
+from mnistdiff.sampling.generate import sample_run
+from mnistdiff.training.loop import train
 
 from .chromium import Chromium, find_chromium
+from mnistdiff.training import rundir
 
 pytestmark = pytest.mark.slow  # the module's fixture trains four tiny runs: ~30 s on 2 busy cores
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
@@ -200,8 +201,7 @@ def test_cli_report_and_errors(study, tmp_path, capsys):
 def test_the_one_metrics_reader_leaves_out_a_half_written_last_line(tmp_path):
     """runs.read_metrics serves training, figures and the report: a run still training may be read
     between a row's first bytes and its newline."""
-    from mnistdiff import runs as R
 
     (tmp_path / "metrics.jsonl").write_text('{"type": "iter", "epoch": 1, "step": 1, "loss": 0.5}\n'
                                             '{"type": "iter", "st')
-    assert R.read_metrics(tmp_path) == [{"type": "iter", "epoch": 1, "step": 1, "loss": 0.5}]
+    assert rundir.read_metrics(tmp_path) == [{"type": "iter", "epoch": 1, "step": 1, "loss": 0.5}]

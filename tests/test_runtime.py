@@ -6,14 +6,17 @@ import sys
 import pytest
 import torch
 
-from mnistdiff import config as C, metrics as M, nets, processes, runtime as RT
-from mnistdiff.sample import NullLabelDefault, generate
+from mnistdiff import config as C, nets, processes
+from mnistdiff.sampling import runtime as RT
+from mnistdiff.sampling.load import NullLabelDefault
+from mnistdiff.sampling.generate import generate
+from mnistdiff.evaluation import features
 
 
 def test_inception_features_agree_with_torch_within_1e5(tmp_path):
     images = torch.randint(0, 256, (6, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
-    ref = M.InceptionFeatures(runtime="torch", batch_size=6)
-    ov = M.InceptionFeatures(runtime="openvino", batch_size=6)
+    ref = features.InceptionFeatures(runtime="torch", batch_size=6)
+    ov = features.InceptionFeatures(runtime="openvino", batch_size=6)
     assert ov.runtime == "openvino" and ref.runtime == "torch"
     with torch.inference_mode():
         a, b = ref(images), ov(images)

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from mnistdiff import schedules
+from mnistdiff.processes import schedules
 
 
 @pytest.mark.parametrize("t", [0, 1, 2, 10, 500, 999, 1000])

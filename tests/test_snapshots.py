@@ -9,11 +9,14 @@ import sys
 import pytest
 import torch
 
-from mnistdiff import checkpoint, cli as cli_mod, config as C, runs, training as T
+from mnistdiff.training import checkpoint, loop as T
+from mnistdiff import cli as cli_mod, config as C
 from mnistdiff.report import build
 
 from .conftest import ROOT
 from .test_bad_inputs import run_cli
+from mnistdiff.training import rundir
+from mnistdiff.training.checkpoint import store
 
 
 @pytest.fixture(scope="module")
@@ -26,19 +29,19 @@ def trained(tmp_path_factory):
 
 
 def test_training_keeps_the_sample_epochs_and_the_last(trained):
-    assert list(runs.snapshots(trained)) == [1, 2]
-    tensors, _, state = checkpoint.load(runs.snapshot_path(trained, 2))
+    assert list(store.snapshots(trained)) == [1, 2]
+    tensors, _, state = checkpoint.load(store.snapshot_path(trained, 2))
     assert state["epoch"] == 2
-    last = checkpoint.load(runs.checkpoint_path(trained, "last"))[0]
+    last = checkpoint.load(store.checkpoint_path(trained, "last"))[0]
     assert all(torch.equal(tensors[k], last[k]) for k in last)  # the epoch's checkpoint itself
-    assert checkpoint.load(runs.snapshot_path(trained, 1))[2]["epoch"] == 1
+    assert checkpoint.load(store.snapshot_path(trained, 1))[2]["epoch"] == 1
 
 
 def evaluate_snapshots(capsys, run, cache) -> list[dict]:
     code = cli_mod.main(["evaluate", str(run), "--snapshots", "-n", "10", "--metrics", "classifier", "--cache-dir",
                          str(cache), "--quiet"])
     assert code == 0, capsys.readouterr().err
-    return runs.epoch_evals(run)
+    return rundir.epoch_evals(run)
 
 
 def test_each_snapshot_is_evaluated_once(capsys, trained, cache, tmp_path):
@@ -70,7 +73,7 @@ def test_a_run_without_snapshots_is_refused(capsys, tmp_path):
     run = tmp_path / "run"
     T.train(C.apply(C.preset("ddpm-default"), dict(subset=32, epochs=1, T=10, batch_size=32, hidden=(8,))), run,
             progress=False)
-    shutil.rmtree(run / runs.SNAPSHOT_DIR)
+    shutil.rmtree(run / store.SNAPSHOT_DIR)
     capsys.readouterr()
     err = run_cli(capsys, "evaluate", run, "--snapshots", "-n", "10", "--metrics", "classifier")
     assert "has no snapshots yet" in err
@@ -80,11 +83,11 @@ def test_a_second_snapshot_evaluation_is_refused_while_one_runs(capsys, trained,
     run = tmp_path / "run"
     shutil.copytree(trained, run)
     (run / "eval").mkdir()
-    with runs.locked(run / "eval", what="evaluation of snapshots"):
+    with rundir.locked(run / "eval", what="evaluation of snapshots"):
         err = run_cli(capsys, "evaluate", run, "--snapshots", "-n", "10", "--metrics", "classifier",
                       "--cache-dir", cache)
     assert "in use by another evaluation of snapshots" in err
-    assert runs.epoch_evals(run) == []
+    assert rundir.epoch_evals(run) == []
 
 
 def test_the_study_readme_puts_the_report_beside_the_runs(capsys, trained, cache, tmp_path):
@@ -106,7 +109,7 @@ def test_only_the_epochs_asked_for_are_evaluated(capsys, trained, cache, tmp_pat
     shutil.copytree(trained, run)
     assert cli_mod.main(["evaluate", str(run), "--snapshots", "--snapshot-epochs", "2", "-n", "10", "--metrics",
                          "classifier", "--cache-dir", str(cache), "--quiet"]) == 0
-    assert [r["epoch"] for r in runs.epoch_evals(run)] == [2]
+    assert [r["epoch"] for r in rundir.epoch_evals(run)] == [2]
 
 
 @pytest.mark.parametrize("flag", [["--name", "x"], ["--sampler", "cold-alg1"], ["--seed", "3"], ["--real-rows"],

@@ -1,6 +1,6 @@
 """The Python API, for notebooks and scripts (docs/api.md): load a run, draw images, read its metrics,
-train from a config. It calls the functions the CLI calls (sample.load_trained, sample.generate,
-training.train), so a notebook and the shell give the same images for the same seed.
+train from a config. It calls the functions the CLI calls (sampling.load.load_trained, sampling.generate.generate,
+training.loop.train), so a notebook and the shell give the same images for the same seed.
 
     run = mnistdiff.load("runs/ddpm-unet")
     images = run.sample(16, digit=3, sampler="ddim", steps=50, guidance=2, seed=0)  # uint8 (16, 28, 28)
@@ -15,8 +15,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import config as C, guidance as G, runs
+from . import config as C
+from .sampling import guidance as G
 from .errors import BadArgument, UserError, check_int
+from .training import rundir
+from .training.checkpoint import store
 
 
 @dataclass
@@ -39,7 +42,7 @@ class Run:
         digit (conditional runs): 3, [3, 5] (cycled), or "all" (n / 10 of each, digit order);
         guidance: the classifier-free weight w (0: plain conditional); sampler: a samplers.SAMPLERS
         name (default: the process's own), steps and other options as its CLI flags (eta=, clip=)."""
-        from .sample import generate
+        from .sampling.generate import generate
 
         options = {**options, "steps": steps}
         return generate(self._net, self._process, self.config, n, seed=seed, sampler=sampler, start=start,
@@ -49,18 +52,21 @@ class Run:
 
     def metrics(self, type: str | None = None) -> list[dict]:  # noqa: A002 - the rows' own key
         """The rows of RUN/metrics.jsonl (type: "iter", "epoch", "eval", ... or all of them)."""
-        rows = runs.read_metrics(self.path)
+        rows = rundir.read_metrics(self.path)
         return rows if type is None else [r for r in rows if r.get("type") == type]
 
     def evaluate(self, n: int = 10_000, **options) -> dict:
         """`mnistdiff evaluate` on this run: n samples measured against the test digits; returns what it writes to
         RUN/eval/<name>.json (options: those of evaluate.evaluate_run: seed, sampler, digit, guidance, metrics,
         name, ...)."""
-        from .evaluate import evaluate_run
+        from .evaluation.evaluate import evaluate_run
+        from .report.figures import write_class_chart
 
         options.setdefault("which", self.checkpoint)
         options.setdefault("weights", self.weights)
-        return evaluate_run(self.path, n=n, data_dir=self.data_dir, progress=False, **options)[1]
+        out, result = evaluate_run(self.path, n=n, data_dir=self.data_dir, progress=False, **options)
+        write_class_chart(out, result)
+        return result
 
     def evaluations(self) -> dict[str, dict]:
         """RUN/eval/<name>.json of `mnistdiff evaluate`, by name."""
@@ -74,13 +80,13 @@ def load(path: str | Path, checkpoint: str = "last", weights: str = "ema", *, ru
     """A run directory (or a checkpoint file inside one) ready to sample.
 
     checkpoint: last, best or prev; weights: ema (where the run kept an average) or raw; runtime:
-    torch, openvino or auto (runtime.py); precision: the net's arithmetic, fp32, bf16 or auto (perf.py)."""
-    from .sample import load_trained
+    torch, openvino or auto (runtime.py); precision: the net's arithmetic, fp32, bf16 or auto (machine.py)."""
+    from .sampling.load import load_trained
 
     path = Path(path)
     run_dir = path if path.is_dir() else path.parent.parent
-    if checkpoint not in runs.CHECKPOINT_NAMES:
-        raise UserError(f"unknown checkpoint {checkpoint!r}; choose one of: {', '.join(runs.CHECKPOINT_NAMES)}")
+    if checkpoint not in store.CHECKPOINT_NAMES:
+        raise UserError(f"unknown checkpoint {checkpoint!r}; choose one of: {', '.join(store.CHECKPOINT_NAMES)}")
     cfg, net, process = load_trained(path, checkpoint, weights, runtime=runtime, precision=precision)
     return Run(run_dir, cfg, checkpoint, weights, data_dir, net, process)
 
@@ -92,8 +98,8 @@ def train(config: C.Config | str | dict, run: str | Path | None = None, *, resum
     config: a Config, a preset name ("ddpm-unet"), or a nested dict as in config.json; overrides:
     config fields by name (epochs=1, subset=512, conditional=True). run: the directory (default:
     runs/<preset name>, or runs/run); resume=True continues it from its last checkpoint."""
-    from . import training as T
-    from .report.figures import RunFigures
+    from .training import loop as T
+    from .hooks import epoch_hooks
 
     name = config if isinstance(config, str) else "run"
     if isinstance(config, str):
@@ -104,7 +110,7 @@ def train(config: C.Config | str | dict, run: str | Path | None = None, *, resum
         raise UserError(f"config must be a Config, a preset name or a dict, not {type(config).__name__}")
     cfg = C.validate(C.apply(config, overrides))
     run = Path(run or f"runs/{name}")
-    T.train(cfg, run, resume=resume, data_dir=data_dir, progress=progress, on_epoch=RunFigures())
+    T.train(cfg, run, resume=resume, data_dir=data_dir, progress=progress, hooks=epoch_hooks(cfg))
     return load(run, data_dir=data_dir)
 
 
@@ -112,7 +118,7 @@ def fid(a, b="mnist-test", **options) -> dict:
     """FID, KID and the classifier metrics of digits `a` against `b` (default: the 10,000 MNIST test digits).
     Each a uint8 array or tensor (N, 28, 28), a float one with value_range=(black, white), a .npy path, a folder
     of PNGs, or "mnist-test" / "mnist-train" ("mnist-test:2000": its first 2,000). compare.fid's options."""
-    from .compare import fid as measure
+    from .evaluation.compare import fid as measure
 
     return measure(a, b, **options)
 
@@ -121,7 +127,7 @@ def to_image(images: torch.Tensor, nrow: int | None = None):
     """A PIL image of the grid (nrow images a row; default: square), which a notebook shows inline."""
     from PIL import Image
 
-    from .report.figures import grid_array
+    from .files import grid_array
 
     if not isinstance(images, (torch.Tensor, np.ndarray)) or images.ndim != 3 or len(images) == 0 \
             or tuple(images.shape[1:]) != (28, 28):

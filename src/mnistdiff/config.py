@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import UserError
+from .presets import PRESETS
 
 
 @dataclass
 class ModelConfig:
-    net: str = "cnn"  # network architecture: cnn (the report's) or unet (nets.py)
+    net: str = "cnn"  # network architecture: cnn (the report's) or unet (nets/)
     hidden: tuple[int, ...] = (16, 32, 32, 16)  # cnn: channels of its blocks; unet: channels per level (28, 14, 7 px)
     act: str = "gelu"  # activation: gelu, relu, elu, silu
     attention: bool = False  # unet: self-attention at the lowest resolution
@@ -60,9 +61,9 @@ class TrainConfig:
     subset: int = 0  # train on this many images (deterministic with the seed); 0 = all 60,000
     sample_epochs: tuple[int, ...] = (1, 20, 40, 60)  # epochs whose grid and snapshot are kept (the last always)
     checkpoint_every: int = 0  # also checkpoint every this many steps inside an epoch (0: epoch ends only)
-    precision: str = "auto"  # fp32, bf16 (autocast, fp32 master weights), or auto: bf16 where native (perf.py)
+    precision: str = "auto"  # fp32, bf16 (autocast, fp32 master weights), or auto: bf16 where native (machine.py)
     threads: int = 0  # torch CPU threads (0: torch's default)
-    # Speed levers (perf.py); defaults follow benchmarks/results.md: off where they did not pay.
+    # Speed levers (training/optim.py); defaults follow benchmarks/results.md: off where they did not pay.
     channels_last: bool = False  # NHWC layout for the convolutions
     adam: str = "for-loop"  # Adam implementation: for-loop (torch's CPU default), foreach or fused
     compile: bool = False  # torch.compile the net (needs a C++ compiler; first steps compile)
@@ -105,7 +106,9 @@ FIELD_SECTION = {f.name: s for s, cls in SECTIONS.items() for f in dataclasses.f
 def choices() -> dict[str, tuple[str, ...]]:
     """The allowed values of each choice field, read from the registry that implements them (so a new
     process, schedule or net is one registry entry). Imported on first use: the registries need torch."""
-    from . import losses, nets, perf, predictions, processes, schedules
+    from .processes import cold, losses, predictions, schedules
+    from . import nets, processes
+    from .training import optim
 
     return {
         "net": tuple(nets.NETS),
@@ -113,11 +116,11 @@ def choices() -> dict[str, tuple[str, ...]]:
         "degradation": tuple(processes.PROCESSES),
         "schedule": tuple(schedules.SCHEDULES),
         "prediction": predictions.PREDICTIONS,
-        "lr_decay": schedules.LR_DECAYS,
+        "lr_decay": optim.LR_DECAYS,
         "loss": tuple(losses.NORMS),
-        "order": tuple(schedules.ORDERS),
+        "order": tuple(cold.ORDERS),
         "precision": ("auto", "fp32", "bf16"),
-        "adam": perf.ADAM_IMPLEMENTATIONS,
+        "adam": optim.ADAM_IMPLEMENTATIONS,
         "eval_metrics": ("all", "classifier"),
     }
 
@@ -178,7 +181,7 @@ def parse_value(name: str, value):
 # Fields added after checkpoints were first written, with the (section, field, value) they arrived with
 # (Config.saved() leaves them out of the files of runs that do not use that value).
 # A checkpoint without them predates that value, so it cannot use it, and their defaults change nothing;
-# one that has the value must carry the fields (checkpoint_check refuses it otherwise).
+# one that has the value must carry the fields (checkpoint/validate.py refuses it otherwise).
 INTRODUCED_WITH = {"conditional": ("model", "conditional", True),
                    "scale_shift": ("model", "scale_shift", True),
                    "label_dropout": ("model", "conditional", True),
@@ -261,7 +264,7 @@ def without_resumable(cfg: "Config") -> dict:
     return d
 
 
-MAX_EVAL = 100_000  # samples per evaluation, as `mnistdiff evaluate -n` (sample.MAX_SAMPLES)
+MAX_EVAL = 100_000  # samples per evaluation, as `mnistdiff evaluate -n` (generate.MAX_SAMPLES)
 
 
 def validate(cfg: Config) -> Config:
@@ -320,7 +323,7 @@ def validate(cfg: Config) -> Config:
         raise UserError(f"epochs={t.epochs} must be between 1 and 1000000")
     if not 0 <= t.subset <= 60_000:
         raise UserError(f"subset={t.subset} must be 0 (all images) or a count up to the 60000 training images")
-    from .perf import MAX_THREADS
+    from .machine import MAX_THREADS
 
     if not 0 <= t.threads <= MAX_THREADS:
         raise UserError(f"threads={t.threads} must lie in [0, {MAX_THREADS}] (0: torch's default; more than this "
@@ -336,98 +339,8 @@ def validate(cfg: Config) -> Config:
     return cfg
 
 
-# -- presets ---------------------------------------------------------------------------------------
-
-def _preset(doc: str, **overrides) -> tuple[str, dict]:
-    return doc, overrides
-
-
-_UNET = dict(net="unet", hidden=(16, 32, 64), attention=True, act="silu", ema_decay=0.999, lr=1e-3,
-             lr_warmup=200, lr_decay="cosine", grad_clip=1.0)
-# The UNet at batch 32 (ddpm-unet's and cold-row-unet's): four times batch 128's optimiser steps per epoch, at a
-# doubled rate with warm-up over the first 800 steps (25,600 images).
-_UNET_BS32 = {**_UNET, "lr": 2e-3, "lr_warmup": 800, "batch_size": 32}
-
-PRESETS: dict[str, tuple[str, dict]] = {
-    "ddpm-default": _preset("The report's Table 1.1: DDPM, linear betas (1e-4, 0.02), T=1000, lr 2e-4, "
-                            "CNN (16,32,32,16), batch 128, GELU, 100 epochs"),
-    "ddpm-testing2": _preset("The report's Table 1.2 ('testing2'): as ddpm-default with T=1500 and lr 4e-4",
-                             T=1500, lr=4e-4),
-    "quick": _preset("The seed's DDPM and CNN (T=1000) sized for `make run`: 2 epochs on a 25,000-image "
-                     "subset at lr 1e-3: minutes on a 2-core CPU, and no digits yet",
-                     epochs=2, lr=1e-3, subset=25000, sample_epochs=(1,)),
-    # Cold diffusion (the report's Chapter 2 and Appendix): the net restores x0; T = 28 / group.
-    "cold-row-random": _preset("The report's Table 2.1: row averaging, random order, T=28, lr 2e-4, "
-                               "CNN (16,32,32,16), batch 128, GELU, MSE, 80 epochs",
-                               degradation="row-averaging", T=28, prediction="x0", epochs=80),
-    "cold-col-random": _preset("Column averaging, random order, T=28, 60 epochs (the report's Fig 3.3)",
-                               degradation="column-averaging", T=28, prediction="x0", epochs=60),
-    "cold-row-random-g4": _preset("Row averaging in bands of 4 rows, random order, T=7, 80 epochs "
-                                  "(the report's Fig 3.2, Table 3.2)",
-                                  degradation="row-averaging", group=4, T=7, prediction="x0", epochs=80),
-    "cold-col-random-g4": _preset("Column averaging in bands of 4 columns, random order, T=7, 60 epochs "
-                                  "(the report's Fig 3.1, Table 3.1)",
-                                  degradation="column-averaging", group=4, T=7, prediction="x0", epochs=60),
-    "cold-row-outside-in": _preset("As cold-row-random with rows averaged edges first (1, 28, 2, 27, ...)",
-                                   degradation="row-averaging", order="outside-in", T=28, prediction="x0",
-                                   epochs=80),
-    "cold-row-inside-out": _preset("As cold-row-random with rows averaged centre first (14, 15, 13, 16, ...)",
-                                   degradation="row-averaging", order="inside-out", T=28, prediction="x0",
-                                   epochs=80),
-    "cold-col-outside-in": _preset("As cold-col-random with columns averaged edges first",
-                                   degradation="column-averaging", order="outside-in", T=28, prediction="x0",
-                                   epochs=60),
-    "cold-col-inside-out": _preset("As cold-col-random with columns averaged centre first",
-                                   degradation="column-averaging", order="inside-out", T=28, prediction="x0",
-                                   epochs=60),
-    # Beyond the report: a small UNet with the training options quality needs. Why each choice (v-prediction
-    # on the cosine schedule, batch 32 at lr 2e-3, class-conditional, 20 epochs) is in docs/quality.md, with the
-    # results files that measured it.
-    "ddpm-unet": _preset("DDPM with a UNet (16,32,64 channels at 28/14/7 px, attention at 7x7, SiLU), cosine "
-                         "schedule T=1000, v-prediction, class-conditional (label dropout 0.1), EMA 0.999, batch 32 "
-                         "at lr 2e-3 with 800 warm-up steps and cosine decay, gradient clipping at 1, 20 epochs "
-                         "(~36 min in bf16 on a 2-core AVX512-BF16 CPU; about 2 hours in fp32 on a 2-core AVX2 one, "
-                         "where --epochs 8 fits the hour); sample with --sampler ddim --steps 50 --clip --digit all "
-                         "--guidance W",
-                         **_UNET_BS32, prediction="v", schedule="cosine", conditional=True, epochs=20,
-                         sample_epochs=(1, 10)),
-    # Chosen by results/ablations/quality-ablation.md: at this budget EDM draws cleaner backgrounds than DDPM
-    # (docs/quality.md), centring training on higher noise (p_mean -0.4) gave the best-formed digits, and
-    # the digit as an input with guidance 1 is what lifts the classifier's IS past 8.5 after one epoch
-    # (5.74 for row edm-pmean): unconditional, it still draws many scribbles. Batch 32 at lr 2e-3 takes
-    # 4x the optimiser steps of batch 128 in the same epoch (at 0.82x the images/s): the background haze
-    # fell from 3.92 to 2.62 grey levels (results/probes/background-probe-*.md, 500 samples at w = 1), KID from
-    # 0.115 to 0.039 (results/quick-unet.md).
-    "quick-unet": _preset("`make run`'s preset: the ddpm-unet's UNet and options for 1 epoch (60,000 images in "
-                          "1,875 steps of 32 at lr 2e-3, 400 warm-up steps, cosine decay over the epoch) in the EDM "
-                          "formulation (Karras et al. 2022) with log sigma ~ N(-0.4, 1.4^2), class-conditional "
-                          "(label dropout 0.1); sample with Heun, 18 sigmas, --digit all --guidance 1",
-                          **{**_UNET, "lr": 2e-3, "lr_warmup": 400}, batch_size=32, degradation="edm", prediction="x0",
-                          p_mean=-0.4, p_std=1.4, conditional=True, epochs=1, sample_epochs=()),
-    # Class-conditional: the digit is an input, dropped for 10% of each batch, so one net samples a given digit
-    # with classifier-free guidance (Ho & Salimans 2022). results/conditional.md.
-    "ddpm-unet-cond": _preset("The class-conditional DDPM of results/conditional.md: the ddpm-unet's UNet at "
-                              "batch 128 and lr 1e-3 for 6 epochs, v-prediction, cosine schedule, no min-SNR; label "
-                              "dropout 0.1; sample with --sampler ddim --steps 50 --digit D --guidance W",
-                              **_UNET, conditional=True, prediction="v", schedule="cosine", epochs=6,
-                              sample_epochs=(1, 3)),
-    "ddpm-default-cond": _preset("The report's CNN and Table 1.1 hyperparameters, class-conditional (label dropout "
-                                 "0.1), 15 epochs: what fits the ddpm-unet's hour at the CNN's ~300 images/s",
-                                 conditional=True, epochs=15, sample_epochs=(1, 5, 10)),
-    # Batch 32 at lr 2e-3 with 800 warm-up steps, as ddpm-unet (was batch 128 at 1e-3 for 4 epochs, FID 90.7 at
-    # 2k vs 2k): four times the optimiser steps per epoch; 6 epochs took 34.6 min and give FID 79.5 on 10k vs 10k
-    # (results/archive/cold-row-unet.md). More epochs were not tried: the epoch grids say the GMM start bounds it.
-    "cold-row-unet": _preset("Cold diffusion (row averaging, random order, T=28) with the ddpm-unet's UNet and "
-                             "training options (batch 32 at lr 2e-3, 800 warm-up steps), L1 loss (Bansal et al.), "
-                             "6 epochs",
-                             **_UNET_BS32, degradation="row-averaging", T=28, prediction="x0", loss="l1", epochs=6,
-                             sample_epochs=(1, 3)),
-    "cold-blur": _preset("Bansal et al.'s Gaussian blur towards the mean image, T=20, L1 loss, 80 epochs",
-                         degradation="blur", T=20, prediction="x0", loss="l1", epochs=80),
-}
-
-
 def preset(name: str) -> Config:
+    """The Config of a named preset (presets.py)."""
     if name not in PRESETS:
         raise UserError(f"unknown preset {name!r}; `mnistdiff presets` lists them: {', '.join(PRESETS)}")
     return apply(Config(), PRESETS[name][1])

@@ -35,8 +35,8 @@ def check_int(name: str, value, low: int, high: int, example: str = "") -> int:
 
 
 class CorruptCheckpoint(UserError):
-    """The file is truncated, altered, or not a mnistdiff checkpoint (raised by checkpoint.py and
-    checkpoint_check.py; here so that neither imports the other for it)."""
+    """The file is truncated, altered, or not a mnistdiff checkpoint (raised by checkpoint/format.py and
+    checkpoint/validate.py; here so that neither imports the other for it)."""
 
 
 def run_script(main: Callable[[], int]) -> NoReturn:

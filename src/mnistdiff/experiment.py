@@ -30,8 +30,11 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from . import checkpoint, config as C, runs
+from . import config as C
 from .errors import UserError, check_int
+from . import files
+from .training import rundir
+from .training.checkpoint import store
 
 PLAN_KEYS = {"description", "defaults", "run"}
 RUN_KEYS = {"name", "preset", "overrides", "sample", "evaluate"}
@@ -66,7 +69,8 @@ def shipped_plans() -> dict[str, Path]:
 
 
 def _check_samples(sample, name: str, where: str) -> list[dict]:
-    from . import priors, samplers
+    from .processes import starts
+    from .sampling import samplers
 
     if isinstance(sample, dict):
         sample = [sample]
@@ -77,7 +81,7 @@ def _check_samples(sample, name: str, where: str) -> list[dict]:
         if unknown:
             raise UserError(f"{where}: run {name!r}: unknown sample option {sorted(unknown)[0]!r}; "
                             f"valid: {', '.join(sorted(SAMPLE_KEYS))}")
-        for key, registry in (("sampler", samplers.SAMPLERS), ("start", priors.STARTS)):
+        for key, registry in (("sampler", samplers.SAMPLERS), ("start", starts.STARTS)):
             if key in opts and opts[key] not in registry:
                 raise UserError(f"{where}: run {name!r}: unknown {key} {opts[key]!r}; choose one of: "
                                 f"{', '.join(registry)}")
@@ -101,7 +105,7 @@ def _planned(name, preset, overrides: dict, evaluate, where: str, sample=()) -> 
     try:
         cfg = C.validate(C.apply(C.preset(preset), overrides))
         if evaluate is not None:  # every option of the stage, before the first run trains
-            from .evaluate import check_request
+            from .evaluation.evaluate import check_request
 
             check_request(cfg, **evaluate)
     except UserError as e:
@@ -177,7 +181,7 @@ def run_status(run: Path, planned: PlannedRun) -> str:
     if not (run / "config.json").is_file():
         raise UserError(f"{run} exists but is not a run directory (no config.json); move it away or "
                         "choose another --runs folder")
-    from .perf import resolve_precision
+    from .machine import resolve_precision
 
     saved = C.from_dict(json.loads((run / "config.json").read_text()))
     planned_cfg, _ = resolve_precision(planned.config)  # the run's config.json says what auto chose
@@ -187,9 +191,9 @@ def run_status(run: Path, planned: PlannedRun) -> str:
                 if getattr(getattr(planned_cfg, s), k) != C.parse_value(k, v)]
         raise UserError(f"{run} was trained with another config than the plan's run {planned.name!r} "
                         f"({'; '.join(diff)}); move the directory away or choose another --runs folder")
-    if not any(runs.checkpoint_path(run, w).exists() for w in ("last", "prev")):
+    if not any(store.checkpoint_path(run, w).exists() for w in ("last", "prev")):
         return "restart"
-    _, (_, _, state) = runs.load_latest(run, warn=lambda m: print(m, file=sys.stderr))
+    _, (_, _, state) = store.load_latest(run, warn=lambda m: print(m, file=sys.stderr))
     return "finished" if state["epoch"] >= planned.config.train.epochs else "resume"
 
 
@@ -197,12 +201,9 @@ def machine() -> dict:
     """What the run was timed on (no host names: a run directory may be shared)."""
     import torch
 
-    model = platform.processor()
-    try:
-        model = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return {"cpu": model or platform.machine(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+    from .machine import cpu_model
+
+    return {"cpu": cpu_model(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
             "torch": torch.__version__, "python": platform.python_version(), "system": platform.system()}
 
 
@@ -218,7 +219,7 @@ def _record(run: Path, plan: Plan, stage: str, action: str, wall_s: float, *, re
     rec["sessions"].append({"stage": stage, "action": action, "wall_s": round(wall_s, 2),
                             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "machine": machine()})
     rec["done"] = [] if reset else rec.get("done", []) + ([stage] if stage != "train" else [])
-    checkpoint.atomic_write_bytes(run / RECORD, (json.dumps(rec, indent=2) + "\n").encode())
+    files.atomic_write_bytes(run / RECORD, (json.dumps(rec, indent=2) + "\n").encode())
 
 
 def _stage_key(kind: str, opts: dict) -> str:
@@ -231,8 +232,8 @@ def run_plan(plan: Plan, runs_dir: str | Path = "runs", *, data_dir=None, progre
 
     Returns (name, what was done, seconds) per run; every run's state is checked before any work starts.
     """
-    from .report.figures import RunFigures
-    from .training import train
+    from .hooks import epoch_hooks
+    from .training.loop import train
 
     runs_dir = Path(runs_dir)
     todo = [(p, runs_dir / p.name, run_status(runs_dir / p.name, p)) for p in plan.runs]
@@ -245,10 +246,10 @@ def run_plan(plan: Plan, runs_dir: str | Path = "runs", *, data_dir=None, progre
         t0, did = time.perf_counter(), [] if status == "finished" else [status]
         if not dry_run and status != "finished":
             if status == "restart":
-                with runs.locked(run):  # refuse if a live process still owns it
+                with rundir.locked(run):  # refuse if a live process still owns it
                     shutil.rmtree(run)
             train(planned.config, run, resume=status == "resume", data_dir=data_dir, progress=progress,
-                  on_epoch=RunFigures())
+                  hooks=epoch_hooks(planned.config))
             _record(run, plan, "train", status, time.perf_counter() - t0, reset=True)
         finished = _read_record(run)["done"] if run.exists() else []
         for kind, opts in planned.stages():
@@ -267,15 +268,20 @@ def run_plan(plan: Plan, runs_dir: str | Path = "runs", *, data_dir=None, progre
 
 
 def _sample(run: Path, opts: dict, data_dir) -> None:
-    from .sample import sample_run
+    from .report.cold import write_for_run
+    from .sampling.generate import sample_run
 
     sample_run(run, data_dir=data_dir, **opts)
+    write_for_run(run, data_dir=data_dir, **opts)
 
 
 def _evaluate(run: Path, opts: dict, data_dir) -> None:
-    from . import evaluate as E
+    from .evaluation import evaluate as E
+
+    from .report.figures import write_class_chart
 
     out, result = E.evaluate_run(run, data_dir=data_dir, **opts)
+    write_class_chart(out, result)
     print("\n".join(E.report_lines(result)), file=sys.stderr)
 
 
@@ -288,7 +294,7 @@ def _check_evaluate(evaluate, name: str, where: str) -> dict | None:
     if evaluate is None or evaluate is False:
         return None
     try:
-        from . import evaluate as E
+        from .evaluation import evaluate as E
     except ImportError as e:
         raise UserError(f"{where}: run {name!r} asks for evaluate, but evaluation cannot load ({e}); "
                         "remove `evaluate` from the plan, or reinstall mnistdiff with its dependencies (`make venv`)") from None

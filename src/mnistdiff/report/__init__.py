@@ -1,6 +1,5 @@
-"""`mnistdiff report` and every figure: build (the report from run directories), labels (what a run's
-config and metrics are called), render (HTML and Markdown), figures (all plots and image grids, also
-those of the run directory)."""
+"""The report and every plot: build (the report from run directories), readers (what a run's files say and how
+they are named), render (HTML and Markdown), figures, cold (Section 2's figures). Imports any stage below it."""
 
 from .build import write_report
 

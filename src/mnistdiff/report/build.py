@@ -14,10 +14,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import __version__, config as C, runs
+from .. import __version__, config as C
 from ..errors import UserError
-from . import figures as F, labels as M
+from . import figures as F, readers as M
 from .render import Gallery, Heading, Image, Missing, Table, Text, to_html, to_markdown
+from ..training import rundir
 
 MARKER = ".mnistdiff-report"  # written into every report folder: only those may be overwritten
 MAX_GRIDS = 6  # epoch grids shown side by side per run
@@ -54,7 +55,7 @@ def load_run(path: str | Path) -> RunData:
                         "`mnistdiff train` or `mnistdiff experiment`")
     try:
         cfg = C.from_dict(json.loads((path / "config.json").read_text()))
-        rows = runs.read_metrics(path) + runs.epoch_evals(path)  # evaluations during training, and of snapshots
+        rows = rundir.read_metrics(path) + rundir.epoch_evals(path)  # evaluations during training, and of snapshots
         evals = {p.stem: json.loads(p.read_text()) for p in sorted((path / "eval").glob("*.json"))}
         record = json.loads((path / "experiment.json").read_text()) if (path / "experiment.json").is_file() else None
     except (ValueError, OSError, UserError) as e:
@@ -216,7 +217,7 @@ def class_histograms(runs: list[RunData]) -> list:
 
 def guidance(runs: list[RunData]) -> list:
     """Classifier-free guidance tables and grids (guidance_table.py), for the runs that have them."""
-    from .. import guidance_table as GT
+    from ..evaluation import guidance_table as GT
 
     tables = [(r, t) for r in runs if (t := GT.read(r.path)) is not None]
     if not tables:
@@ -248,7 +249,7 @@ def run_figures(runs: list[RunData]) -> list:
         pngs = [p for p in sorted((r.path / "figures").glob("*.png"))
                 if p.name not in F.RUN_FIGURES and not p.name.startswith("guidance-w")]  # shown by guidance()
         for p in pngs:
-            out.append(Image(_slug(r.name, "fig", p.stem), p.read_bytes(), f"{r.name}: {M.figure_caption(p.stem)}"))
+            out.append(Image(_slug(r.name, "fig", p.stem), p.read_bytes(), f"{r.name}: {M.figure_caption(p)}"))
         if r.is_cold and not pngs:
             out.append(Missing(f"{r.name}: no cold-diffusion panels in {r.path / 'figures'}."))
     if len(out) == 1:

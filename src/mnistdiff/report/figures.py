@@ -14,40 +14,19 @@ import time
 from pathlib import Path
 
 import matplotlib
+import numpy as np
+import torch
+# Figures are drawn on matplotlib's object API (Figure, savefig through Agg): no pyplot, no global backend,
+# so nothing here depends on a display. Agg's C code loads with this module, not at the first figure.
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")  # no display on servers and CI; set before pyplot is imported
-# Loaded with this module, so that a Ctrl-C during training cannot land inside its C initialisation.
-import matplotlib.backends.backend_agg  # noqa: E402,F401
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from PIL import Image  # noqa: E402
+from .. import files
 
 DPI = 110
 
 
 # -- image grids and panels ---------------------------------------------------------------------------
-
-def grid_array(images_u8: torch.Tensor | np.ndarray, nrow: int, pad: int = 2) -> np.ndarray:
-    """(N, H, W) uint8 -> one (rows*(H+pad)+pad, nrow*(W+pad)+pad) uint8 mosaic on a grey border."""
-    imgs = np.asarray(images_u8, dtype=np.uint8)
-    n, h, w = imgs.shape
-    rows = -(-n // nrow)
-    out = np.full((rows * (h + pad) + pad, nrow * (w + pad) + pad), 128, np.uint8)
-    for i, img in enumerate(imgs):
-        r, c = divmod(i, nrow)
-        out[pad + r * (h + pad): pad + r * (h + pad) + h, pad + c * (w + pad): pad + c * (w + pad) + w] = img
-    return out
-
-
-def save_grid(images_u8, path: Path, nrow: int = 4, scale: int = 3) -> None:
-    """PNG grid, upscaled with nearest neighbour so digits stay crisp in a viewer."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    arr = grid_array(images_u8, nrow)
-    img = Image.fromarray(arr, mode="L")
-    img.resize((img.width * scale, img.height * scale), Image.NEAREST).save(path)
-
 
 def contrast_stretch(x: torch.Tensor) -> torch.Tensor:
     """Each image's own min..max -> 0..255, for display only (the report's degraded panels: averaged
@@ -59,19 +38,25 @@ def contrast_stretch(x: torch.Tensor) -> torch.Tensor:
     return (y * 255).round().to(torch.uint8).unflatten(-1, (28, 28))
 
 
+def _subplots(*grid: int, figsize, **kwargs):
+    """(figure, axes) as pyplot.subplots gives them, on a figure of its own Agg canvas."""
+    fig = Figure(figsize=figsize)
+    FigureCanvasAgg(fig)
+    return fig, fig.subplots(*grid, **kwargs)
+
+
 def _save(fig, path: Path) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=DPI, bbox_inches="tight")
-    plt.close(fig)
 
 
 def panels_figure(panels: list[tuple[str, torch.Tensor]], path: Path, nrow: int = 4,
                   title: str | None = None) -> None:
     """Side-by-side grids of uint8 (N, 28, 28) images, one titled panel each (the report's Figs 2.2, 2.6)."""
-    fig, axes = plt.subplots(1, len(panels), figsize=(2.8 * len(panels), 3.2))
+    fig, axes = _subplots(1, len(panels), figsize=(2.8 * len(panels), 3.2))
     for ax, (name, images) in zip(np.atleast_1d(axes), panels):
-        ax.imshow(grid_array(images, nrow), cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+        ax.imshow(files.grid_array(images, nrow), cmap="gray", vmin=0, vmax=255, interpolation="nearest")
         ax.set_title(name, fontsize=10)
         ax.axis("off")
     if title:
@@ -86,8 +71,8 @@ def strip_figure(rows: list[tuple[str, list]], path: Path, labels: list[str], ti
     for _, images in rows:
         cells += [np.full((28, 28), 128, np.uint8) if im is None else np.asarray(im) for im in images]
         cells += [np.full((28, 28), 128, np.uint8)] * (len(labels) - len(images))
-    mosaic = grid_array(np.stack(cells), nrow=len(labels))
-    fig, ax = plt.subplots(figsize=(0.5 * len(labels) + 1.2, 0.55 * len(rows) + 0.8))
+    mosaic = files.grid_array(np.stack(cells), nrow=len(labels))
+    fig, ax = _subplots(figsize=(0.5 * len(labels) + 1.2, 0.55 * len(rows) + 0.8))
     ax.imshow(mosaic, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
     ax.set_yticks([2 + 30 * i + 14 for i in range(len(rows))], [name for name, _ in rows], fontsize=7)
     ax.set_xticks([2 + 30 * j + 14 for j in range(len(labels))], labels, fontsize=6, rotation=90)
@@ -106,7 +91,6 @@ def _png(fig) -> bytes:
     buf = io.BytesIO()
     fig.tight_layout()
     fig.savefig(buf, format="png", dpi=DPI)
-    plt.close(fig)
     return buf.getvalue()
 
 
@@ -117,7 +101,7 @@ def write_png(png: bytes, path: Path) -> None:
 
 
 def _colors(names):
-    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    cycle = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
     return {n: cycle[i % len(cycle)] for i, n in enumerate(names)}
 
 
@@ -126,7 +110,7 @@ def activation_figure() -> bytes:
     import torch
 
     x = torch.linspace(-4, 4, 401)
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = _subplots(figsize=(6, 4))
     for name, fn in (("GELU", torch.nn.functional.gelu), ("ReLU", torch.relu), ("ELU", torch.nn.functional.elu)):
         ax.plot(x.numpy(), fn(x).numpy(), lw=1.8, label=name)
     ax.axhline(0, color="grey", lw=0.6)
@@ -142,7 +126,7 @@ def activation_figure() -> bytes:
 def loss_overlay(rows_by_run: dict[str, list[dict]], ylabel: str = "training loss (per pixel)") -> bytes:
     """Figs 1.2, 1.7, 2.3 overlaid: per-iteration loss (thin) and each epoch's mean (dashed, markers)."""
     colors = _colors(rows_by_run)
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    fig, ax = _subplots(figsize=(8, 4.5))
     for name, rows in rows_by_run.items():
         it = np.array([(r["step"], r["loss"]) for r in rows if r.get("type") == "iter"], dtype=float)
         ep = [r for r in rows if r.get("type") == "epoch"]
@@ -172,7 +156,7 @@ def metric_vs_epoch(series: Series, *, ylabel: str, title: str) -> bytes:
 
 def metric_panels(panels: list[Series], *, ylabels: list[str], titles: list[str]) -> bytes:
     """Several metrics side by side, each against epoch with its runs overlaid (band: one std where logged)."""
-    fig, axes = plt.subplots(1, len(panels), figsize=(7 if len(panels) == 1 else 4.5 * len(panels), 4), squeeze=False)
+    fig, axes = _subplots(1, len(panels), figsize=(7 if len(panels) == 1 else 4.5 * len(panels), 4), squeeze=False)
     for ax, series, ylabel, title in zip(axes[0], panels, ylabels, titles):
         _metric_axes(ax, series, ylabel, title)
     return _png(fig)
@@ -201,7 +185,7 @@ def class_histograms(hists: dict[str, list[float]], *, title: str) -> bytes:
     colors = _colors(hists)
     k = len(hists)
     width = 0.8 / max(k, 1)
-    fig, ax = plt.subplots(figsize=(8, 4))
+    fig, ax = _subplots(figsize=(8, 4))
     for i, (name, counts) in enumerate(hists.items()):
         c = np.asarray(counts, dtype=float)
         share = 100 * c / max(c.sum(), 1)
@@ -227,8 +211,8 @@ RUN_FIGURES = {"loss.png", "classes.png", *EVAL_FIGURES}  # what write_run_figur
 def write_run_figures(run: Path) -> list[Path]:
     """RUN/figures/: the training loss, and the per-epoch evaluation's metrics and latest class histogram,
     drawn by the report's own functions for this one run. Returns the paths written."""
-    from ..runs import read_metrics
-    from .labels import label  # the report's names of the metrics
+    from ..training.rundir import read_metrics
+    from .readers import label  # the report's names of the metrics
 
     rows = read_metrics(run)
     figures, name, out = Path(run) / "figures", Path(run).name, []
@@ -253,13 +237,24 @@ def write_run_figures(run: Path) -> list[Path]:
 
 
 class RunFigures:
-    """The training loop's epoch hook (training.train's on_epoch) that keeps RUN/figures/ current: after the
-    last epoch, and at most once a minute before it (a redraw costs ~1 s, dominant for tiny epochs)."""
+    """Epoch hook that keeps RUN/figures/ current: after the last epoch, and at most once a minute before it
+    (a redraw costs ~1 s, dominant for tiny epochs). Main process only."""
 
     def __init__(self, every_s: float = 60.0):
         self.every_s, self.last = every_s, -float("inf")
 
-    def __call__(self, run: Path, epoch: int, *, final: bool) -> None:
-        if final or time.perf_counter() - self.last > self.every_s:
-            write_run_figures(run)
+    def __call__(self, end) -> None:
+        if end.is_main and (end.final or time.perf_counter() - self.last > self.every_s):
+            write_run_figures(end.run)
             self.last = time.perf_counter()
+
+
+def write_class_chart(out: Path, result: dict) -> Path:
+    """RUN/eval/NAME-classes.png beside an evaluation's NAME.json: the class histogram of its samples."""
+    run, n = Path(result["samples"]["run"]).name, result["samples"]["n"]
+    path = Path(out).with_name(f"{Path(out).stem}-classes.png")
+    write_png(class_histograms({run: result["class_histogram"]},
+                               title=f"Classes of {n} samples of {run} (imbalance {result['class_imbalance']:.3f})"),
+              path)
+    return path
+

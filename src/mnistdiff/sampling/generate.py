@@ -1,0 +1,117 @@
+"""Images from a trained net: `generate` (n digits, in batches, from a start and a sampler) and `sample_run`
+(`mnistdiff sample`: a PNG grid and a .npy array in the run directory)."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .. import config as C, data
+from . import guidance as G
+from ..processes import starts
+from . import samplers
+from .load import load_trained
+from .spec import resolve
+from ..errors import UserError, check_int
+from ..progress import Estimate, Progress
+from .. import machine
+from .. import files
+from ..training import rundir
+
+
+MAX_SAMPLES = C.MAX_EVAL  # -n ceiling of sample and evaluate: all x_T are drawn at once (314 MB of float32)
+
+
+def check_counts(n: int, batch_size: int, flag: str = "--batch-size", seed: int = 0) -> None:
+    """Sample count, batch size and seed, refused before any work (WrongType for a float or a bool: the
+    Python API takes whole numbers only)."""
+    check_int("seed", seed, 0, 2 ** 63 - 1, "--seed 1")
+    check_int("sample count", n, 1, MAX_SAMPLES, "-n 64 (sample more in several runs with different --seed values)")
+    check_int("batch size", batch_size, 1, MAX_SAMPLES, f"{flag} 500")
+
+
+def generate(net, process, cfg: C.Config, n: int, *, seed: int = 0, sampler: str | None = None,
+             start: str | None = None, batch_size: int = 500, run: Path | None = None, data_dir=None,
+             progress: bool = False, start_options: dict | None = None,
+             sampler_options: dict | None = None, digits: torch.Tensor | None = None,
+             guidance: float = 0.0) -> torch.Tensor:
+    """n images as uint8 (n, 28, 28); the same seed and batch size give the same images.
+
+    All n starting points are drawn first, in one call, so a conditional start uses n distinct test
+    images (not a fresh draw per batch) and x_T does not depend on the batch size. digits: the digit of
+    each image for a conditional run (guidance.labels), guided with weight `guidance`; None draws with
+    the "no label" token (a conditional run's unconditional mode).
+    """
+    check_counts(n, batch_size, seed=seed)
+    spec = resolve(cfg, process, n, sampler=sampler, start=start, sampler_options=sampler_options, digits=digits,
+                   guidance=guidance)
+    sampler, start, sampler_options = spec.sampler, spec.start, spec.sampler_options
+    g = torch.Generator().manual_seed(seed)
+    x_T_all = starts.draw(start, process, n, generator=g, run=run, data_dir=data_dir, **(start_options or {}))
+    out, bar = [], Progress(n, "sampling", "image", enabled=progress)
+    batches = -(-n // batch_size)
+    estimate = Estimate(batches, "sampling", "batches") if progress else None
+    for i in range(0, n, batch_size):
+        m = min(batch_size, n - i)
+        x_T = x_T_all[i:i + m]
+        batch_net = net if digits is None else G.Guided(net, digits[i:i + m], guidance)
+        steps = itertools.count(1)  # the sampler's callback counts its steps: a log hears from a long batch
+        tick = None if not progress else lambda *_: bar.tick(batch=f"{i // batch_size + 1}/{batches}", step=next(steps))
+        out.append(data.to_uint8(samplers.SAMPLERS[sampler](batch_net, process, x_T, generator=g, callback=tick,
+                                                                **sampler_options)[:, 0]))
+        bar.update(m)
+        if estimate is not None:
+            estimate.step()
+    bar.close()
+    return torch.cat(out)
+
+
+def sample_run(run: str | Path, *, n: int = 64, seed: int = 0, which: str = "last", sampler: str | None = None,
+               start: str | None = None, out: str | Path | None = None, data_dir=None,
+               batch_size: int = 500, start_options: dict | None = None,
+               sampler_options: dict | None = None, weights: str = "ema", runtime: str = "torch",
+               digit: G.Digits = None, guidance: float = 0.0, precision: str = "fp32") -> Path:
+    """Write N samples of a run as a PNG grid and a uint8 .npy array; returns the PNG path.
+
+    digit (conditional runs): a digit, a list, or "all" for one row per digit (guidance.labels).
+    """
+    check_counts(n, batch_size, seed=seed)
+    digits = G.labels(digit, n)
+    if out is not None and Path(out).suffix.lower() != ".png":
+        raise UserError(f"--out {out} must name a .png file (the .npy array is written beside it)")
+    run = Path(run)
+    if not run.exists():
+        raise UserError(f"{run} does not exist; pass a run directory made by `mnistdiff train` or a checkpoint file")
+    if out is None and not run.is_dir() and not (run.parent.parent / "config.json").is_file():
+        raise UserError(f"{run} is not inside a run directory; pass --out FILE.png to say where the samples go")
+    # Options left unset (None) keep the sampler's defaults and stay out of the file name.
+    sampler_options = {k: v for k, v in (sampler_options or {}).items() if v is not None} or None
+    cfg, net, process = load_trained(run, which, weights, runtime=runtime, batch_size=min(n, batch_size),
+                                     precision=precision)
+    spec = resolve(cfg, process, n, sampler=sampler, start=start, sampler_options=sampler_options, digits=digits,
+                   guidance=guidance)
+    sampler, start = spec.sampler, spec.start
+    run_dir = run if run.is_dir() else run.parent.parent
+    start_tag = "" if start == "normal" else f"-{start}"  # cold runs have several starts; name them
+    sampler_tag = sampler + "".join(f"-{k}{v}" for k, v in (sampler_options or {}).items())
+    png = Path(out) if out else run_dir / "samples" / f"sample-{sampler_tag}{start_tag}{G.file_tag(digit, guidance)}-n{n}-seed{seed}.png"
+    npy = png.with_suffix(".npy")
+    for p in (png, npy):
+        if p.exists():
+            raise UserError(f"{p} already exists; pass another --out or --seed (nothing was overwritten)")
+    rundir.ensure_writable(png.parent)
+    images = generate(net, process, cfg, n, seed=seed, sampler=sampler, start=start, run=run_dir,
+                      data_dir=data_dir, batch_size=batch_size, start_options=start_options,
+                      sampler_options=sampler_options, digits=digits, guidance=guidance)
+    rows_are_digits = isinstance(digit, str) and digit.strip().lower() == "all"
+    files.save_grid(images, png, nrow=n // 10 if rows_are_digits else math.ceil(math.sqrt(n)))
+    np.save(npy, images.numpy())
+    used = machine.inference_precision(precision, cfg.model.net)[0]
+    print(f"wrote {png} and {npy} ({n} images, sampler {sampler}, seed {seed}"
+          + (", net in bf16" if used == "bf16" else "") + ")", file=sys.stderr)
+    return png
