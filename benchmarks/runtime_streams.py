@@ -94,7 +94,7 @@ def main(argv=None) -> int:
     extract = lambda ex: lambda r: features.extract(ex, images[r * b:(r + 1) * b], batch_size=b, progress=False)  # noqa: E731
     times = round_robin({"one stream": extract(one), "streams": extract(many), "torch": extract(eager)}, args.rounds)
     rows.append(row("Inception-v3 features", b, times))
-    m = bench.machine()
+    m = bench.machine_facts()
     meta = {**m, "streams": runtime.STREAMS, "rounds": args.rounds, "load_start": load0,
             "load_end": os.getloadavg()[0], "wall_s": time.perf_counter() - t_start}
     out = Path(args.out)

@@ -19,11 +19,12 @@ import pytest
 import scipy.linalg
 import torch
 
-from mnistdiff.evaluation import classifier as CL, evaluate as E
+from mnistdiff.evaluation import classifier as CL
 from mnistdiff import config as C, data
 from mnistdiff.training import loop as T
 from mnistdiff.errors import UserError
-from mnistdiff.report.figures import RunFigures
+from mnistdiff.hooks import epoch_hooks
+from mnistdiff.evaluation.reference import reference_features
 
 from .conftest import ROOT, cli
 from mnistdiff import files
@@ -179,28 +180,28 @@ def test_inception_kid_of_two_halves_of_the_test_set_is_zero_within_its_std(ladd
 
 @pytest.mark.slow
 def test_reference_features_are_cached_reused_and_invalidated(inception, tmp_path, monkeypatch, capsys):
-    first, info = E.reference_features(inception, "test", 4, cache=tmp_path)
+    first, info = reference_features(inception, "test", 4, cache=tmp_path)
     assert not info["reused"] and info["weights_sha256"] == features.INCEPTION_SHA256
-    again, info2 = E.reference_features(inception, "test", 4, cache=tmp_path)
+    again, info2 = reference_features(inception, "test", 4, cache=tmp_path)
     assert info2["reused"] and info2["cache"] == info["cache"] and torch.equal(first, again)
     assert "reusing cached reference features" in capsys.readouterr().err
     # Every part of the key names a different file: count, resize (and weights, data, split likewise).
-    five, info5 = E.reference_features(inception, "test", 5, cache=tmp_path)
+    five, info5 = reference_features(inception, "test", 5, cache=tmp_path)
     assert not info5["reused"] and torch.allclose(five[:4], first, atol=1e-4)
     monkeypatch.setattr(features, "RESIZE", "another-resize")
-    _, info3 = E.reference_features(inception, "test", 4, cache=tmp_path)
+    _, info3 = reference_features(inception, "test", 4, cache=tmp_path)
     assert not info3["reused"] and info3["cache"] not in (info["cache"], info5["cache"])
     monkeypatch.undo()
     # A damaged file is never trusted: a larger set made under the same key serves instead ...
     raw = bytearray(open(info["cache"], "rb").read())
     raw[-3] ^= 0x40  # same length, one bit of one feature: caught by the checksum
     open(info["cache"], "wb").write(bytes(raw))
-    served, info6 = E.reference_features(inception, "test", 4, cache=tmp_path)
+    served, info6 = reference_features(inception, "test", 4, cache=tmp_path)
     assert info6["reused"] and info6["cache"] == info5["cache"] and torch.equal(served, five[:4])
     # ... and with none left, the features are computed again.
     with open(info5["cache"], "r+b") as f:
         f.truncate(100)
-    fixed, info7 = E.reference_features(inception, "test", 4, cache=tmp_path)
+    fixed, info7 = reference_features(inception, "test", 4, cache=tmp_path)
     assert not info7["reused"] and torch.allclose(fixed, first)
 
 
@@ -282,15 +283,15 @@ def _evals(run):
 def test_training_logs_eval_rows_that_survive_resume_and_leave_training_unchanged(cache, tmp_path, monkeypatch):
     monkeypatch.setenv("MNISTDIFF_CACHE", str(cache))
     cfg = C.apply(C.preset("ddpm-default"), EVAL_TINY)
-    T.train(cfg, tmp_path / "whole", progress=False, on_epoch=RunFigures())
+    T.train(cfg, tmp_path / "whole", progress=False, hooks=epoch_hooks(cfg))
     rows = _evals(tmp_path / "whole")
     assert [r["epoch"] for r in rows] == [1, 2]
     assert {"classifier_is", "classifier_is_std", "fd_classifier", "class_histogram"} <= set(rows[0])
     assert sum(rows[0]["class_histogram"]) == 20 and "fid" not in rows[0]
     assert (tmp_path / "whole/figures/is.png").is_file() and (tmp_path / "whole/figures/classes.png").is_file()
     # Killed mid-epoch 2 and resumed: the same eval rows, once each.
-    T.train(cfg, tmp_path / "cut", progress=False, stop_after_steps=3)
-    T.train(cfg, tmp_path / "cut", resume=True, progress=False)
+    T.train(cfg, tmp_path / "cut", progress=False, hooks=epoch_hooks(cfg), stop_after_steps=3)
+    T.train(cfg, tmp_path / "cut", resume=True, progress=False, hooks=epoch_hooks(cfg))
     assert _evals(tmp_path / "cut") == rows
     # Evaluation draws from its own RNG streams: the training losses are those of a run without it.
     T.train(C.apply(cfg, {"eval_every": 0}), tmp_path / "plain", progress=False)

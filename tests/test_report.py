@@ -14,6 +14,7 @@ from mnistdiff.report import build as report, readers as M
 from mnistdiff.cli import main
 from mnistdiff.errors import UserError
 from mnistdiff.sampling.generate import sample_run
+from mnistdiff.report.cold import write_for_run
 from mnistdiff.training.loop import train
 
 from .chromium import Chromium, find_chromium
@@ -39,6 +40,7 @@ def study(tmp_path_factory):
         train(cfg, root / name, progress=False)
     # the cold panels of Figs 2.2 and 2.6 come from `mnistdiff sample`
     sample_run(root / "cold-row-random", n=16, start="conditional")
+    write_for_run(root / "cold-row-random", start="conditional")
     train(_tiny("ddpm-default", checkpoint_every=1), root / "unfinished", progress=False, stop_after_steps=2)
     return root, [root / n for n in plan] + [root / "unfinished"]
 

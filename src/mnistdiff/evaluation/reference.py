@@ -20,13 +20,13 @@ from .. import data
 from ..files import atomic_write_bytes
 from ..errors import UserError
 from .. import files
-from . import features
+from . import features as F
 
 
-def reference_key(inception: features.InceptionFeatures, split: data.Split, split_name: str, count: int) -> dict:
+def reference_key(inception: F.InceptionFeatures, split: data.Split, split_name: str, count: int) -> dict:
     return {"features": inception.name, "weights_sha256": inception.sha256, "data_sha256": split.sha256,
             "split": split_name, "count": count, "images": f"the first {count} of the split",
-            "resize": features.RESIZE}
+            "resize": F.RESIZE}
 
 
 def _features_digest(features: torch.Tensor) -> str:
@@ -54,7 +54,7 @@ def _read_cached(path: Path, key: dict, count: int, dim: int) -> torch.Tensor | 
     return features[:count].clone()
 
 
-def reference_features(inception: features.InceptionFeatures, split_name: str, count: int, *, cache: Path,
+def reference_features(inception: F.InceptionFeatures, split_name: str, count: int, *, cache: Path,
                        data_dir=None, batch_size: int = 64, progress: bool = True) -> tuple[torch.Tensor, dict]:
     """Inception features of the first `count` images of a split, from the cache or computed and cached."""
     split = data.load_split(split_name, data_dir)
@@ -73,7 +73,7 @@ def reference_features(inception: features.InceptionFeatures, split_name: str, c
                 print(f"reusing cached reference features {candidate}"
                       + (f" (its first {count} rows)" if candidate != path else ""), file=sys.stderr)
             return stored, {**key, "cache": str(candidate), "reused": True}
-    features = features.extract(inception, split.images[:count], batch_size=batch_size,
+    features = F.extract(inception, split.images[:count], batch_size=batch_size,
                          label=f"Inception features of {split_name}[:{count}]", progress=progress)
     try:
         folder.mkdir(parents=True, exist_ok=True)
