@@ -79,10 +79,12 @@ evaluate() {  # until every run has trained, every snapshot is scored and every 
   native=$("$BIN/python" -c "from mnistdiff import machine; print(int(machine.auto_precision('cpu')[0] == 'bf16'))")
   while :; do
     pending=0
+    defer_ddpm=0
+    if [ "$native" = 0 ] && training_left; then defer_ddpm=1; fi  # once a pass: each check starts Python
     for name in $NAMES; do
       run=$RUNS/$name
       [ -d "$run/snapshots" ] || { pending=1; continue; }
-      case $name in ddpm-*) if [ "$native" = 0 ] && training_left; then pending=1; continue; fi ;; esac
+      case $name in ddpm-*) if [ "$defer_ddpm" = 1 ]; then pending=1; continue; fi ;; esac
       nice -n 10 "$BIN/mnistdiff" evaluate "$run" --snapshots --snapshot-epochs "$(scored_epochs "$name")" -n 500 \
         --runtime torch --precision auto --quiet
       if ! finished "$run"; then pending=1; continue; fi
