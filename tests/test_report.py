@@ -207,3 +207,28 @@ def test_the_one_metrics_reader_leaves_out_a_half_written_last_line(tmp_path):
     (tmp_path / "metrics.jsonl").write_text('{"type": "iter", "epoch": 1, "step": 1, "loss": 0.5}\n'
                                             '{"type": "iter", "st')
     assert rundir.read_metrics(tmp_path) == [{"type": "iter", "epoch": 1, "step": 1, "loss": 0.5}]
+
+
+def test_the_process_section_carries_one_test_digit_forward_and_back(study, tmp_path, data_dir):
+    import shutil
+
+    import numpy as np
+
+    from mnistdiff import data
+    from mnistdiff.report import process as P
+    from mnistdiff.report.render import Image, Missing
+
+    _, runs = study
+    name, (x_t, estimate, reverse), headings = P.rows(runs[2], data_dir)  # cold-row-random
+    digit = data.load_split("test", data_dir).images[P.DIGIT].numpy()
+    assert name.startswith("cold: row-averaging") and headings[0] == "t=0" and headings[-1] == "t=28"
+    assert x_t.shape == estimate.shape == reverse.shape == (P.COLUMNS, 28, 28)
+    assert np.array_equal(estimate[0], digit)  # t = 0: the digit itself
+    assert np.abs(x_t[0].astype(int) - digit).max() <= 1  # shown contrast-stretched: a digit spans 0..255 already
+    assert len({x.tobytes() for x in x_t}) == P.COLUMNS  # each time degrades further
+    bare = tmp_path / "no-checkpoints"
+    shutil.copytree(runs[0], bare)
+    shutil.rmtree(bare / "checkpoints")
+    blocks = report.processes(report.collect([runs[0], runs[1], runs[2]]), data_dir)
+    assert [type(b) for b in blocks[1:]] == [Image, Image]  # testing2 is ddpm-default's process again
+    assert isinstance(report.processes(report.collect([bare]), data_dir)[1], Missing)

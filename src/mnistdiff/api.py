@@ -2,7 +2,7 @@
 train from a config. It calls the functions the CLI calls (sampling.load.load_trained, sampling.generate.generate,
 training.loop.train), so a notebook and the shell give the same images for the same seed.
 
-    run = mnistdiff.load("runs/ddpm-unet")
+    run = mnistdiff.load("runs/ddpm-unet")      # or a shipped model: mnistdiff.load("quick-unet")
     images = run.sample(16, digit=3, sampler="ddim", steps=50, guidance=2, seed=0)  # uint8 (16, 28, 28)
 """
 
@@ -31,24 +31,37 @@ class Run:
     checkpoint: str = "last"
     weights: str = "ema"
     data_dir: str | Path | None = None
+    model: str | None = None  # the shipped model's name (sampling/shipped.py), None for a run
     _net: object = field(default=None, repr=False)
     _process: object = field(default=None, repr=False)
 
-    def sample(self, n: int = 16, *, digit: G.Digits = None, guidance: float = 0.0, sampler: str | None = None,
-               steps: int | None = None, seed: int = 0, start: str | None = None, batch_size: int = 500,
-               **options) -> torch.Tensor:
+    def sample(self, n: int = 16, *, digit: G.Digits = None, guidance: float | None = None,
+               sampler: str | None = None, steps: int | None = None, seed: int = 0, start: str | None = None,
+               batch_size: int = 500, start_options: dict | None = None, **options) -> torch.Tensor:
         """n images as a uint8 tensor (n, 28, 28), black background, 255 ink.
 
         digit (conditional runs): 3, [3, 5] (cycled), or "all" (n / 10 of each, digit order);
         guidance: the classifier-free weight w (0: plain conditional); sampler: a samplers.SAMPLERS
-        name (default: the process's own), steps and other options as its CLI flags (eta=, clip=)."""
+        name (default: the process's own), steps and other options as its CLI flags (eta=, clip=);
+        start_options: a fitted start's ({"components": 100}). What is left unset is a shipped model's own."""
+        from .sampling import shipped
         from .sampling.generate import generate
 
-        options = {**options, "steps": steps}
-        return generate(self._net, self._process, self.config, n, seed=seed, sampler=sampler, start=start,
-                        batch_size=batch_size, run=self.path, data_dir=self.data_dir,
-                        sampler_options={k: v for k, v in options.items() if v is not None},
-                        digits=G.labels(digit, n), guidance=guidance)
+        digits = G.labels(digit, n)
+        chosen = shipped.fill(shipped.sampling_defaults(self.model), sampler=sampler,
+                              sampler_options={**options, "steps": steps}, start=start,
+                              start_options=start_options, guidance=guidance, digits=digits)
+        return generate(self._net, self._process, self.config, n, seed=seed, sampler=chosen["sampler"],
+                        start=chosen["start"], batch_size=batch_size, run=self.path, data_dir=self.data_dir,
+                        sampler_options=chosen["sampler_options"], start_options=chosen["start_options"],
+                        digits=digits, guidance=chosen["guidance"])
+
+    @property
+    def card(self) -> dict | None:
+        """A shipped model's card (what it is, how to sample it, what was measured on it); None for a run."""
+        from .sampling import shipped
+
+        return None if self.model is None else shipped.card(self.model)
 
     def metrics(self, type: str | None = None) -> list[dict]:  # noqa: A002 - the rows' own key
         """The rows of RUN/metrics.jsonl (type: "iter", "epoch", "eval", ... or all of them)."""
@@ -60,11 +73,13 @@ class Run:
         RUN/eval/<name>.json (options: those of evaluate.evaluate_run: seed, sampler, digit, guidance, metrics,
         name, ...)."""
         from .evaluation.evaluate import evaluate_run
+        from .sampling import shipped
         from .report.figures import write_class_chart
 
         options.setdefault("which", self.checkpoint)
         options.setdefault("weights", self.weights)
-        out, result = evaluate_run(self.path, n=n, data_dir=self.data_dir, progress=False, **options)
+        target = shipped.PREFIX + self.model if self.model else self.path  # a folder called like the model loses
+        out, result = evaluate_run(target, n=n, data_dir=self.data_dir, progress=False, **options)
         write_class_chart(out, result)
         return result
 
@@ -77,18 +92,22 @@ class Run:
 
 def load(path: str | Path, checkpoint: str = "last", weights: str = "ema", *, runtime: str = "torch",
          data_dir: str | Path | None = None, precision: str = "fp32") -> Run:
-    """A run directory (or a checkpoint file inside one) ready to sample.
+    """A run directory (or a checkpoint file inside one), or a shipped model by name ("ddpm-unet";
+    `mnistdiff models`), ready to sample. A path that exists wins over a model's name; "shipped:NAME" forces it.
 
     checkpoint: last, best or prev; weights: ema (where the run kept an average) or raw; runtime:
     torch, openvino or auto (runtime.py); precision: the net's arithmetic, fp32, bf16 or auto (machine.py)."""
+    from .sampling import shipped
     from .sampling.load import load_trained
 
-    path = Path(path)
-    run_dir = path if path.is_dir() else path.parent.parent
     if checkpoint not in store.CHECKPOINT_NAMES:
         raise UserError(f"unknown checkpoint {checkpoint!r}; choose one of: {', '.join(store.CHECKPOINT_NAMES)}")
-    cfg, net, process = load_trained(path, checkpoint, weights, runtime=runtime, precision=precision)
-    return Run(run_dir, cfg, checkpoint, weights, data_dir, net, process)
+    model = shipped.resolve(path)
+    if model is None and not Path(path).exists():
+        known = f", or a shipped model ({', '.join(shipped.names())})" if shipped.names() else ""
+        raise UserError(f"{path} does not exist; pass a run directory, a checkpoint file{known}")
+    cfg, net, process = load_trained(model or Path(path), checkpoint, weights, runtime=runtime, precision=precision)
+    return Run(shipped.folder(path, model), cfg, checkpoint, weights, data_dir, model, net, process)
 
 
 def train(config: C.Config | str | dict, run: str | Path | None = None, *, resume: bool = False,

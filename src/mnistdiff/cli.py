@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import errno
+import json
 import os
 import sys
 from pathlib import Path
@@ -72,6 +72,21 @@ def _sampler_options(args) -> dict:
     return {name: getattr(args, name) for name in option_names()}
 
 
+def _steps(text: str | None, trajectory: str | None) -> list[int] | None:
+    """--trajectory-steps 1000,500,1 -> [1000, 500, 1]."""
+    if text is None:
+        return None
+    if trajectory is None:
+        raise UserError("--trajectory-steps chooses the steps of --trajectory FILE; pass that too")
+    try:
+        steps = [int(k) for k in text.split(",")]
+    except ValueError:
+        steps = []
+    if not steps or min(steps) < 1:
+        raise UserError(f"--trajectory-steps {text!r} must be whole steps k >= 1 separated by commas, e.g. 1000,500,1")
+    return steps
+
+
 def cmd_sample(args) -> int:
     from .report.cold import write_for_run
     from .sampling.generate import sample_run
@@ -80,7 +95,8 @@ def cmd_sample(args) -> int:
                 data_dir=args.data_dir, start_options={"components": args.components, "noise": args.start_noise},
                 weights=args.weights, precision=args.precision)
     sample_run(args.run, out=args.out, batch_size=args.batch_size, sampler_options=_sampler_options(args),
-               runtime=args.runtime, digit=args.digit, guidance=args.guidance, **opts)
+               runtime=args.runtime, digit=args.digit, guidance=args.guidance, trajectory=args.trajectory,
+               trajectory_steps=_steps(args.trajectory_steps, args.trajectory), **opts)
     write_for_run(args.run, **opts)
     return 0
 
@@ -168,7 +184,29 @@ def cmd_report(args) -> int:
     from .report import write_report
 
     epochs = list(C.parse_value("sample_epochs", args.grid_epochs)) if args.grid_epochs else None
-    print(f"wrote {write_report(args.runs, args.out, grid_epochs=epochs)}", file=sys.stderr)
+    print(f"wrote {write_report(args.runs, args.out, grid_epochs=epochs, data_dir=args.data_dir)}", file=sys.stderr)
+    return 0
+
+
+def cmd_models(args) -> int:
+    from .sampling import shipped
+
+    if args.name is not None:
+        name = shipped.resolve(shipped.PREFIX + args.name)
+        print(json.dumps(shipped.card(name), indent=2))
+        return 0
+    if not shipped.names():
+        print("no shipped models are installed with this copy of mnistdiff")
+    for name in shipped.names():
+        card = shipped.card(name)
+        print(f"{name}\n  {card['description']}")
+        m = card.get("measured")
+        if m:
+            print(f"  FID {m['fid']:.2f} ({m['n']:,} samples vs {m['n_ref']:,} test digits), KID {m['kid']:.4f} +- "
+                  f"{m['kid_std']:.4f}, classifier IS {m['classifier_is']:.2f} ({m['n']:,} samples), copy rate "
+                  f"{100 * m['copy_rate_pixel']:.1f}% (pixels) / {100 * m['copy_rate_classifier']:.1f}% (classifier "
+                  f"features); `mnistdiff models {name}` says how")
+        print(f"  {card['sample']}")
     return 0
 
 

@@ -136,9 +136,9 @@ def _add_sampling_flags(p: argparse.ArgumentParser) -> None:
                         "(default: auto)")
     p.add_argument("--digit", help="conditional runs: the digit to draw (7), a list cycled over the images (3,5), "
                    "or 'all' (one grid row per digit; -n a multiple of 10) (default: none, the 'no label' token)")
-    p.add_argument("--guidance", type=float, default=0.0,
+    p.add_argument("--guidance", type=float,
                    help="classifier-free guidance weight w with --digit: (1 + w) net(x, digit) - w net(x, no label); "
-                        "0 is plain conditional sampling (default: 0)")
+                        "0 is plain conditional sampling (default: 0, or a shipped model's own)")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="fp32",
                    help="the sampling net's arithmetic: fp32, bf16 (torch autocast, on CPUs with AVX512-BF16 or AMX), or "
                         "auto: bf16 only where native and measured to score as fp32 does (default: fp32)")
@@ -150,13 +150,22 @@ def _add_sampling_flags(p: argparse.ArgumentParser) -> None:
 def _add_sample(sub) -> argparse.ArgumentParser:
     s = sub.add_parser("sample", help="generate images from a trained run or checkpoint",
                        epilog=EXAMPLES["sample"], formatter_class=argparse.RawDescriptionHelpFormatter)
-    s.add_argument("run", help="run directory or checkpoint file")
+    s.add_argument("run", help="run directory, checkpoint file, or shipped model (`mnistdiff models`; a path that "
+                   "exists wins, shipped:NAME forces the model)")
     s.add_argument("-n", type=int, default=64, help="number of images, at most 100000 (default: 64)")
     _add_sampling_flags(s)
-    s.add_argument("--components", type=int, default=10, help="--start gmm: mixture components (default: 10)")
-    s.add_argument("--start-noise", type=float, default=0.0,
+    s.add_argument("--components", type=int, help="--start gmm: mixture components (default: 10, or a shipped "
+                   "model's own)")
+    s.add_argument("--start-noise", type=float,
                    help="--start gmm|uniform: std of pixel noise added to x_T to break symmetry (default: 0)")
-    s.add_argument("--out", help="PNG path (default: RUN/samples/sample-<sampler>[-<start>]-n<N>-seed<S>.png)")
+    s.add_argument("--out", help="PNG path (default: RUN/samples/sample-<sampler>[-<start>]-n<N>-seed<S>.png; "
+                   "for a shipped model, shipped/NAME/samples/ here)")
+    s.add_argument("--trajectory", metavar="FILE",
+                   help="also the first 8 samples along the way, x_k above the net's x0 estimate: FILE.gif (an "
+                        "animation) or FILE.png (a strip of steps)")
+    s.add_argument("--trajectory-steps", metavar="LIST",
+                   help="--trajectory: the steps k to show, as the sampler counts them down to 1 (e.g. 1000,500,100,1; "
+                        "default: 10 evenly spaced in a strip, up to 40 in a GIF)")
     s.add_argument("--batch-size", type=int, default=500, help="images per sampling batch (default: 500)")
     s.add_argument("--data-dir", help="MNIST directory, for starts that use real images")
     return s
@@ -257,7 +266,13 @@ def build_parser(commands: dict[str, Callable]) -> argparse.ArgumentParser:
     r.add_argument("runs", nargs="+", metavar="RUN", help="run directories")
     r.add_argument("-o", "--out", default="report", help="output folder (default: report)")
     r.add_argument("--grid-epochs", help="comma-separated epochs whose sample grids to show (default: all saved)")
+    r.add_argument("--data-dir", help="MNIST folder, for the test digit of the process figures (default: "
+                                      "$MNISTDIFF_DATA or the download cache)")
     r.set_defaults(fn=commands["report"])
+
+    m = sub.add_parser("models", help="list the shipped models, which sample by name with no training")
+    m.add_argument("name", nargs="?", help="print this model's card: its training, sampling and measured metrics")
+    m.set_defaults(fn=commands["models"])
 
     pr = sub.add_parser("presets", help="list the named configurations")
     pr.add_argument("-v", "--verbose", action="store_true", help="show every value")

@@ -87,6 +87,15 @@ def grid_array(images_u8, nrow: int, pad: int = 2) -> np.ndarray:
     return out
 
 
+def png_bytes(image) -> bytes:
+    """A PIL image encoded as PNG, for an atomic write or a report's embedded figure."""
+    import io
+
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
+
+
 def save_grid(images_u8, path: Path, nrow: int = 4, scale: int = 3) -> None:
     """PNG grid, upscaled with nearest neighbour so digits stay crisp in a viewer."""
     from PIL import Image

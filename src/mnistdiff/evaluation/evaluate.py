@@ -19,6 +19,7 @@ from ..processes import starts
 from ..sampling import samplers
 from .evaluator import METRIC_SETS, Evaluator
 from ..training import rundir
+from ..training import checkpoint
 from ..training.checkpoint import store
 
 MAX_INCEPTION_BATCH = 1024  # images per Inception batch: 1024 x 3 x 299 x 299 floats is ~1.1 GB
@@ -28,7 +29,7 @@ def check_request(cfg: C.Config, process=None, *, n: int = 10_000, seed: int = 0
                   sampler: str | None = None, start: str | None = None, split: str = "test", n_ref: int = 10_000,
                   metrics: str = "all", name: str | None = None, batch_size: int = 64, sample_batch_size: int = 500,
                   sampler_options: dict | None = None, weights: str = "ema", runtime: str = "torch", digit=None,
-                  guidance: float = 0.0, precision: str = "fp32",
+                  guidance: float = 0.0, precision: str = "fp32", start_options: dict | None = None,
                   **_) -> tuple[str, str, dict, torch.Tensor | None, str]:
     """Every option of an evaluation checked against the run's config, before anything is loaded or trained
     (an experiment plan checks its evaluate stages with it before its first run trains).
@@ -63,7 +64,8 @@ def check_request(cfg: C.Config, process=None, *, n: int = 10_000, seed: int = 0
     spec = resolve(cfg, process, n, sampler=sampler, start=start, sampler_options=sampler_options,
                    digits=G.labels(digit, n), guidance=guidance)
     sampler, start, sampler_options, digits, tag = spec.sampler, spec.start, spec.sampler_options, spec.digits, spec.tag
-    name = name or f"{tag}-{start}{G.file_tag(digit, guidance)}-n{n}-seed{seed}-{which}" + \
+    start_tag = start + "".join(f"-{k}{v}" for k, v in sorted((start_options or {}).items()))
+    name = name or f"{tag}-{start_tag}{G.file_tag(digit, guidance)}-n{n}-seed{seed}-{which}" + \
         ("-raw" if weights == "raw" else "") + ("-bf16" if machine.inference_precision(precision, cfg.model.net)[0]
                                                 == "bf16" else "")
     return sampler, start, sampler_options, digits, name
@@ -75,27 +77,43 @@ def evaluate_run(run, *, n: int = 10_000, seed: int = 0, which: str = "last", sa
                  sample_batch_size: int = 500, cache=None, inception_weights=None, inception_logits=None,
                  data_dir=None, progress: bool = True, sampler_options: dict | None = None,
                  weights: str = "ema", runtime: str = "torch", digit=None,
-                 guidance: float = 0.0, precision: str = "fp32", memorisation: bool = False) -> tuple[Path, dict]:
-    """The final evaluation: n samples of a trained run -> RUN/eval/<name>.json (+ .npy samples, class chart).
-    digit, guidance: what a conditional run draws (guidance.labels; "0,1,2,3,4,5,6,7,8,9" a balanced set)."""
+                 guidance: float | None = None, precision: str = "fp32", memorisation: bool = False,
+                 start_options: dict | None = None) -> tuple[Path, dict]:
+    """The final evaluation: n samples of a trained run (or a shipped model: shipped/NAME/eval/) ->
+    RUN/eval/<name>.json (+ .npy samples, class chart). Settings left unset (None) are a shipped model's own.
+    digit, guidance: what a conditional run draws (guidance.labels; "0,1,2,3,4,5,6,7,8,9" a balanced set);
+    start_options: a fitted start's (components for gmm)."""
     from ..sampling.load import load_trained
+    from ..sampling import shipped
 
-    run = Path(run)
-    if not run.exists():
-        raise UserError(f"{run} does not exist; pass a run directory made by `mnistdiff train`")
-    if not (run / "config.json").is_file():
-        raise UserError(f"{run} is not a run directory (no config.json); pass one made by `mnistdiff train`")
+    model = shipped.resolve(run)
+    if model is None:
+        run = Path(run)
+        if not run.exists():
+            known = f", or a shipped model ({', '.join(shipped.names())})" if shipped.names() else ""
+            raise UserError(f"{run} does not exist; pass a run directory made by `mnistdiff train`{known}")
+        if not (run / "config.json").is_file():
+            raise UserError(f"{run} is not a run directory (no config.json); pass one made by `mnistdiff train`")
+        config = C.load_file(run / "config.json")
+    else:  # results go to shipped/NAME/eval/, laid out as a run's
+        config, run = checkpoint.load(shipped.weights(model))[1], shipped.folder(run, model)
+        if which != "last":
+            raise BadArgument(f"the shipped model {model} has one set of weights; drop --checkpoint {which}")
+    chosen = shipped.fill(shipped.sampling_defaults(model), sampler=sampler, sampler_options=sampler_options,
+                          start=start, start_options=start_options, guidance=guidance, digits=digit)
+    sampler, sampler_options, start, start_options, guidance = (chosen[k] for k in shipped.SAMPLING_KEYS)
     request = dict(n=n, seed=seed, which=which, sampler=sampler, start=start, split=split, n_ref=n_ref,
                    metrics=metrics, name=name, batch_size=batch_size, sample_batch_size=sample_batch_size,
                    sampler_options=sampler_options, weights=weights, runtime=runtime, digit=digit, guidance=guidance,
-                   precision=precision)
-    check_request(C.from_dict(C.load_file(run / "config.json")), **request)  # before loading anything
-    cfg, net, process = load_trained(run, which, weights, runtime=runtime, cache=cache,
+                   precision=precision, start_options=start_options)
+    check_request(C.from_dict(config), **request)  # before loading anything
+    cfg, net, process = load_trained(model or run, which, weights, runtime=runtime, cache=cache,
                                          batch_size=min(n, sample_batch_size), precision=precision)
     sampler, start, sampler_options, digits, name = check_request(cfg, process, **request)
     precision = machine.inference_precision(precision, cfg.model.net)[0]
     out = run / "eval" / f"{name}.json"
     # One evaluation per result name at a time: a second one is refused now, not overwritten hours later.
+    rundir.ensure_writable(run)
     with rundir.locked(run, what=f"evaluation named {name!r}", name=f".eval-{name}.lock"):
         _refuse_existing(out)
         made_eval_dir = not out.parent.exists()
@@ -104,8 +122,8 @@ def evaluate_run(run, *, n: int = 10_000, seed: int = 0, which: str = "last", sa
             out.parent.rmdir()  # made again with the results: a failed evaluation leaves no empty eval/
         result = _measure(run, out, net, process, cfg, n, seed=seed, which=which, sampler=sampler, start=start,
                           sampler_options=sampler_options, digits=digits, digit=digit, guidance=guidance,
-                          weights=weights, precision=precision, real_rows=real_rows, memorisation=memorisation,
-                          sample_batch_size=sample_batch_size,
+                          start_options=start_options, weights=weights, precision=precision, real_rows=real_rows,
+                          memorisation=memorisation, sample_batch_size=sample_batch_size,
                           data_dir=data_dir, progress=progress,
                           evaluator=dict(metrics=metrics, split=split, n_ref=n_ref, cache=cache, data_dir=data_dir,
                                          inception_weights=inception_weights, inception_logits=inception_logits,
@@ -121,7 +139,7 @@ def _refuse_existing(out: Path) -> None:
 
 def _measure(run: Path, out: Path, net, process, cfg, n: int, *, seed, which, sampler, start, sampler_options,
              digits, digit, guidance, weights, precision, real_rows, sample_batch_size, data_dir, progress,
-             evaluator, memorisation=False) -> dict:
+             evaluator, memorisation=False, start_options=None) -> dict:
     """Sample, measure and write RUN/eval/NAME.json with its .npy samples and class chart."""
     from ..sampling.generate import generate
 
@@ -132,7 +150,8 @@ def _measure(run: Path, out: Path, net, process, cfg, n: int, *, seed, which, sa
     t1 = time.perf_counter()
     images = generate(net, process, cfg, n, seed=seed, sampler=sampler, start=start,
                       batch_size=sample_batch_size, run=run, data_dir=data_dir, progress=progress,
-                      sampler_options=sampler_options, digits=digits, guidance=guidance)
+                      sampler_options=sampler_options, digits=digits, guidance=guidance,
+                      start_options=start_options)
     sampling_s = time.perf_counter() - t1
     if progress:
         print(f"sampled {n} images in {sampling_s:.1f} s ({n / sampling_s:.2f} images/s)", file=sys.stderr)
@@ -150,6 +169,7 @@ def _measure(run: Path, out: Path, net, process, cfg, n: int, *, seed, which, sa
                             total_s=round(time.perf_counter() - t0, 2))
     result["samples"] = {"run": str(run), "checkpoint": which, "sampler": sampler, "start": start, "n": n,
                          "seed": seed, "file": out.with_suffix(".npy").name, "sampler_options": sampler_options,
+                         **({"start_options": start_options} if start_options else {}),
                          "weights": weights, "precision": precision,
                          **({"digit": digit, "guidance": guidance} if digits is not None else {})}
     result["protocol"] = ev.protocol()

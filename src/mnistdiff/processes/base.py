@@ -64,6 +64,22 @@ class Process:
 
         return for_sampling(net, prediction, self)
 
+    def times(self, n: int) -> torch.Tensor:
+        """n evenly spaced times from 0 to T as degrade() takes them: the figures' columns."""
+        return torch.linspace(0, self.T, n).round().long()
+
+    @torch.no_grad()
+    def estimate_x0(self, net, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """The x0 a sampling net (sampling_net) estimates from x_t at times t (B,), in one call: from its eps
+        for a noise process, its output for a cold one."""
+        out = net(x_t, t.float() / self.T).float()
+        if not self.stochastic:
+            return out
+        a, s = self.coefficients(t)
+        from .predictions import to_x0
+
+        return to_x0("eps", out, x_t, a, s)
+
     def describe(self) -> dict | None:
         """What a reader of the run needs to see (e.g. a random row order), saved as RUN/degradation.json."""
         return None

@@ -131,6 +131,14 @@ class EDMNoise(Process):
     def sampling_net(self, net, prediction):
         return net  # the samplers apply the preconditioning (denoise)
 
+    def times(self, n: int) -> torch.Tensor:
+        return torch.linspace(0, 1, n)
+
+    @torch.no_grad()
+    def estimate_x0(self, net, x_t, t):
+        sigma = sigma_of(t.float()).clamp(min=1e-6)  # x_t = (x0 + sigma n) / sqrt(1 + sigma^2), as degrade() made it
+        return self.denoise(net, x_t * (1 + sigma**2).sqrt().view(-1, 1, 1, 1), sigma)
+
     def describe(self) -> dict:
         return {"degradation": "edm", "sigma_data": self.sigma_data, "p_mean": self.p_mean, "p_std": self.p_std,
                 "sigma_min": SIGMA_MIN, "sigma_max": SIGMA_MAX}

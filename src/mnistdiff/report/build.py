@@ -257,11 +257,30 @@ def run_figures(runs: list[RunData]) -> list:
     return out
 
 
-def build(runs: list[RunData], grid_epochs: list[int] | None = None) -> list:
+def processes(runs: list[RunData], data_dir=None) -> list:
+    """One test digit through each degradation the runs use, forward and back (process.py)."""
+    from . import process
+
+    out = [Heading("The processes")]
+    for name, who, png, why in process.for_runs(runs, data_dir):
+        if png is None:
+            out.append(Missing(f"{name} ({who}): no process figure: {why}"))
+            continue
+        out.append(Image(_slug("process", who), png,
+                         f"{name}, drawn by {who}'s trained net from test digit {process.DIGIT}. x_t: the digit "
+                         "degraded to time t (one fixed noise draw; degraded images are scaled for display only). "
+                         "estimate: the net's x0 estimate from that x_t, one net call. reverse: the run's own "
+                         "sampler started from the last column's x_T, read right to left, its result under t = 0; "
+                         "from pure noise it draws a digit of its own.", f"{name}: forward and reverse"))
+    return out
+
+
+def build(runs: list[RunData], grid_epochs: list[int] | None = None, data_dir=None) -> list:
     blocks = [Text(f"Built {time.strftime('%Y-%m-%d %H:%M')} by mnistdiff {__version__} from "
                    f"{len(runs)} run director{'y' if len(runs) == 1 else 'ies'}: "
                    + ", ".join(str(r.path) for r in runs) + ".")]
     blocks += overview(runs)
+    blocks += processes(runs, data_dir)
     blocks += [Heading("Activation functions"),
                Image("activations", F.activation_figure(), "Fig 1.1: GELU, used by the CNN, compared to ReLU and ELU.",
                      "GELU, ReLU and ELU")]
@@ -296,11 +315,11 @@ def _previous_images(out: Path) -> list[str]:
 
 
 def write_report(paths: list[str | Path], out: str | Path, *, title: str = "MNIST diffusion study",
-                 grid_epochs: list[int] | None = None) -> Path:
+                 grid_epochs: list[int] | None = None, data_dir=None) -> Path:
     """Build OUT/index.html and OUT/report.md (+ OUT/img/*.png); returns the HTML path."""
     runs = collect(paths)
     out = Path(out)
-    blocks = build(runs, grid_epochs)
+    blocks = build(runs, grid_epochs, data_dir)
     _prepare(out)
     md, files = to_markdown(title, blocks)
     (out / MARKER).write_text(json.dumps({"made_by": f"mnistdiff {__version__}",

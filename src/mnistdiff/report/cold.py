@@ -19,6 +19,7 @@ import torch
 from .. import data
 from ..processes import starts
 from ..sampling import samplers
+from ..sampling import shipped
 from ..sampling.load import load_trained
 from . import figures, manifest
 
@@ -101,13 +102,17 @@ def write_all(fig_dir: Path, net, process, *, sampler: str, start: str, seed: in
 def write_for_run(run, *, which: str = "last", weights: str = "ema", sampler: str | None = None,
                   start: str | None = None, seed: int = 0, data_dir=None, start_options: dict | None = None,
                   precision: str = "fp32", **_) -> list[Path]:
-    """The figures `mnistdiff sample` adds for a cold run (none for a stochastic process), in RUN/figures/;
-    takes sample_run's options and ignores those that do not change them."""
+    """The figures `mnistdiff sample` adds for a cold run (none for a stochastic process or a shipped model, which
+    samples without the MNIST files these figures draw on), in RUN/figures/; takes sample_run's options and ignores
+    those that do not change them."""
+    if shipped.resolve(run) is not None:
+        return []
     run = Path(run)
     cfg, net, process = load_trained(run, which, weights, precision=precision)
     if process.stochastic:
         return []
     run_dir = run if run.is_dir() else run.parent.parent
+    start_options = {k: v for k, v in (start_options or {}).items() if v is not None}  # unset: the start's defaults
     written = write_all(run_dir / "figures", net, process, sampler=sampler or samplers.default_sampler(cfg),
                         start=start or starts.default_start(cfg), seed=seed, run=run_dir, data_dir=data_dir,
                         start_options=start_options)

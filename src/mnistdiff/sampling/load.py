@@ -11,7 +11,7 @@ import torch
 from .. import config as C, files, machine, nets, processes
 from ..errors import UserError
 from ..training import checkpoint, optim
-from . import runtime as RT
+from . import runtime as RT, shipped
 from ..training.checkpoint import validate
 from ..training.checkpoint import store
 
@@ -61,7 +61,8 @@ def runtime_net(net, cfg: C.Config, runtime: str, batch_size: int, *, cache_dir=
 
 def load_trained(target: str | Path, which: str = "last", weights: str = "ema", *, runtime: str = "torch",
                  cache=None, batch_size: int = 500, precision: str = "fp32"):
-    """(cfg, net in eval mode, process) from a run directory or a checkpoint file.
+    """(cfg, net in eval mode, process) from a run directory, a checkpoint file or a shipped model's name (the
+    rule in shipped.py).
 
     weights: ema takes the EMA weights where the run kept them (ema_decay > 0), else the trained
     ones; raw always the trained ones. The net is returned as the samplers want it (the process's
@@ -71,8 +72,15 @@ def load_trained(target: str | Path, which: str = "last", weights: str = "ema", 
     autocast, so the runtime is torch."""
     if weights not in WEIGHTS:
         raise UserError(f"unknown weights {weights!r}; choose one of: {', '.join(WEIGHTS)}")
+    name = shipped.resolve(target)
     target = Path(target)
-    if target.is_dir():
+    if name is not None:
+        if which != "last" or weights != "ema":  # one file: the weights the card describes
+            raise UserError(f"shipped model {name} has one set of weights ({shipped.card(name)['weights']['kind']}); "
+                            "leave --checkpoint and --weights at their defaults")
+        path, run_dir = shipped.weights(name), None
+        tensors, cfg_dict, _ = checkpoint.load(path)
+    elif target.is_dir():
         if not (target / store.CKPT_DIR).is_dir():
             raise UserError(f"{target} is not a mnistdiff run directory (no checkpoints/); pass a run "
                             "made by `mnistdiff train` or a checkpoint file")
@@ -88,7 +96,7 @@ def load_trained(target: str | Path, which: str = "last", weights: str = "ema", 
     else:
         path, run_dir = target, target.parent.parent
         tensors, cfg_dict, _ = checkpoint.load(target)
-    if (run_dir / "config.json").is_file():  # a checkpoint inside a run must be that run's
+    if run_dir is not None and (run_dir / "config.json").is_file():  # a checkpoint inside a run must be that run's
         validate.matches_run(cfg_dict, run_dir, path)
     cfg = C.validate(C.from_dict(cfg_dict))
     net = nets.build(cfg.model)

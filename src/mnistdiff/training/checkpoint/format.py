@@ -28,6 +28,9 @@ from ...errors import CorruptCheckpoint, UserError
 
 FORMAT = "mnistdiff-checkpoint-2"
 FORMAT_1 = "mnistdiff-checkpoint-1"  # digest over the tensors only; read, never written
+# A trained net and nothing else (the shipped models): its weights as "model/..." and its config, under the same
+# SHA-256 and content checks; no optimiser, RNG or counters, so it samples but does not resume.
+WEIGHTS_FORMAT = "mnistdiff-weights-1"
 
 
 def _digest(tensors: dict[str, torch.Tensor], header: dict[str, str] | None = None) -> str:
@@ -90,11 +93,12 @@ def load_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor],
     opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
 
 
-def save(path: Path, *, tensors: dict[str, torch.Tensor], config: dict, state: dict) -> None:
-    """Write one checkpoint atomically. `state` must be JSON-able (counters, RNG, optimizer groups)."""
+def save(path: Path, *, tensors: dict[str, torch.Tensor], config: dict, state: dict, format: str = FORMAT) -> None:  # noqa: A002
+    """Write one checkpoint atomically. `state` must be JSON-able (counters, RNG, optimizer groups); a
+    WEIGHTS_FORMAT file has the model's tensors only and an empty state."""
     tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
     meta = {
-        "format": FORMAT,
+        "format": format,
         "config": json.dumps(config, sort_keys=True),
         "state": json.dumps(state, sort_keys=True),
     }
@@ -127,9 +131,9 @@ def load(path: Path) -> tuple[dict[str, torch.Tensor], dict, dict]:
     except BaseException as e:  # noqa: BLE001 - SafetensorError, OSError, ...; a Rust panic is a BaseException
         raise CorruptCheckpoint(f"checkpoint {path} is truncated or not a safetensors file ({e}); "
                                 "delete it or resume from another checkpoint") from None
-    if meta.get("format") not in (FORMAT, FORMAT_1):
+    if meta.get("format") not in (FORMAT, FORMAT_1, WEIGHTS_FORMAT):
         raise CorruptCheckpoint(f"{path} is not a mnistdiff checkpoint (format {meta.get('format')!r})")
-    header = {k: meta.get(k, "") for k in ("format", "config", "state")} if meta["format"] == FORMAT else None
+    header = None if meta["format"] == FORMAT_1 else {k: meta.get(k, "") for k in ("format", "config", "state")}
     if _digest(tensors, header) != meta.get("sha256"):
         raise CorruptCheckpoint(f"checkpoint {path} fails its SHA-256 check (the file was altered or "
                                 "damaged); delete it or resume from another checkpoint")
@@ -137,9 +141,12 @@ def load(path: Path) -> tuple[dict[str, torch.Tensor], dict, dict]:
         config, state = json.loads(meta["config"]), json.loads(meta["state"])
     except (KeyError, ValueError, RecursionError) as e:
         raise CorruptCheckpoint(f"checkpoint {path} has an unreadable header ({e})") from None
-    from .validate import check  # it builds nets and optimizers, which import this module
+    from .validate import check, check_weights  # they build nets and optimizers, which import this module
 
-    check(path, tensors, config, state)
+    if meta["format"] == WEIGHTS_FORMAT:
+        check_weights(path, tensors, config, state)
+    else:
+        check(path, tensors, config, state)
     return tensors, config, state
 
 

@@ -44,6 +44,11 @@ def load_latest(run: Path, *, warn=print, foreign=None):
             errors.append(f"{which}: {reason.replace(f'checkpoint {path} ', '')}")
             warn(f"warning: {reason}; falling back to an older checkpoint")
             continue
+        if not loaded[2]:  # a weights-only model file (format.WEIGHTS_FORMAT) samples but cannot resume
+            errors.append(f"{which}: a weights-only model file, not a training checkpoint")
+            warn(f"warning: {path} is a weights-only model file, not a training checkpoint; falling back to an "
+                 "older checkpoint")
+            continue
         why = foreign(loaded[1]) if foreign else None
         (others if why else good).append((loaded[2].get("step", 0), path, loaded, why))
     for _, path, _, why in others if good else []:

@@ -43,6 +43,27 @@ def check(path: Path, tensors: dict[str, torch.Tensor], config: dict, state: dic
     return cfg
 
 
+def check_weights(path: Path, tensors: dict[str, torch.Tensor], config: dict, state: dict) -> C.Config:
+    """A weights-only file (format.WEIGHTS_FORMAT): a valid config, an empty state, and exactly the net's tensors
+    under "model/", each of the net's dtype and shape and finite."""
+    try:
+        cfg = _config(config)
+        if state != {}:
+            raise Bad("is a weights-only file with a training state; it was not written by mnistdiff")
+        weights = _expected_net(cfg).state_dict()
+        for name, t in tensors.items():
+            want = weights.get(name[len("model/"):]) if name.startswith("model/") else None
+            if want is None:
+                raise Bad(f"holds a tensor {name!r} that a {cfg.model.net} with this config does not have")
+            _tensor(name, t, want)
+        missing = [k for k in weights if "model/" + k not in tensors]
+        if missing:
+            raise Bad(f"lacks {len(missing)} tensor(s) this config needs, e.g. model/{missing[0]}")
+    except Bad as e:
+        raise CorruptCheckpoint(f"model file {path} {e}; reinstall mnistdiff or write it again") from None
+    return cfg
+
+
 def matches_run(config: dict, run: Path, path: Path) -> None:
     """Refuse a checkpoint whose config differs from RUN/config.json (but for what a resume may change)."""
     def resumable(d: dict) -> dict:
@@ -106,12 +127,7 @@ def _tensors(tensors: dict, net: torch.nn.Module, cfg: C.Config) -> None:
             want = _adam_tensor(name, params)
         else:
             raise Bad(f"holds a tensor {name!r} that a {cfg.model.net} with this config does not have")
-        if t.dtype != want.dtype or t.shape != want.shape:
-            raise Bad(f"holds {name} as {t.dtype} {tuple(t.shape)}, expected {want.dtype} {tuple(want.shape)}")
-        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
-            bad = int((~torch.isfinite(t)).sum())
-            raise Bad(f"has non-finite values in {name} ({bad} of {t.numel()}): the weights diverged or the "
-                      "file was damaged")
+        _tensor(name, t, want)
     for name in rng:  # torch's own check of a generator state, on a scratch generator
         if name in tensors:
             try:
@@ -122,6 +138,15 @@ def _tensors(tensors: dict, net: torch.nn.Module, cfg: C.Config) -> None:
     missing = [k for k in required if k not in tensors]
     if missing:
         raise Bad(f"lacks {len(missing)} tensor(s) this config needs, e.g. {missing[0]}")
+
+
+def _tensor(name: str, t: torch.Tensor, want: torch.Tensor) -> None:
+    if t.dtype != want.dtype or t.shape != want.shape:
+        raise Bad(f"holds {name} as {t.dtype} {tuple(t.shape)}, expected {want.dtype} {tuple(want.shape)}")
+    if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+        bad = int((~torch.isfinite(t)).sum())
+        raise Bad(f"has non-finite values in {name} ({bad} of {t.numel()}): the weights diverged or the "
+                  "file was damaged")
 
 
 def _adam_tensor(name: str, params: list) -> torch.Tensor:
