@@ -104,7 +104,7 @@ def load(path: str | Path, checkpoint: str = "last", weights: str = "ema", *, ru
         raise UserError(f"unknown checkpoint {checkpoint!r}; choose one of: {', '.join(store.CHECKPOINT_NAMES)}")
     model = shipped.resolve(path)
     if model is None and not Path(path).exists():
-        known = f", or a shipped model ({', '.join(shipped.names())})" if shipped.names() else ""
+        known = shipped.also_known()
         raise UserError(f"{path} does not exist; pass a run directory, a checkpoint file{known}")
     cfg, net, process = load_trained(model or Path(path), checkpoint, weights, runtime=runtime, precision=precision)
     return Run(shipped.folder(path, model), cfg, checkpoint, weights, data_dir, model, net, process)

@@ -90,7 +90,7 @@ def evaluate_run(run, *, n: int = 10_000, seed: int = 0, which: str = "last", sa
     if model is None:
         run = Path(run)
         if not run.exists():
-            known = f", or a shipped model ({', '.join(shipped.names())})" if shipped.names() else ""
+            known = shipped.also_known()
             raise UserError(f"{run} does not exist; pass a run directory made by `mnistdiff train`{known}")
         if not (run / "config.json").is_file():
             raise UserError(f"{run} is not a run directory (no config.json); pass one made by `mnistdiff train`")

@@ -106,7 +106,7 @@ def sample_run(run: str | Path, *, n: int = 64, seed: int = 0, which: str = "las
     name = shipped.resolve(run)
     run = Path(run)
     if name is None and not run.exists():
-        known = f", or a shipped model ({', '.join(shipped.names())})" if shipped.names() else ""
+        known = shipped.also_known()
         raise UserError(f"{run} does not exist; pass a run directory made by `mnistdiff train`, a checkpoint "
                         f"file{known}")
     if name is None and out is None and not run.is_dir() and not (run.parent.parent / "config.json").is_file():

@@ -33,6 +33,11 @@ def names() -> list[str]:
     return sorted(p.stem for p in MODELS.glob("*.safetensors") if p.with_suffix(".json").is_file())
 
 
+def also_known() -> str:
+    """The end of a "does not exist" message: the shipped names a user may have meant."""
+    return f", or a shipped model ({', '.join(names())})" if names() else ""
+
+
 def resolve(target) -> str | None:
     """The shipped model `target` names, or None when it is a path (existing or not: the caller says which)."""
     text = str(target)
