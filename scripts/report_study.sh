@@ -10,8 +10,10 @@
 # Training keeps a snapshot (and a grid) at the epochs of snapshot_epochs; `mnistdiff evaluate --snapshots` scores
 # those of scored_epochs on 500 samples of the run's own sampler (ancestral T steps for DDPM, Algorithm 2 from the
 # fitted start for cold runs) against the 10,000 test digits: every 20 epochs of a DDPM run (a sample costs T net
-# calls) and every 4 of a cold one (Inception's features of 500 images cost a few CPU-minutes). The final evaluation of a finished run (RUN/eval/final.json) draws 2,000 samples of a DDPM
-# run and 10,000 of a cold one, with the real-data rows (classifier IS of the test digits, FID test vs train).
+# calls) and every 4 of a cold one (Inception's features of 500 images cost a few CPU-minutes). The final evaluation
+# of a finished run (RUN/eval/final.json) draws 2,000 samples of a DDPM run and 10,000 of a cold one, with the
+# real-data rows (classifier IS of the test digits, FID test vs train) and the copy rate (--memorisation); its
+# finished sampling batches survive a stop (RUN/eval/final.partial/, saved and restored with the rest).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-runs/report-study}
@@ -66,30 +68,23 @@ final_n() {  # the final evaluation: every DDPM sample costs T net calls
   case $1 in ddpm-*) echo 2000 ;; *) echo 10000 ;; esac
 }
 
-training_left() {  # some run of the study has not trained all its epochs
-  for name in $NAMES; do
-    [ -f "$RUNS/$name/config.json" ] && finished "$RUNS/$name" || return 0
-  done
-  return 1
+final_batch() {  # sampling batches of the final evaluation: each one finished survives an interruption
+  case $1 in ddpm-*) echo 100 ;; *) echo 500 ;; esac  # 100 DDPM samples: ~6 CPU-minutes in fp32 on one AVX2 core
 }
 
 evaluate() {  # until every run has trained, every snapshot is scored and every final evaluation is made
-  # A DDPM sample costs T net calls: where the CPU has no native bf16 (sampling 3.5x slower, training only 1.8x),
-  # DDPM runs are scored only once every run has trained, so such a machine's hours go to training first.
-  native=$("$BIN/python" -c "from mnistdiff import machine; print(int(machine.auto_precision('cpu')[0] == 'bf16'))")
+  # A final evaluation stopped with the machine resumes at its first missing batch (RUN/eval/final.partial/).
   while :; do
     pending=0
-    defer_ddpm=0
-    if [ "$native" = 0 ] && training_left; then defer_ddpm=1; fi  # once a pass: each check starts Python
     for name in $NAMES; do
       run=$RUNS/$name
       [ -d "$run/snapshots" ] || { pending=1; continue; }
-      case $name in ddpm-*) if [ "$defer_ddpm" = 1 ]; then pending=1; continue; fi ;; esac
       nice -n 10 "$BIN/mnistdiff" evaluate "$run" --snapshots --snapshot-epochs "$(scored_epochs "$name")" -n 500 \
         --runtime torch --precision auto --quiet
       if ! finished "$run"; then pending=1; continue; fi
       [ -f "$run/eval/final.json" ] || nice -n 10 "$BIN/mnistdiff" evaluate "$run" -n "$(final_n "$name")" \
-        --real-rows --name final --runtime auto --precision auto --quiet
+        --sample-batch-size "$(final_batch "$name")" --real-rows --memorisation --name final --runtime auto \
+        --precision auto --quiet
     done
     [ $pending = 0 ] && break
     sleep 120
@@ -126,6 +121,8 @@ PY
     for d in samples eval figures; do
       [ -d "$run/$d" ] && { mkdir -p "$out/$d"; find "$run/$d" -maxdepth 1 -type f ! -name '*.npy' ! -name '.*' -exec cp {} "$out/$d"/ \; ; }
     done
+    rm -rf "$out"/eval/*.partial  # the batches of an unfinished final evaluation (~80 KB per 100 samples)
+    for partial in "$run"/eval/*.partial; do [ -d "$partial" ] && cp -r "$partial" "$out/eval/"; done
     cp "$run/checkpoints/last.safetensors" "$out/checkpoints/"  # 3.6 MB: resumable, and the final weights
     # Snapshots still to be scored travel too, so the per-epoch curve has no hole; scored ones stay behind.
     rm -rf "$out/snapshots"

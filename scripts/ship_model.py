@@ -8,6 +8,10 @@ sampling.shipped.export) and NAME.json, the card: what the model is, how it was 
 metrics.jsonl), its sampling defaults, and what this script measured on the shipped file itself
 (`mnistdiff evaluate shipped:NAME -n N --memorisation`, against the 10,000 test digits; the evaluation JSON stays in
 shipped/NAME/eval/). An existing model of that name is replaced only with --replace.
+
+--measured RUN/eval/X.json takes the run's own evaluation instead of sampling again (hours for a 1000-step DDPM on
+a CPU): it must be of the very weights shipped (the SHA-256 of RUN/checkpoints/last.safetensors, EMA where kept),
+with --memorisation, at least 2,000 samples, and the sampler and start of the card.
 """
 
 from __future__ import annotations
@@ -21,10 +25,14 @@ import sys
 import time
 from pathlib import Path
 
-from mnistdiff import config as C, machine
+from mnistdiff import config as C, files, machine, processes
 from mnistdiff.evaluation.evaluate import evaluate_run
 from mnistdiff.sampling import shipped
+from mnistdiff.sampling.spec import resolve
 from mnistdiff.training import checkpoint, rundir
+from mnistdiff.training.checkpoint import store
+
+MIN_N = 2000  # samples behind a card's FID: FID's bias at small counts is larger than the gaps between models
 
 
 def training_record(run: Path) -> dict:
@@ -57,6 +65,34 @@ def measured(result: dict, command: str) -> dict:
                          "test digits (FID is biased upwards at small n: compare equal counts only); classifier IS "
                          "and Frechet distance: the shipped MNIST classifier's; copy rate: the share of samples "
                          "nearer a training digit than 99% of test digits are (about 1% for new digits)")}
+
+
+def run_evaluation(run: Path, path: Path, sampling: dict, digit: str | None) -> tuple[dict, str]:
+    """(result, the command that made it) of RUN's own evaluation, refused (SystemExit) unless it measured what the
+    card will describe: the weights shipped, the card's sampling, the digits asked for, and a copy rate."""
+    result = json.loads(Path(path).read_text())
+    s = result["samples"]
+    last = store.checkpoint_path(run, "last")
+    cfg = C.from_dict(C.load_file(run / "config.json"))
+    card = resolve(cfg, processes.build(cfg.process), s["n"], sampler=sampling.get("sampler"),
+                   start=sampling.get("start"), sampler_options=sampling.get("sampler_options"))
+    checks = {"of this run's last checkpoint (--checkpoint last)": s["checkpoint"] == "last",
+              "of the weights shipped (EMA where the run kept them: --weights ema)": s["weights"] == "ema",
+              f"of the current {last} (its SHA-256)": s.get("weights_sha256") == files.sha256_file(last),
+              f"of at least {MIN_N} samples": s["n"] >= MIN_N,
+              "with --memorisation": "memorisation" in result,
+              f"of the digits {digit}": s.get("digit") == digit,
+              f"with the card's sampler {card.tag}": (s["sampler"], s["sampler_options"]) == (
+                  card.sampler, card.sampler_options),
+              f"from the card's start {card.start}": (s["start"], s.get("start_options")) == (
+                  card.start, sampling.get("start_options")),
+              "with the card's guidance": s.get("guidance") == sampling.get("guidance", s.get("guidance"))}
+    failed = [what for what, ok in checks.items() if not ok]
+    if failed:
+        sys.exit(f"--measured {path}: the evaluation is not {failed[0]}; evaluate again or ship without --measured")
+    flags = f" --seed {s['seed']}" * (s["seed"] != 0) + f" --sample-batch-size {s['batch_size']}" * (
+        s.get("batch_size", 500) != 500) + f" --digit {digit}" * bool(digit)
+    return result, f"mnistdiff evaluate {run} -n {s['n']}{flags} --memorisation"
 
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
@@ -110,6 +146,8 @@ def main() -> int:
     p.add_argument("--digit", help="digits of a conditional model's evaluation (e.g. 0,1,2,3,4,5,6,7,8,9)")
     p.add_argument("--preset", help="the preset the run was trained from (`mnistdiff train --preset NAME`)")
     p.add_argument("--replace", action="store_true")
+    p.add_argument("--measured", metavar="EVAL_JSON", help="RUN's own evaluation of the same weights, in place of "
+                   "sampling the shipped file again")
     p.add_argument("--index", action="store_true", help="only rewrite results/shipped-models.md from the cards")
     args = p.parse_args()
     if args.index:
@@ -125,6 +163,8 @@ def main() -> int:
     weights, card_path = shipped.weights(args.name), shipped.MODELS / f"{args.name}.json"
     if (weights.exists() or card_path.exists()) and not args.replace:
         sys.exit(f"{weights} exists; pass --replace to ship {run} in its place")
+    if args.measured:  # checked before anything is written
+        result, command = run_evaluation(run, Path(args.measured), sampling, args.digit)
     shipped.MODELS.mkdir(parents=True, exist_ok=True)
     tmp = weights.with_suffix(".tmp.safetensors")
     tmp.unlink(missing_ok=True)
@@ -140,13 +180,16 @@ def main() -> int:
             "training": training_record(run), "sampling": sampling,
             "sample": f"mnistdiff sample {args.name} -n 100" + (" --digit all" if cfg["model"]["conditional"] else "")}
     card_path.write_text(json.dumps(card, indent=2) + "\n")  # sampling defaults in place before measuring
-    command = f"mnistdiff evaluate shipped:{args.name} -n {args.n} {flags} --memorisation".replace("  ", " ")
-    digit = args.digit
-    out, result = evaluate_run(shipped.PREFIX + args.name, n=args.n, digit=digit, memorisation=True,
-                               runtime="auto", name=f"card-n{args.n}", progress=True)
+    if args.measured:
+        out = Path(args.measured)
+    else:
+        command = f"mnistdiff evaluate shipped:{args.name} -n {args.n} {flags} --memorisation".replace("  ", " ")
+        out, result = evaluate_run(shipped.PREFIX + args.name, n=args.n, digit=args.digit, memorisation=True,
+                                   runtime="auto", name=f"card-n{args.n}", progress=True)
     card["measured"] = {**measured(result, command), "eval": str(out)}
     shutil.copyfile(out.with_name(f"{out.stem}-closest.png"), closest(args.name))
-    fits = sorted((shipped.folder(None, args.name) / "priors").glob("*.json"))  # the start the evaluation fitted
+    # The start the evaluation fitted (gmm): in the run's folder, or in shipped/NAME/ for a fresh measurement.
+    fits = sorted(((run if args.measured else shipped.folder(None, args.name)) / "priors").glob("*.json"))
     if fits:
         shutil.rmtree(shipped.priors(args.name), ignore_errors=True)
         shipped.priors(args.name).mkdir()

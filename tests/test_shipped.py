@@ -28,7 +28,8 @@ def test_each_shipped_model_matches_its_card_and_samples_by_name(name, tmp_path,
     assert card["weights"]["sha256"] == hashlib.sha256(blob).hexdigest() and len(blob) < 8e6
     m = card["measured"]
     assert m["n"] >= 2000 and m["n_ref"] == 10_000 and 0 <= m["copy_rate_pixel"] <= 1 and m["fid"] > 0
-    assert m["command"].startswith(f"mnistdiff evaluate shipped:{name} ") and card["sample"].startswith(
+    assert m["command"].startswith("mnistdiff evaluate ") and "--memorisation" in m["command"]
+    assert card["sample"].startswith(
         f"mnistdiff sample {name} ")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MNISTDIFF_DATA", str(tmp_path / "no-mnist"))  # a shipped model needs no data (its fits ship)
@@ -154,3 +155,35 @@ def test_a_shipped_model_evaluates_into_a_folder_of_its_own(models, tmp_path, ca
     assert result["samples"]["sampler"] == "ddim" and result["samples"]["sampler_options"] == {"steps": 3}
     assert mnistdiff.load("tiny").evaluate(20, metrics="classifier", n_ref=50, cache=cache,
                                            name="api")["classifier_is"] > 0
+
+
+@pytest.mark.slow  # the memorisation check embeds the 60,000 training digits
+def test_a_card_may_take_the_runs_own_evaluation_of_the_same_weights(tiny_model, cache, monkeypatch, tmp_path):
+    import importlib.util
+
+    from mnistdiff.evaluation.evaluate import evaluate_run
+
+    from .conftest import ROOT
+
+    spec = importlib.util.spec_from_file_location("ship_model", ROOT / "scripts" / "ship_model.py")
+    ship = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ship)
+    monkeypatch.setattr(ship, "MIN_N", 20)
+    run = tmp_path / "run"
+    shutil.copytree(tiny_model[0], run)  # trained on below
+    kept, _ = evaluate_run(run, n=20, metrics="classifier", n_ref=50, cache=cache, progress=False,
+                           memorisation=True, name="card")
+    result, command = ship.run_evaluation(run, kept, {}, None)
+    assert result["memorisation"] and command == f"mnistdiff evaluate {run} -n 20 --memorisation"
+    with pytest.raises(SystemExit, match="not with the card's sampler ddim-steps3"):
+        ship.run_evaluation(run, kept, {"sampler": "ddim", "sampler_options": {"steps": 3}}, None)
+    bare, _ = evaluate_run(run, n=20, metrics="classifier", n_ref=50, cache=cache, progress=False, name="bare")
+    with pytest.raises(SystemExit, match="not with --memorisation"):
+        ship.run_evaluation(run, bare, {}, None)
+    monkeypatch.setattr(ship, "MIN_N", 2000)
+    with pytest.raises(SystemExit, match="not of at least 2000 samples"):
+        ship.run_evaluation(run, kept, {}, None)
+    assert main("train", "--resume", run, "--epochs", "2", "--quiet").returncode == 0
+    monkeypatch.setattr(ship, "MIN_N", 20)
+    with pytest.raises(SystemExit, match="SHA-256"):  # trained on since: not the weights it would ship
+        ship.run_evaluation(run, kept, {}, None)

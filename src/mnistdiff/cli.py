@@ -110,6 +110,7 @@ def cmd_evaluate(args) -> int:
         given = {"--name": args.name, "--digit": args.digit, "--guidance": args.guidance, "--sampler": _sampler(args),
                  "--start": args.start, "--seed": args.seed, "--checkpoint": args.checkpoint != "last",
                  "--real-rows": args.real_rows, "--memorisation": args.memorisation, "--split": args.split != "test",
+                 "--sample-batch-size": args.sample_batch_size != 500,
                  **{f"--{k}": v is not None for k, v in _sampler_options(args).items()}}
         extra = [flag for flag, value in given.items() if value]
         if extra:
@@ -126,9 +127,9 @@ def cmd_evaluate(args) -> int:
     out, result = E.evaluate_run(
         args.run, n=args.n or 10_000, seed=args.seed, which=args.checkpoint, sampler=_sampler(args), start=args.start,
         split=args.split, n_ref=args.n_ref or 10_000, metrics=args.metrics, real_rows=args.real_rows, name=args.name,
-        batch_size=args.batch_size, cache=args.cache_dir, inception_weights=args.inception_weights,
-        inception_logits=args.inception_logits, data_dir=args.data_dir, progress=not args.quiet,
-        sampler_options=_sampler_options(args), weights=args.weights, runtime=args.runtime,
+        batch_size=args.batch_size, sample_batch_size=args.sample_batch_size, cache=args.cache_dir,
+        inception_weights=args.inception_weights, inception_logits=args.inception_logits, data_dir=args.data_dir,
+        progress=not args.quiet, sampler_options=_sampler_options(args), weights=args.weights, runtime=args.runtime,
         digit=args.digit, guidance=args.guidance, precision=args.precision, memorisation=args.memorisation)
     write_class_chart(out, result)
     print("\n".join(E.report_lines(result)))
@@ -272,7 +273,8 @@ def _caused_by_interrupt(e: BaseException | None) -> bool:
 
 
 def _interrupted() -> int:
-    print("mnistdiff: interrupted; a training run continues with `mnistdiff train --resume RUN`", file=sys.stderr)
+    print("mnistdiff: interrupted; a training run continues with `mnistdiff train --resume RUN`, an evaluation "
+          "with the same command again", file=sys.stderr)
     return 130
 
 

