@@ -48,6 +48,18 @@ def test_frechet_distance_matches_the_closed_form_on_the_sample_moments():
     assert statistics.frechet_distance(a, a) == pytest.approx(0.0, abs=1e-6)
 
 
+def test_fid_by_count_shows_the_bias_of_small_counts_on_one_distribution():
+    g = torch.Generator().manual_seed(0)
+    real, fake = torch.randn(6000, 32, generator=g), torch.randn(3000, 32, generator=g)  # the same Gaussian
+    by_count = statistics.fid_by_count(real, fake)
+    assert list(by_count) == ["500", "1000", "2000"]  # counts below the 3,000 samples
+    fids = list(by_count.values()) + [statistics.frechet_distance(real, fake)]
+    assert all(a > b for a, b in zip(fids, fids[1:]))  # the bias falls as the count grows (~1/n)
+    assert fids[0] > 2 * fids[2]
+    order = torch.randperm(3000, generator=torch.Generator().manual_seed(0))
+    assert by_count["500"] == statistics.frechet_distance(real, fake[order[:500]])  # a random subset, not a prefix
+
+
 def test_kid_is_zero_within_its_std_for_one_distribution_and_positive_for_two():
     g = torch.Generator().manual_seed(1)
     a, b = torch.randn(400, 16, generator=g), torch.randn(400, 16, generator=g)

@@ -102,6 +102,26 @@ def test_the_study_readme_puts_the_report_beside_the_runs(capsys, trained, cache
     assert "80 / 2 |" in row and "189.84 / not yet" in row  # the preset's 80 epochs were cut to 2 here
     assert "| 2 | not yet | not yet |" in text  # epoch 2's row, classifier metrics only
     assert "- d: c (fp32 training); epochs reached: cold-row-random-g4 2" in text
+    assert "No run has its final evaluation yet." in text
+
+
+def test_the_study_readme_tabulates_fid_by_count_and_the_copy_rate():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("study_readme", ROOT / "scripts" / "study_readme.py")
+    readme = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(readme)
+    # The keys evaluate_run writes (evaluation/evaluate.py), for a DDPM final and a cold one without --memorisation.
+    ddpm = {"n": 2000, "fid": 60.0, "fid_by_count": {"500": 75.0, "1000": 66.0},
+            "memorisation": {"pixel": {"copy_rate": 0.006}, "classifier": {"copy_rate": 0.0185}}}
+    cold = {"n": 10000, "fid": 100.0, "fid_by_count": {"500": 130.0, "1000": 120.0, "2000": 110.0, "5000": 104.0}}
+    lines = readme.count_table({"ddpm-default": {"final": ddpm}, "cold-row-random": {"final": cold},
+                                "ddpm-testing2": {"final": None}})
+    assert lines[0] == ("| Run | FID at 500 | FID at 1,000 | FID at 2,000 | FID at 5,000 | FID at 10,000 | copy rate "
+                        "(pixels / classifier) |")
+    assert lines[2] == "| ddpm-default | 75 | 66 | 60 | - | - | 0.60% / 1.85% |"
+    assert lines[3] == "| cold-row-random | 130 | 120 | 110 | 104 | 100 | not measured |"
+    assert len(lines) == 4  # no row for a run without its final
 
 
 def test_only_the_epochs_asked_for_are_evaluated(capsys, trained, cache, tmp_path):

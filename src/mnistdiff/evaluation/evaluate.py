@@ -215,6 +215,9 @@ def report_lines(result: dict) -> list[str]:
     row = lambda label, value: lines.append(f"  {label:<58} {value}")  # noqa: E731
     if "fid" in result:
         row("FID (Inception-v3 2015-12-05 pool3, 2048-d)", f"{result['fid']:.3f}")
+        if result.get("fid_by_count"):
+            row("  FID of random subsets of the samples (count: FID)",
+                ", ".join(f"{int(c):,}: {v:.2f}" for c, v in result["fid_by_count"].items()))
         row("KID (Inception pool3, cubic kernel, subset mean +- std)", f"{result['kid']:.5f} +- {result['kid_std']:.5f}")
         row("Inception IS (10 splits)", f"{result['inception_is']:.3f} +- {result['inception_is_std']:.3f}"
             if "inception_is" in result else "not computed: torch-fidelity's logit weights are absent")

@@ -122,6 +122,8 @@ class Evaluator:
             pool = features.extract(self.inception, images_u8, batch_size=self.batch_size,
                              label="Inception features of the samples", progress=self.progress)
             row["fid"] = statistics.frechet_distance(self.real_pool, pool)
+            if pool.shape[0] > statistics.FID_COUNTS[0]:
+                row["fid_by_count"] = statistics.fid_by_count(self.real_pool, pool)
             row["kid"], row["kid_std"] = statistics.kernel_inception_distance(self.real_pool, pool)
             if digits is not None and self.real_labels is not None:
                 row["kid_per_digit"] = kid_per_digit(self.real_pool, self.real_labels, pool, digits)

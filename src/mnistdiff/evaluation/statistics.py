@@ -47,6 +47,17 @@ def frechet_distance(real: torch.Tensor, fake: torch.Tensor) -> float:
     return max(float(metric.compute()), 0.0)  # round-off can give -1e-9 for identical sets
 
 
+FID_COUNTS = (500, 1000, 2000, 5000)  # the per-epoch count (500), the DDPM final (2,000) and points between
+
+
+def fid_by_count(real: torch.Tensor, fake: torch.Tensor, counts=FID_COUNTS, seed: int = 0) -> dict[str, float]:
+    """FID of nested random subsets of the samples (the first c of one fixed permutation) for each count c below
+    their number: how much of an FID is its sample count. A prefix of the samples themselves would not do: a
+    conditional evaluation draws its digits in order."""
+    order = torch.randperm(fake.shape[0], generator=torch.Generator().manual_seed(seed))
+    return {str(c): frechet_distance(real, fake[order[:c]]) for c in counts if c < fake.shape[0]}
+
+
 def kid_subset_size(n_real: int, n_fake: int) -> int:
     """Binkowski et al.'s 1000, or half the smaller set so that subsets differ and the std means something."""
     return max(2, min(1000, min(n_real, n_fake) // 2))
