@@ -230,7 +230,8 @@ def test_cli_trains_a_cold_preset_and_samples_every_start_and_algorithm(tmp_path
         for algorithm, name in (("direct", "cold-direct"), ("1", "cold-alg1"), ("2", "cold-alg2")):
             assert cli.main(["sample", str(run), "-n", "6", "--start", start, "--algorithm", algorithm,
                              "--components", "3"]) == 0
-            images = np.load(run / f"samples/sample-{name}-{start}-n6-seed0.npy")
+            tag = start + "-components3" * (start == "gmm")  # the option a start uses is in its name
+            images = np.load(run / f"samples/sample-{name}-{tag}-n6-seed0.npy")
             assert images.shape == (6, 28, 28) and images.dtype == np.uint8
         for alg in ("alg1", "alg2"):
             assert (run / f"figures/cold-{start}-{alg}-seed0.png").is_file()
@@ -256,7 +257,7 @@ def test_blur_run_end_to_end(tmp_path, data_dir, capsys):
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows if r["type"] == "epoch"] == [1] and (run / "samples/epoch_0001.png").is_file()
     assert cli.main(["sample", str(run), "-n", "4", "--components", "2"]) == 0
-    gmm = np.load(run / "samples/sample-cold-alg2-gmm-n4-seed0.npy")
+    gmm = np.load(run / "samples/sample-cold-alg2-gmm-components2-n4-seed0.npy")
     assert gmm.shape == (4, 28, 28) and gmm.dtype == np.uint8
     assert cli.main(["sample", str(run), "-n", "3", "--start", "conditional", "--algorithm", "1"]) == 0
     assert np.load(run / "samples/sample-cold-alg1-conditional-n3-seed0.npy").shape == (3, 28, 28)

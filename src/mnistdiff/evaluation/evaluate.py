@@ -64,8 +64,7 @@ def check_request(cfg: C.Config, process=None, *, n: int = 10_000, seed: int = 0
     spec = resolve(cfg, process, n, sampler=sampler, start=start, sampler_options=sampler_options,
                    digits=G.labels(digit, n), guidance=guidance)
     sampler, start, sampler_options, digits, tag = spec.sampler, spec.start, spec.sampler_options, spec.digits, spec.tag
-    start_tag = start + "".join(f"-{k}{v}" for k, v in sorted((start_options or {}).items()))
-    name = name or f"{tag}-{start_tag}{G.file_tag(digit, guidance)}-n{n}-seed{seed}-{which}" + \
+    name = name or f"{tag}-{starts.tag(start, start_options)}{G.file_tag(digit, guidance)}-n{n}-seed{seed}-{which}" + \
         ("-raw" if weights == "raw" else "") + ("-bf16" if machine.inference_precision(precision, cfg.model.net)[0]
                                                 == "bf16" else "")
     return sampler, start, sampler_options, digits, name

@@ -144,6 +144,15 @@ STARTS: dict[str, Callable] = {"normal": standard_normal, "conditional": conditi
                                "uniform": _unconditional("uniform"), "gmm": _unconditional("gmm")}
 
 
+OPTIONS = {"gmm": ("components", "noise"), "uniform": ("noise",)}  # the options each start reads
+
+
+def tag(name: str, options: dict | None) -> str:
+    """A start as file names spell it, with the options it uses and was given: gmm-components100."""
+    return name + "".join(f"-{k}{v}" for k, v in sorted((options or {}).items())
+                          if v is not None and k in OPTIONS.get(name, ()))
+
+
 def default_start(cfg) -> str:
     return processes.process_class(cfg.process.degradation).default_start
 

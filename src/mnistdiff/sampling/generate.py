@@ -129,7 +129,7 @@ def sample_run(run: str | Path, *, n: int = 64, seed: int = 0, which: str = "las
                    guidance=guidance)
     sampler, start = spec.sampler, spec.start
     run_dir = shipped.folder(run, name)
-    start_tag = "" if start == "normal" else f"-{start}"  # cold runs have several starts; name them
+    start_tag = "" if start == "normal" else f"-{starts.tag(start, start_options)}"  # cold runs have several
     sampler_tag = sampler + "".join(f"-{k}{v}" for k, v in (sampler_options or {}).items())
     png = Path(out) if out else run_dir / "samples" / f"sample-{sampler_tag}{start_tag}{G.file_tag(digit, guidance)}-n{n}-seed{seed}.png"
     npy = png.with_suffix(".npy")
