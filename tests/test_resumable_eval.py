@@ -79,6 +79,9 @@ def test_saved_batches_of_another_request_are_refused_and_kept(run, cache, monke
         E.evaluate_run(run, n=N, sample_batch_size=BATCH + 1, metrics="classifier", n_ref=50, cache=cache,
                        progress=False, name="other")
     assert {p.name: p.read_bytes() for p in kept.iterdir()} == before
+    np.save(kept / "batch-0000.rng.npy", np.zeros(7, np.uint8))  # a state of the wrong size
+    with pytest.raises(UserError, match="batch-0000.npy is damaged"):
+        _evaluate(run, cache, "other")
     (kept / "batch-0000.npy").write_bytes(b"not an array")
     with pytest.raises(UserError, match="batch-0000.npy is damaged"):
         _evaluate(run, cache, "other")

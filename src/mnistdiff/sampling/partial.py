@@ -25,6 +25,7 @@ from .. import files, machine
 from ..errors import UserError
 
 FORMAT = "mnistdiff-partial-1"
+STATE_SHAPE = torch.Generator().get_state().shape  # a CPU generator's state (Mersenne Twister)
 
 
 class Partial:
@@ -64,10 +65,11 @@ class Partial:
             try:
                 batch = np.load(path)
                 state = torch.from_numpy(np.load(self.folder / f"batch-{k:04d}.rng.npy"))
-            except (OSError, ValueError, EOFError) as e:
-                batch = e
+            except (OSError, ValueError, EOFError):
+                batch = state = None
             if not isinstance(batch, np.ndarray) or batch.dtype != np.uint8 or k * size >= n \
-                    or batch.shape[0] != min(size, n - k * size):
+                    or batch.shape[0] != min(size, n - k * size) or state.dtype != torch.uint8 \
+                    or state.shape != STATE_SHAPE:
                 raise UserError(f"{path} is damaged or not this request's batch {k}; delete it and the batches after "
                                 "it to sample them again") from None
             images.append(torch.from_numpy(batch))
@@ -82,7 +84,7 @@ class Partial:
             buf = io.BytesIO()
             np.save(buf, array)
             files.atomic_write_bytes(path, buf.getvalue())
-        if self.drawn and {k: self.drawn[-1][k] for k in self.here} == self.here:
+        if self.drawn and {key: self.drawn[-1][key] for key in self.here} == self.here:
             self.drawn[-1]["batches"] += 1
         else:
             self.drawn.append({**self.here, "batches": 1})
