@@ -5,6 +5,7 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -137,3 +138,31 @@ def test_only_the_epochs_asked_for_are_evaluated(capsys, trained, cache, tmp_pat
 def test_options_that_do_not_apply_to_snapshots_are_refused(capsys, trained, flag):
     err = run_cli(capsys, "evaluate", trained, "--snapshots", "-n", "10", *flag)
     assert "does not apply" in err and flag[0] in err
+
+
+@pytest.mark.slow  # the study's own script, in real processes
+def test_the_study_carries_an_unfinished_final_evaluation_to_the_next_machine(trained, tmp_path):
+    import os
+
+    runs, saved = tmp_path / "runs", tmp_path / "saved"
+    shutil.copytree(trained, runs / "cold-row-random-g4")
+    partial = runs / "cold-row-random-g4" / "eval" / "final.partial"
+    partial.mkdir(parents=True)
+    for name in ("request.json", "batch-0000.npy", "batch-0000.rng.npy"):
+        (partial / name).write_bytes(name.encode())
+    env = {**os.environ, "RUNS": str(runs), "SAVED": str(saved), "BIN": str(Path(sys.executable).parent)}
+
+    def study(step):
+        r = subprocess.run(["bash", str(ROOT / "scripts" / "report_study.sh"), step], env=env, capture_output=True,
+                           text=True)
+        assert r.returncode == 0, r.stderr
+
+    study("save")
+    kept = saved / "cold-row-random-g4" / "eval" / "final.partial"
+    assert sorted(p.name for p in kept.iterdir()) == ["batch-0000.npy", "batch-0000.rng.npy", "request.json"]
+    shutil.rmtree(runs)  # a new machine
+    study("restore")
+    assert (partial / "batch-0000.rng.npy").read_bytes() == b"batch-0000.rng.npy"
+    shutil.rmtree(partial)  # the final evaluation finished there: its batches are no longer needed
+    study("save")
+    assert not kept.exists()
