@@ -1,8 +1,8 @@
 """Sampling that survives an interruption: each finished batch of a long `generate` is kept on disk with the
 random state that follows it, so the same request run again starts at the first missing batch.
 
-A 2,000-sample evaluation of a 1000-step DDPM costs hours on one CPU core; losing it to a closed laptop or the
-end of a machine's loan would cost them again. The folder (RUN/eval/NAME.partial/) holds request.json (what
+A 2,000-sample evaluation of a 1000-step DDPM costs hours on one CPU core; losing it to a closed laptop or a
+preempted cloud machine would cost them again. The folder (RUN/eval/NAME.partial/) holds request.json (what
 determines the images: the weights' SHA-256, sampler, start, seeds, batch size...) and, per batch k,
 batch-k.npy (uint8 images) with batch-k.rng.npy (the generator state after it). Resumed on the same CPU, the
 images equal those of an uninterrupted run; on another CPU, each batch is still a draw of the same request.
